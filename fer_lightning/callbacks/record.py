@@ -1,0 +1,58 @@
+"""What a run remembers: per-epoch history (for metrics.json) and its config inside every checkpoint."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+
+HISTORY_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/macro_f1", "val/weighted_f1")
+
+
+class EpochHistory(Callback):
+    """One row per validated epoch: the epoch's scalar metrics, learning rates and elapsed training time.
+
+    Its state is saved in checkpoints, so a resumed run keeps the rows of the epochs before the interruption.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._elapsed_before = 0.0
+        self._fit_start = time.perf_counter()
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self._elapsed_before + time.perf_counter() - self._fit_start
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        metrics = trainer.callback_metrics
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step, "time_s": self.elapsed()}
+        row.update({k: float(metrics[k]) for k in HISTORY_KEYS if k in metrics})
+        for opt in trainer.optimizers:
+            for i, group in enumerate(opt.param_groups):
+                row[f"lr/{group.get('name', i)}"] = float(group["lr"])
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "elapsed": self.elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict.get("rows", []))
+        self._elapsed_before = float(state_dict.get("elapsed", 0.0))
+
+
+class ConfigInCheckpoint(Callback):
+    """Stores the run's resolved config in every checkpoint: the network, and the input profile that
+    evaluation and inference must reproduce, travel with the weights."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["fer_lightning"] = {"config": self.config, "torch": str(torch.__version__)}

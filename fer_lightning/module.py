@@ -1,0 +1,148 @@
+"""FERClassifier: the one LightningModule for both networks (loss, metrics, TTA, optimizer/scheduler wiring)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from fer_lightning.data.splits import CLASS_NAMES
+from fer_lightning.metrics import classification_report, evaluation_metrics, scalar_logs
+
+TTA_VIEWS = ("identity", "hflip")
+
+
+def _view(x: torch.Tensor, name: str) -> torch.Tensor:
+    return x.flip(-1) if name == "hflip" else x
+
+
+class FERClassifier(LightningModule):
+    """Cross-entropy classifier over `net` (any nn.Module; `backbone`/`head` attributes get separate LRs).
+
+    Args:
+        optimizer: partial optimizer (Hydra `_partial_: true`), called with parameter groups.
+        scheduler: partial from `fer_lightning.schedulers`, called with (optimizer, max_epochs, steps_per_epoch).
+        class_weights: per-class loss weights (the data module's `weighted_loss` strategy), kept as a buffer.
+        backbone_lr: LR of the backbone group (None: same as the head). The group exists from the start so
+            schedulers and checkpoints see it even while the backbone is frozen.
+        tta: evaluation views whose logits are averaged (identity, hflip), used for val and test.
+        channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
+        compile: wrap the network with torch.compile.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., dict[str, Any]] | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        backbone_lr: float | None = None,
+        tta: Sequence[str] = ("identity",),
+        channels_last: bool = True,
+        compile: bool = False,
+        class_names: Sequence[str] = CLASS_NAMES,
+    ) -> None:
+        super().__init__()
+        unknown = [v for v in tta if v not in TTA_VIEWS]
+        if unknown or not tta:
+            raise ValueError(f"model.tta={list(tta)}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
+        # Plain values only, so checkpoints load with torch.load(weights_only=True); the network and the
+        # optimizer/scheduler factories are rebuilt from the run config stored in the checkpoint.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.class_names = tuple(class_names)
+        weights = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
+        self.register_buffer("class_weights", weights)
+        num_classes = len(self.class_names)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.eval_metrics = nn.ModuleDict({s: evaluation_metrics(num_classes) for s in ("val", "test")})
+        self.reports: dict[str, dict[str, Any]] = {}
+
+    def configure_model(self) -> None:
+        if self.hparams.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.hparams.compile:
+            self.net.compile()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Test-time augmentation: mean of the logits over the configured views."""
+        views = self.hparams.tta
+        return torch.stack([self(_view(x, v)).float() for v in views]).mean(0) if len(views) > 1 else self(x).float()
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float(), labels, weight=self.class_weights, label_smoothing=self.hparams.label_smoothing
+        )
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.loss(logits, labels)
+        self.train_acc.update(logits.detach(), labels)
+        # Accumulated on the device; read by the loggers every `log_every_n_steps`, never per step.
+        self.log("train/loss", loss, on_step=True, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        images, labels = batch
+        logits = self.evaluation_logits(images)
+        self.log(f"{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True)
+        self.eval_metrics[stage].update(logits, labels)
+
+    def _evaluation_epoch_end(self, stage: str) -> None:
+        metrics = self.eval_metrics[stage]
+        results = metrics.compute()
+        metrics.reset()
+        self.log_dict(scalar_logs(stage, results, self.class_names))
+        self.reports[stage] = classification_report(results, self.class_names)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluation_epoch_end("val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluation_epoch_end("test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        return self.evaluation_logits(images).softmax(dim=-1)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Head and backbone as separate groups when the network has both, else one group."""
+        backbone, head = getattr(self.net, "backbone", None), getattr(self.net, "head", None)
+        if backbone is None or head is None:
+            return [{"params": list(self.net.parameters()), "name": "net"}]
+        groups: list[dict[str, Any]] = [{"params": list(head.parameters()), "name": "head"}]
+        backbone_group: dict[str, Any] = {"params": list(backbone.parameters()), "name": "backbone"}
+        if self.hparams.backbone_lr is not None:
+            backbone_group["lr"] = self.hparams.backbone_lr
+        return [*groups, backbone_group]
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
+        if self.scheduler_factory is None:
+            return optimizer
+        max_epochs = max(1, self.trainer.max_epochs or 1)
+        total_steps = self.trainer.estimated_stepping_batches
+        steps_per_epoch = max(1, math.ceil(total_steps / max_epochs)) if math.isfinite(total_steps) else 1
+        scheduler = self.scheduler_factory(optimizer, max_epochs=max_epochs, steps_per_epoch=steps_per_epoch)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

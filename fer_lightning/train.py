@@ -1,0 +1,169 @@
+"""Train a FER model: seed -> data -> model -> fit -> evaluate the best checkpoint -> write metrics.json.
+
+    python -m fer_lightning.train [group=option ...] [key=value ...]
+    python -m fer_lightning.train -m optimizer=adamw,sgd        # a sweep; a failing job does not stop it
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory
+from fer_lightning.config import CONFIG_DIR
+from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
+
+log = logging.getLogger(__name__)
+
+HPARAM_GROUPS = ("model", "optimizer", "scheduler", "imbalance", "augment")
+
+
+def _instantiate_dict(configs: DictConfig | None) -> list[Any]:
+    return [instantiate(c) for c in (configs or {}).values() if c is not None and "_target_" in c]
+
+
+def _flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The settings shown in TensorBoard's HPARAMS tab (scalars only)."""
+    flat: dict[str, Any] = {"seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs,
+                            "batch_size": cfg.data.batch_size, "precision": str(cfg.trainer.precision)}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}/{key}" if prefix else str(key), value)
+        elif isinstance(node, list):
+            flat[prefix] = str(node)
+        elif node is None or isinstance(node, bool | int | float | str):
+            flat[prefix] = "null" if node is None else node
+
+    for group in HPARAM_GROUPS:
+        walk(group, OmegaConf.to_container(cfg.get(group), resolve=True) if cfg.get(group) else None)
+    return flat
+
+
+def objective(record: dict[str, Any], metric: str) -> float | None:
+    """The number a sweeper optimises: `val/acc` or `val/macro_f1` of the best checkpoint."""
+    split, _, name = metric.partition("/")
+    report = record.get(split) or {}
+    return report.get({"acc": "accuracy"}.get(name, name))
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data, augment=OmegaConf.to_container(cfg.augment, resolve=True),
+                             imbalance=cfg.imbalance.strategy, _convert_="all")
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model_kwargs: dict[str, Any] = {"optimizer": instantiate(cfg.optimizer), "scheduler": scheduler}
+    datamodule.setup("fit")
+    weights = datamodule.class_weights
+    model_kwargs["class_weights"] = None if weights is None else weights.tolist()
+    model = instantiate(cfg.model, **model_kwargs, _convert_="all")
+
+    history = EpochHistory()
+    config_dict = OmegaConf.to_container(cfg, resolve=True)
+    callbacks: list[Callback] = [*_instantiate_dict(cfg.get("callbacks")), history, ConfigInCheckpoint(config_dict)]
+    loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+    best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    fit_time, epoch_rows = history.elapsed(), list(history.rows)  # before validate() restores older callback state
+
+    trainer.validate(model, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+    val_report = model.reports.get("val")
+    test_report = None
+    if cfg.get("test") and datamodule.has_split("test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+        test_report = model.reports.get("test")
+
+    best_epoch = None
+    if best_path and checkpoint is not None and checkpoint.best_model_score is not None:
+        best_epoch = next((r["epoch"] for r in epoch_rows if r.get(checkpoint.monitor) is not None
+                           and abs(r[checkpoint.monitor] - float(checkpoint.best_model_score)) < 1e-7), None)
+    record: dict[str, Any] = {
+        "status": "completed",
+        "task_name": cfg.task_name,
+        "run_dir": str(run_dir),
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "seed": cfg.seed,
+        "model": {"network": cfg.model.net._target_.rsplit(".", 1)[-1],
+                  "parameters": sum(p.numel() for p in model.net.parameters())},
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "fit_time_s": round(fit_time, 2),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "best": {"monitor": checkpoint.monitor if checkpoint else None, "epoch": best_epoch,
+                 "score": float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None
+                 else None, "ckpt_path": best_path},
+        "val": val_report,
+        "test": test_report,
+        "history": epoch_rows,
+        **environment_info(),
+    }
+    atomic_write_json(run_dir / RECORD_NAME, record)
+    final = {"hparams/val_acc": val_report["accuracy"], "hparams/val_macro_f1": val_report["macro_f1"]}
+    if test_report:
+        final |= {"hparams/test_acc": test_report["accuracy"], "hparams/test_macro_f1": test_report["macro_f1"]}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(_flat_hparams(cfg), metrics=final)
+            logger.experiment.flush()
+    log.info("val acc %.4f macro-F1 %.4f; record: %s", val_report["accuracy"], val_report["macro_f1"],
+             run_dir / RECORD_NAME)
+    return record
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line: the error and, if it wraps another (Hydra's InstantiationException does), the root cause."""
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    lines = [f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}" for e in chain]
+    return " <- ".join(dict.fromkeys(lines))
+
+
+def _record_failure(cfg: DictConfig, error: BaseException) -> None:
+    run_dir = Path(cfg.paths.output_dir)
+    reason = failure_reason(error)
+    (run_dir / "failure.txt").write_text("".join(traceback.format_exception(error)))
+    atomic_write_json(run_dir / RECORD_NAME, {
+        "status": "failed", "error": reason, "task_name": cfg.task_name, "run_dir": str(run_dir), "seed": cfg.seed,
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        **environment_info(),
+    })
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Single run: errors propagate (non-zero exit). Multirun: a failed job is recorded and the sweep goes on."""
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        record = train(cfg)
+    except Exception as error:
+        if not multirun:
+            raise
+        log.error("job failed: %s: %s", type(error).__name__, error)
+        _record_failure(cfg, error)
+        return None
+    return objective(record, cfg.optimized_metric)
+
+
+if __name__ == "__main__":
+    main()

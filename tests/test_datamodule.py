@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fer_lightning.data import DataFormatError, FERDataModule, Split
+from fer_lightning.data.datamodule import inverse_frequency_weights
+
+COUNTS = [400, 40, 300, 700, 450, 300, 460]  # FER-2013-like imbalance
+
+
+def imbalanced(counts: list[int], seed: int = 0) -> Split:
+    labels = np.repeat(np.arange(len(counts)), counts).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (len(labels), 48, 48), dtype=np.uint8)
+    images[:, 0, 0] = labels  # lets a test recover the label from the image
+    return Split(images, labels)
+
+
+def datamodule(imbalance: str = "none", counts: list[int] = COUNTS, **kwargs: object) -> FERDataModule:
+    dm = FERDataModule(imbalance=imbalance, batch_size=64, eval_batch_size=100, **kwargs)
+    splits = {"train": imbalanced(counts), "val": imbalanced([5] * 7, 1), "test": Split.empty()}
+    dm.load_splits = lambda: splits  # type: ignore[method-assign]
+    dm.setup("fit")
+    return dm
+
+
+def test_batches_are_tensor_slices_with_matching_labels() -> None:
+    dm = datamodule()
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (64, 48, 48) and images.dtype == torch.uint8 and labels.dtype == torch.int64
+    assert torch.equal(images[:, 0, 0].long(), labels)
+    val_batches = list(dm.val_dataloader())
+    assert sum(len(b[1]) for b in val_batches) == 35
+    assert sum(len(b[1]) for b in dm.train_dataloader()) == sum(COUNTS)
+
+
+def test_sampler_balances_classes_over_an_epoch() -> None:
+    torch.manual_seed(0)
+    dm = datamodule("sampler")
+    labels = torch.cat([b[1] for b in dm.train_dataloader()])
+    assert len(labels) == sum(COUNTS)  # one epoch = len(train)
+    freq = torch.bincount(labels, minlength=7).float() / len(labels)
+    assert torch.allclose(freq, torch.full((7,), 1 / 7), atol=0.02), freq
+    assert dm.class_weights is None  # never both
+
+
+def test_sampler_is_reproducible_under_a_seed() -> None:
+    dm = datamodule("sampler")
+    torch.manual_seed(3)
+    first = torch.cat([b[1] for b in dm.train_dataloader()])
+    torch.manual_seed(3)
+    second = torch.cat([b[1] for b in dm.train_dataloader()])
+    assert torch.equal(first, second)
+
+
+def test_class_weights_formula_and_strategy() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 2, 2, 3, 4, 5, 6, 6, 6])
+    counts = torch.bincount(labels, minlength=7).float()
+    torch.testing.assert_close(inverse_frequency_weights(labels), 12 / (7 * counts))
+    balanced = inverse_frequency_weights(torch.arange(7).repeat(5))
+    torch.testing.assert_close(balanced, torch.ones(7))
+    assert datamodule("none").class_weights is None
+    weights = datamodule("weighted_loss").class_weights
+    expected = torch.tensor([sum(COUNTS) / (7 * c) for c in COUNTS])
+    torch.testing.assert_close(weights, expected)
+
+
+@pytest.mark.parametrize("strategy", ["sampler", "weighted_loss"])
+def test_balancing_needs_every_class(strategy: str) -> None:
+    with pytest.raises(DataFormatError, match=rf"disgust have no training images; imbalance={strategy}"):
+        datamodule(strategy, counts=[10, 0, 10, 10, 10, 10, 10])
+    datamodule("none", counts=[10, 0, 10, 10, 10, 10, 10])  # fine without balancing
+
+
+def test_unknown_strategy_fails_before_loading() -> None:
+    with pytest.raises(ValueError, match="imbalance.strategy='both'"):
+        FERDataModule(imbalance="both")
+
+
+def test_empty_val_split_is_an_error() -> None:
+    dm = FERDataModule()
+    dm.load_splits = lambda: {"train": imbalanced([3] * 7), "val": Split.empty(), "test": Split.empty()}  # type: ignore[method-assign]
+    with pytest.raises(DataFormatError, match="split 'val' has no images"):
+        dm.setup("fit")
+
+
+def test_missing_test_split_is_reported_not_crashed() -> None:
+    dm = datamodule()
+    assert not dm.has_split("test")
+    with pytest.raises(DataFormatError, match="test split"):
+        dm.test_dataloader()
+
+
+def test_augmentation_runs_after_transfer_train_vs_eval() -> None:
+    dm = datamodule(augment={"rotation": 0.0})
+    batch = next(iter(dm.val_dataloader()))
+
+    class FakeTrainer:
+        training = True
+
+    dm.trainer = FakeTrainer()  # type: ignore[assignment]
+    train_x, labels = dm.on_after_batch_transfer(batch, 0)
+    FakeTrainer.training = False
+    eval_x, _ = dm.on_after_batch_transfer(batch, 0)
+    assert train_x.shape == eval_x.shape == (35, 1, 48, 48)
+    torch.testing.assert_close(eval_x[:, 0], batch[0].float() / 127.5 - 1)
+    assert not torch.allclose(train_x, eval_x)
+    assert torch.equal(labels, batch[1])

@@ -1,0 +1,82 @@
+"""End to end: the Hydra entry point trains, evaluates and records; sweeps survive failing jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fer_lightning.train import objective, train
+from tests.conftest import REPO_ROOT, TINY_DATA
+
+SHORT = ["trainer.max_epochs=2", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+         "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0"]
+
+
+def test_fast_dev_run_cnn(make_cfg: Callable[..., DictConfig]) -> None:
+    record = train(make_cfg("debug=fast_dev_run"))
+    assert record["status"] == "completed" and record["model"]["parameters"] == 584_807
+    assert 0.0 <= record["val"]["accuracy"] <= 1.0 and record["test"] is not None
+    assert record["val"]["support"] == 48 and len(record["val"]["confusion_matrix"]) == 7
+
+
+def test_fast_dev_run_resnet18(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg("model=resnet18", "model.net.weights=null", "augment.image_size=32", "debug=fast_dev_run",
+                   "callbacks=finetune", "model.tta=[identity,hflip]")
+    record = train(cfg)
+    assert record["status"] == "completed" and record["model"]["network"] == "ResNet18Classifier"
+
+
+def test_short_run_writes_record_checkpoints_and_tensorboard(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg(*SHORT, "imbalance=weighted_loss", "scheduler=warmup_cosine")
+    record = train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    assert on_disk["val"] == record["val"] and on_disk["epochs"] == 2
+    assert [row["epoch"] for row in on_disk["history"]] == [0, 1]
+    assert {"val/acc", "val/macro_f1", "lr/net", "time_s"} <= set(on_disk["history"][0])
+    assert on_disk["best"]["ckpt_path"].endswith(".ckpt") and (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert on_disk["best"]["epoch"] in (0, 1)
+    assert on_disk["versions"]["torch"] and "git_commit" in on_disk
+    assert objective(record, "val/acc") == record["val"]["accuracy"]
+    assert objective(record, "val/macro_f1") == record["val"]["macro_f1"]
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
+    tags = events.Tags()
+    assert {"val/acc", "val/macro_f1", "val/f1/fear", "val/precision/happy", "train/loss_epoch"} <= set(tags["scalars"])
+    assert "val/confusion_matrix" in tags["images"] and "test/confusion_matrix" in tags["images"]
+    assert any(tag.startswith("lr-") for tag in tags["scalars"])
+    hp = events.Scalars("hparams/val_acc")
+    assert hp[-1].value == pytest.approx(record["val"]["accuracy"])
+    assert "hp_metric" not in tags["scalars"]
+
+
+def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "fer_lightning.train", "-m", *TINY_DATA, *SHORT,
+               f"hydra.sweep.dir={tmp_path}", "logger=csv", *overrides]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_multirun_sweep_writes_one_record_per_job(tmp_path: Path) -> None:
+    result = run_sweep(tmp_path, "optimizer=adamw,sgd")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads((tmp_path / str(i) / "metrics.json").read_text()) for i in range(2)]
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert [r["overrides"][-1] for r in records] == ["optimizer=adamw", "optimizer=sgd"]
+
+
+def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    result = run_sweep(tmp_path, "model.net.dropout=2.0,0.3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    failed = json.loads((tmp_path / "0" / "metrics.json").read_text())
+    assert failed["status"] == "failed" and "dropout probability" in failed["error"]
+    assert "Traceback" in (tmp_path / "0" / "failure.txt").read_text()
+    assert json.loads((tmp_path / "1" / "metrics.json").read_text())["status"] == "completed"
