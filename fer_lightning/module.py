@@ -26,7 +26,7 @@ class FERClassifier(LightningModule):
     """Cross-entropy classifier over `net` (any nn.Module; `backbone`/`head` attributes get separate LRs).
 
     Args:
-        optimizer: partial optimizer (Hydra `_partial_: true`), called with parameter groups.
+        optimizer: partial optimizer (Hydra `_partial_: true`), called with parameter groups (None: inference).
         scheduler: partial from `fer_lightning.schedulers`, called with (optimizer, max_epochs, steps_per_epoch).
         class_weights: per-class loss weights (the data module's `weighted_loss` strategy), kept as a buffer.
         backbone_lr: LR of the backbone group (None: same as the head). The group exists from the start so
@@ -39,7 +39,7 @@ class FERClassifier(LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., dict[str, Any]] | None = None,
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
@@ -138,6 +138,8 @@ class FERClassifier(LightningModule):
         return [*groups, backbone_group]
 
     def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("FERClassifier was built without an optimizer (inference only); pass optimizer=...")
         optimizer = self.optimizer_factory(params=self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer

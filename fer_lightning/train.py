@@ -127,6 +127,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             logger.experiment.flush()
     log.info("val acc %.4f macro-F1 %.4f; record: %s", val_report["accuracy"], val_report["macro_f1"],
              run_dir / RECORD_NAME)
+    log.info("run directory: %s\nTensorBoard: make tensorboard  (or: tensorboard --logdir %s)", run_dir, run_dir)
     return record
 
 

@@ -122,3 +122,28 @@ def test_backbone_frozen_until_k_then_learns_with_its_own_lr(scheduler: str, tmp
     assert not torch.equal(probe.rows[2]["start"], probe.rows[2]["end"])  # after K the backbone really learns
     if scheduler == "cosine":
         assert probe.rows[1]["lrs"]["head"] < probe.rows[0]["lrs"]["head"]
+
+
+def test_finetuning_resumes_from_a_checkpoint_past_k(tmp_path: Any) -> None:
+    def fit(max_epochs: int, ckpt_path: str | None) -> Probe:
+        L.seed_everything(0)
+        dm = FERDataModule(synthetic=TINY, batch_size=32, eval_batch_size=32,
+                           augment={"image_size": 32, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3})
+        model = FERClassifier(ResNet18Classifier(weights=None), optimizer=partial(torch.optim.AdamW, lr=1e-2),
+                              scheduler=partial(schedulers.plateau), backbone_lr=1e-3)
+        probe = Probe()
+        checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+        trainer = L.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, num_sanity_val_steps=0, limit_train_batches=2,
+                            limit_val_batches=1, default_root_dir=tmp_path,
+                            callbacks=[FreezeThenFinetune(unfreeze_at_epoch=1), probe, checkpoint])
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+        return probe
+
+    fit(2, None)
+    resumed = fit(3, str(tmp_path / "last.ckpt"))
+    assert [r["epoch"] for r in resumed.rows] == [2]
+    row = resumed.rows[0]
+    assert row["requires_grad"] and set(row["lrs"]) == {"head", "backbone"}
+    assert row["lrs"]["backbone"] == pytest.approx(1e-3)
+    assert not torch.equal(row["start"], row["end"])
