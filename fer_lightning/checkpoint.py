@@ -1,4 +1,5 @@
-"""Rebuild a trained classifier, and the input profile it was trained with, from a checkpoint alone.
+"""Checkpoints: rebuild a trained classifier (and its input profile) from one, write them atomically, pick one
+to resume from.
 
 Checkpoints written by `fer_lightning.train` carry the run's resolved config (ConfigInCheckpoint), so
 evaluation, prediction and export need nothing but the .ckpt file.
@@ -6,16 +7,22 @@ evaluation, prediction and export need nothing but the .ckpt file.
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.module import FERClassifier
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -61,3 +68,46 @@ def load_classifier(path: str | Path) -> LoadedCheckpoint:
     model.eval()
     profile = AugmentProfile(**OmegaConf.to_container(config.augment, resolve=True))
     return LoadedCheckpoint(model, config, profile, checkpoint.get("epoch"), Path(path))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp file in the same folder, flushed to disk, then renamed over the target:
+    a run killed mid-save (SIGKILL, power loss) leaves the previous checkpoint intact, never a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def find_resume_checkpoint(target: str | Path) -> Path:
+    """The checkpoint to resume from: `target` itself, or for a run directory its checkpoints/last.ckpt.
+
+    Unreadable (e.g. truncated) candidates are reported and skipped in favour of the newest readable
+    checkpoint of the same run.
+    """
+    target = Path(target)
+    folder = target / "checkpoints" if target.is_dir() else target.parent
+    if not target.exists():
+        raise CheckpointError(f"ckpt_path={target}: no such checkpoint file or run directory")
+    others = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    first = [target] if target.is_file() else [folder / "last.ckpt"] if (folder / "last.ckpt").is_file() else []
+    candidates = list(dict.fromkeys(first + others))
+    if not candidates:
+        raise CheckpointError(f"ckpt_path={target}: no .ckpt files in {folder}")
+    for candidate in candidates:
+        try:
+            read_checkpoint(candidate)
+        except CheckpointError as error:
+            log.warning("skipping unreadable checkpoint: %s", error)
+            continue
+        return candidate
+    raise CheckpointError(f"ckpt_path={target}: no readable checkpoint among {', '.join(c.name for c in candidates)}")

@@ -1,13 +1,20 @@
-"""Config plumbing shared by the entry points: the config directory and OmegaConf resolvers."""
+"""Config plumbing shared by the entry points: the config directory, OmegaConf resolvers, and the checks that
+reject impossible combinations before any data is loaded."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+OPTIMIZED_METRICS = ("val/acc", "val/macro_f1")
+
+
+class ConfigError(ValueError):
+    """An impossible or inconsistent configuration; the message names the key and what is allowed."""
 
 
 def fast_precision() -> str:
@@ -23,9 +30,61 @@ def fast_precision() -> str:
     return "bf16-mixed" if is_bf16() or is_amx() else "32-true"
 
 
+def resume_run_dir(ckpt_path: str | None, default: str) -> str:
+    """Run directory for `hydra.run.dir`: resuming (ckpt_path = a run dir or one of its checkpoints/*.ckpt)
+    continues in the original run's directory, so checkpoints, TensorBoard and metrics.json stay together."""
+    if not ckpt_path:
+        return default
+    path = Path(ckpt_path)
+    if path.is_dir():
+        return str(path)
+    return str(path.parent.parent) if path.parent.name == "checkpoints" else default
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("fer.fast_precision"):
         OmegaConf.register_new_resolver("fer.fast_precision", fast_precision)
+    if not OmegaConf.has_resolver("fer.resume_run_dir"):
+        OmegaConf.register_new_resolver("fer.resume_run_dir", resume_run_dir)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Cross-key checks that single components cannot make on their own. Raises ConfigError (one line)."""
+    from fer_lightning.data.datamodule import IMBALANCE_STRATEGIES
+    from fer_lightning.module import TTA_VIEWS
+
+    strategy = cfg.imbalance.strategy
+    if strategy not in IMBALANCE_STRATEGIES:
+        raise ConfigError(f"imbalance.strategy={strategy}: expected one of {', '.join(IMBALANCE_STRATEGIES)}")
+    if strategy == "sampler" and cfg.model.get("class_weights") is not None:
+        raise ConfigError("model.class_weights is set with imbalance=sampler: the sampler and a weighted loss "
+                          "are never combined; use imbalance=weighted_loss, or drop model.class_weights")
+    net_class = get_class(cfg.model.net._target_)
+    min_size = getattr(net_class, "min_input_size", 1)
+    if cfg.augment.image_size < min_size:
+        raise ConfigError(f"augment.image_size={cfg.augment.image_size} is smaller than {net_class.__name__} "
+                          f"allows; expected >= {min_size}")
+    wants = cfg.model.net.get("in_channels", getattr(net_class, "default_in_channels", 1))
+    if cfg.augment.channels != wants:
+        raise ConfigError(f"augment.channels={cfg.augment.channels} but {net_class.__name__} takes {wants} "
+                          f"channel(s); use augment={'imagenet' if wants == 3 else 'gray48'}")
+    bad_views = [v for v in cfg.model.get("tta", []) if v not in TTA_VIEWS]
+    if bad_views or not cfg.model.get("tta"):
+        raise ConfigError(f"model.tta={list(cfg.model.get('tta', []))}: expected a non-empty list of "
+                          f"{', '.join(TTA_VIEWS)}")
+    finetune = (cfg.get("callbacks") or {}).get("finetune")
+    if finetune is not None:
+        if not getattr(net_class, "has_backbone", False):
+            raise ConfigError(f"callbacks.finetune needs a network with a backbone (model=resnet18), "
+                              f"not {net_class.__name__}")
+        if finetune.unfreeze_at_epoch >= cfg.trainer.max_epochs:
+            raise ConfigError(f"callbacks.finetune.unfreeze_at_epoch={finetune.unfreeze_at_epoch} must be < "
+                              f"trainer.max_epochs={cfg.trainer.max_epochs}, or the backbone never trains")
+    if cfg.optimized_metric not in OPTIMIZED_METRICS:
+        raise ConfigError(f"optimized_metric={cfg.optimized_metric}: expected one of {', '.join(OPTIMIZED_METRICS)}")
+    interval = (cfg.get("scheduler") or {}).get("interval", "epoch")
+    if interval not in ("epoch", "step"):
+        raise ConfigError(f"scheduler.interval={interval}: expected epoch or step")
 
 
 register_resolvers()

@@ -18,6 +18,10 @@ from fer_lightning.metrics import classification_report, evaluation_metrics, sca
 TTA_VIEWS = ("identity", "hflip")
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss: stop instead of training on garbage."""
+
+
 def _view(x: torch.Tensor, name: str) -> torch.Tensor:
     return x.flip(-1) if name == "hflip" else x
 
@@ -65,6 +69,7 @@ class FERClassifier(LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.eval_metrics = nn.ModuleDict({s: evaluation_metrics(num_classes) for s in ("val", "test")})
         self.reports: dict[str, dict[str, Any]] = {}
+        self._loss_not_finite: torch.Tensor | None = None  # flag kept on the device; read every few steps
 
     def configure_model(self) -> None:
         if self.hparams.channels_last:
@@ -92,10 +97,28 @@ class FERClassifier(LightningModule):
         logits = self(images)
         loss = self.loss(logits, labels)
         self.train_acc.update(logits.detach(), labels)
+        bad = ~torch.isfinite(loss.detach())
+        self._loss_not_finite = bad if self._loss_not_finite is None else self._loss_not_finite | bad
         # Accumulated on the device; read by the loggers every `log_every_n_steps`, never per step.
         self.log("train/loss", loss, on_step=True, on_epoch=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
+
+    def check_loss_finite(self) -> None:
+        """Raise if any loss since the last check was NaN/inf (one host sync per call, not per step)."""
+        if self._loss_not_finite is not None and bool(self._loss_not_finite):
+            self._loss_not_finite = None
+            raise NonFiniteLossError(
+                f"train/loss became NaN or infinite by epoch {self.current_epoch}, step {self.global_step}; "
+                "lower optimizer.lr, add trainer.gradient_clip_val, or check the data"
+            )
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (batch_idx + 1) % max(1, self.trainer.log_every_n_steps) == 0:
+            self.check_loss_finite()
+
+    def on_train_epoch_end(self) -> None:
+        self.check_loss_finite()
 
     def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         images, labels = batch

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
@@ -21,8 +22,9 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory
-from fer_lightning.config import CONFIG_DIR
+from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
+from fer_lightning.checkpoint import AtomicCheckpointIO, find_resume_checkpoint, read_checkpoint
+from fer_lightning.config import CONFIG_DIR, check_config
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,48 @@ def objective(record: dict[str, Any], metric: str) -> float | None:
     return report.get({"acc": "accuracy"}.get(name, name))
 
 
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """ckpt_path if given; with skip_completed, this job's own last.ckpt if an earlier attempt left one."""
+    if cfg.get("ckpt_path"):
+        return find_resume_checkpoint(cfg.ckpt_path)
+    if cfg.get("skip_completed") and (run_dir / "checkpoints").is_dir():
+        try:
+            return find_resume_checkpoint(run_dir)
+        except ValueError:
+            return None
+    return None
+
+
+def _warn_config_drift(cfg: DictConfig, checkpoint: Path) -> None:
+    """Resuming with other settings than the interrupted run silently changes the experiment: say so."""
+    saved = OmegaConf.create(read_checkpoint(checkpoint)["fer_lightning"]["config"])
+    now = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    skip = ("ckpt_path", "paths", "skip_completed", "trainer.max_epochs")
+    differing = []
+    for group in ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "trainer", "seed"):
+        before, after = OmegaConf.select(saved, group), OmegaConf.select(now, group)
+        if before != after and group not in skip:
+            differing.append(group)
+    if differing:
+        log.warning("resuming %s with settings that differ from the checkpoint's run in: %s", checkpoint,
+                    ", ".join(differing))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
     started = time.perf_counter()
+    check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    resume_from = _resume_checkpoint(cfg, run_dir)
+    if resume_from is not None:
+        _warn_config_drift(cfg, resume_from)
+        log.info("resuming from %s", resume_from)
+    atomic_write_json(run_dir / RECORD_NAME, {"status": "running", "task_name": cfg.task_name,
+                                              "run_dir": str(run_dir), "seed": cfg.seed, "overrides": _overrides()})
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data, augment=OmegaConf.to_container(cfg.augment, resolve=True),
@@ -71,17 +111,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     model_kwargs: dict[str, Any] = {"optimizer": instantiate(cfg.optimizer), "scheduler": scheduler}
     datamodule.setup("fit")
-    weights = datamodule.class_weights
-    model_kwargs["class_weights"] = None if weights is None else weights.tolist()
+    if datamodule.class_weights is not None:
+        model_kwargs["class_weights"] = datamodule.class_weights.tolist()
     model = instantiate(cfg.model, **model_kwargs, _convert_="all")
 
     history = EpochHistory()
     config_dict = OmegaConf.to_container(cfg, resolve=True)
-    callbacks: list[Callback] = [*_instantiate_dict(cfg.get("callbacks")), history, ConfigInCheckpoint(config_dict)]
+    callbacks: list[Callback] = [*_instantiate_dict(cfg.get("callbacks")), history, ConfigInCheckpoint(config_dict),
+                                 RNGStateInCheckpoint()]
     loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                     plugins=[AtomicCheckpointIO()])
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     fit_time, epoch_rows = history.elapsed(), list(history.rows)  # before validate() restores older callback state
@@ -101,7 +143,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "status": "completed",
         "task_name": cfg.task_name,
         "run_dir": str(run_dir),
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "overrides": _overrides(),
+        "resumed_from": str(resume_from) if resume_from else None,
         "seed": cfg.seed,
         "model": {"network": cfg.model.net._target_.rsplit(".", 1)[-1],
                   "parameters": sum(p.numel() for p in model.net.parameters())},
@@ -131,6 +174,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
+def completed_record(run_dir: Path) -> dict[str, Any] | None:
+    """The record of a job that already finished in `run_dir`, if any."""
+    try:
+        record = json.loads((run_dir / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("status") == "completed" else None
+
+
 def failure_reason(error: BaseException) -> str:
     """One line: the error and, if it wraps another (Hydra's InstantiationException does), the root cause."""
     chain = [error]
@@ -146,7 +198,7 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
     (run_dir / "failure.txt").write_text("".join(traceback.format_exception(error)))
     atomic_write_json(run_dir / RECORD_NAME, {
         "status": "failed", "error": reason, "task_name": cfg.task_name, "run_dir": str(run_dir), "seed": cfg.seed,
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "overrides": _overrides(),
         **environment_info(),
     })
 
@@ -155,6 +207,10 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Single run: errors propagate (non-zero exit). Multirun: a failed job is recorded and the sweep goes on."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    done = completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
+    if done is not None:
+        log.info("skip_completed: %s already finished", cfg.paths.output_dir)
+        return objective(done, cfg.optimized_metric)
     try:
         record = train(cfg)
     except Exception as error:

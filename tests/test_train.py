@@ -29,7 +29,7 @@ def test_fast_dev_run_cnn(make_cfg: Callable[..., DictConfig]) -> None:
 
 def test_fast_dev_run_resnet18(make_cfg: Callable[..., DictConfig]) -> None:
     cfg = make_cfg("model=resnet18", "model.net.weights=null", "augment.image_size=32", "debug=fast_dev_run",
-                   "callbacks=finetune", "model.tta=[identity,hflip]")
+                   "callbacks=finetune", "callbacks.finetune.unfreeze_at_epoch=0", "model.tta=[identity,hflip]")
     record = train(cfg)
     assert record["status"] == "completed" and record["model"]["network"] == "ResNet18Classifier"
 

@@ -2,6 +2,6 @@
 
 from fer_lightning.callbacks.figures import ConfusionMatrixFigure
 from fer_lightning.callbacks.finetuning import FreezeThenFinetune
-from fer_lightning.callbacks.record import ConfigInCheckpoint, EpochHistory
+from fer_lightning.callbacks.record import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
 
-__all__ = ["ConfigInCheckpoint", "ConfusionMatrixFigure", "EpochHistory", "FreezeThenFinetune"]
+__all__ = ["ConfigInCheckpoint", "ConfusionMatrixFigure", "EpochHistory", "FreezeThenFinetune", "RNGStateInCheckpoint"]

@@ -1,10 +1,12 @@
-"""What a run remembers: per-epoch history (for metrics.json) and its config inside every checkpoint."""
+"""What a run remembers: per-epoch history (for metrics.json), and its config and RNG states in every checkpoint."""
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
 
@@ -56,3 +58,30 @@ class ConfigInCheckpoint(Callback):
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint["fer_lightning"] = {"config": self.config, "torch": str(torch.__version__)}
+
+
+class RNGStateInCheckpoint(Callback):
+    """Saves the Python, NumPy and torch RNG states with every checkpoint and restores them on resume, so a run
+    resumed from epoch k draws the same sampler order, augmentation and dropout as the uninterrupted run."""
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "python": random.getstate(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if not states or trainer.state.fn != "fit":
+            return
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+        n = states["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])

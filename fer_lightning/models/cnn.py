@@ -18,6 +18,8 @@ class FERCNN(nn.Module):
     """
 
     min_input_size = 8
+    default_in_channels = 1
+    has_backbone = False
 
     def __init__(self, num_classes: int = 7, dropout: float = 0.55, in_channels: int = 1) -> None:
         super().__init__()

@@ -44,6 +44,8 @@ class ResNet18Classifier(nn.Module):
     """
 
     min_input_size = 32
+    default_in_channels = 3
+    has_backbone = True  # `backbone` and `head`: separate LRs, two-stage fine-tuning
 
     def __init__(self, num_classes: int = 7, weights: str | None = None, dropout: float = 0.0) -> None:
         super().__init__()

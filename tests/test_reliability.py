@@ -1,0 +1,142 @@
+"""Resume after SIGKILL, atomic/truncated checkpoints, NaN losses, reproducibility, skip_completed, config checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint
+from fer_lightning.config import ConfigError
+from fer_lightning.module import NonFiniteLossError
+from fer_lightning.train import train
+from tests.conftest import REPO_ROOT, TINY_DATA
+
+QUICK = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",
+         "callbacks.progress_bar.refresh_rate=0", "logger=csv", "deterministic=true"]
+
+
+def cli(*args: str, multirun: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "fer_lightning.train", *(["-m"] if multirun else []), *TINY_DATA, *QUICK, *args]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def evaluation(record: dict) -> tuple:
+    return record["val"], record["test"], [(r["epoch"], r["val/acc"], r["val/loss"]) for r in record["history"]]
+
+
+def test_same_seed_same_metrics(make_cfg: Callable[..., DictConfig]) -> None:
+    first = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler"))
+    second = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler"))
+    assert evaluation(first) == evaluation(second)
+    other = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler", "seed=7"))
+    assert evaluation(other) != evaluation(first)
+
+
+@pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
+def test_sigkilled_run_resumes_to_identical_metrics(tmp_path: Path, scheduler: str) -> None:
+    common = ["trainer.max_epochs=3", f"scheduler={scheduler}", "imbalance=sampler"]
+    whole = cli(*common, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = cli(*common, f"hydra.run.dir={tmp_path / 'killed'}",
+                 "+callbacks.killer._target_=tests.helpers.KillAfterEpochs", "+callbacks.killer.epoch=2")
+    assert killed.returncode == -9
+    interrupted = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert interrupted["status"] == "running"  # what a report shows for a job killed mid-way
+    resumed = cli(*common, f"ckpt_path={tmp_path / 'killed'}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "killed" / "metrics.json").read_text())  # same run directory
+    assert b["resumed_from"].endswith("last.ckpt") and b["epochs"] == 3
+    assert evaluation(a) == evaluation(b)
+    assert len(list((tmp_path / "killed" / "csv").glob("metrics*.csv"))) >= 1
+
+
+def fake_checkpoint(path: Path, epoch: int) -> None:
+    AtomicCheckpointIO().save_checkpoint({"epoch": epoch, "state_dict": {}, "fer_lightning": {"config": {}}}, path)
+
+
+def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "run" / "checkpoints"
+    fake_checkpoint(folder / "epoch_003.ckpt", 3)
+    fake_checkpoint(folder / "last.ckpt", 5)
+    assert find_resume_checkpoint(tmp_path / "run") == folder / "last.ckpt"
+    data = (folder / "last.ckpt").read_bytes()
+    (folder / "last.ckpt").write_bytes(data[: len(data) // 2])
+    assert find_resume_checkpoint(tmp_path / "run") == folder / "epoch_003.ckpt"
+    assert "last.ckpt: cannot read checkpoint" in caplog.text and "truncated" in caplog.text
+    (folder / "epoch_003.ckpt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="no readable checkpoint"):
+        find_resume_checkpoint(tmp_path / "run")
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.ckpt"
+    fake_checkpoint(path, 1)
+
+    def broken_save(obj: object, handle: object) -> None:
+        handle.write(b"partial")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        AtomicCheckpointIO().save_checkpoint({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_nan_loss_stops_the_run_with_a_clear_message(make_cfg: Callable[..., DictConfig]) -> None:
+    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite .* lower optimizer.lr"):
+        train(make_cfg(*QUICK, "trainer.max_epochs=2", "optimizer=sgd", "optimizer.lr=1e30",
+                       "trainer.log_every_n_steps=1"))
+
+
+def test_sweep_skips_completed_jobs_and_records_nan_failures(tmp_path: Path) -> None:
+    first = cli(f"hydra.sweep.dir={tmp_path}", "trainer.max_epochs=1", "optimizer=sgd",
+                "optimizer.lr=0.01,1e30", "trainer.log_every_n_steps=1", multirun=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    ok, bad = (json.loads((tmp_path / str(i) / "metrics.json").read_text()) for i in (0, 1))
+    assert ok["status"] == "completed"
+    assert bad["status"] == "failed" and "NonFiniteLossError" in bad["error"]
+    stamp = (tmp_path / "0" / "metrics.json").stat().st_mtime_ns
+    again = cli(f"hydra.sweep.dir={tmp_path}", "trainer.max_epochs=1", "optimizer=sgd",
+                "optimizer.lr=0.01,1e30", "trainer.log_every_n_steps=1", "skip_completed=true", multirun=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "0" / "metrics.json").stat().st_mtime_ns == stamp  # not re-run
+    assert "already finished" in again.stderr + again.stdout
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["imbalance=sampler", "+model.class_weights=[1,1,1,1,1,1,1]"], "model.class_weights is set with imbalance=sampler"),
+    (["model=resnet18", "model.net.weights=null", "augment.image_size=16"], "augment.image_size=16 is smaller"),
+    (["model=resnet18", "augment=gray48"], "augment.channels=1 but ResNet18Classifier takes 3"),
+    (["model=resnet18", "callbacks=finetune", "callbacks.finetune.unfreeze_at_epoch=9", "trainer.max_epochs=5"],
+     "callbacks.finetune.unfreeze_at_epoch=9 must be < trainer.max_epochs=5"),
+    (["callbacks=finetune"], "callbacks.finetune needs a network with a backbone"),
+    (["optimized_metric=val/loss"], "optimized_metric=val/loss: expected one of val/acc, val/macro_f1"),
+    (["model.tta=[identity,rot90]"], "model.tta=['identity', 'rot90']: expected"),
+    (["imbalance.strategy=both"], "imbalance.strategy=both: expected one of none, sampler, weighted_loss"),
+])
+def test_impossible_combinations_fail_before_loading_data(make_cfg: Callable[..., DictConfig],
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          overrides: list[str], message: str) -> None:
+    from fer_lightning.data.datamodule import FERDataModule
+
+    def no_loading(self: object) -> None:
+        raise AssertionError("data was loaded before the config was checked")
+
+    monkeypatch.setattr(FERDataModule, "load_splits", no_loading)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as error:
+        train(make_cfg(*overrides))
+    assert "\n" not in str(error.value)
