@@ -26,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_text
@@ -132,12 +133,13 @@ def _is_training_dir(path: Path) -> bool:
 
 
 def load_job(path: Path) -> Job:
+    """A job's status, overrides, group choices and config from its metrics.json and .hydra/."""
     hydra_dir = path / ".hydra"
     config = _load_yaml(hydra_dir / "config.yaml")
     hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml")
-    choices = OmegaConf.to_container(hydra_cfg.hydra.runtime.choices) if isinstance(hydra_cfg, DictConfig) \
-        and OmegaConf.select(hydra_cfg, "hydra.runtime.choices") is not None else {}
-    choices = {k: v for k, v in choices.items() if not k.startswith("hydra/")}
+    chosen = OmegaConf.select(hydra_cfg, "hydra.runtime.choices") if isinstance(hydra_cfg, DictConfig) else None
+    # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode still has a value
+    choices = {k: v for k, v in (chosen or {}).items() if not str(k).startswith("hydra/")}
     listed = _load_yaml(hydra_dir / "overrides.yaml")
     file_overrides = list(listed) if listed is not None else []
     record_file = path / RECORD_NAME
@@ -154,8 +156,11 @@ def load_job(path: Path) -> Job:
     job.record = record
     if record.get("overrides") is not None:
         job.overrides = parse_overrides(record["overrides"])
-    if record.get("status") == "failed":
+    status = record.get("status")
+    if status == "failed":
         job.status, job.error = "failed", str(record.get("error", "failed (no reason recorded)"))
+    elif status not in (None, "completed"):  # train.py writes "running" when a job starts
+        job.error = f"{RECORD_NAME} says {status!r} (still running, or killed)"
     elif not isinstance(record.get("val"), dict):
         job.status, job.error = "failed", f"{RECORD_NAME} has no val report"
     else:
@@ -315,6 +320,7 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
         ax.plot(mean.index, mean.values, marker="o" if len(mean) < 30 else None, markersize=3,
                 label=f"{label} (n={len(series)})")
     ax.set(xlabel="epoch", ylabel="val accuracy", title="Validation accuracy per epoch (mean over seeds)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

@@ -118,7 +118,8 @@ def test_sweep_skips_completed_jobs_and_records_nan_failures(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["imbalance=sampler", "+model.class_weights=[1,1,1,1,1,1,1]"], "model.class_weights is set with imbalance=sampler"),
+    (["imbalance=sampler", "+model.class_weights=[1,1,1,1,1,1,1]"],
+     "model.class_weights is set with imbalance=sampler"),
     (["model=resnet18", "model.net.weights=null", "augment.image_size=16"], "augment.image_size=16 is smaller"),
     (["model=resnet18", "augment=gray48"], "augment.channels=1 but ResNet18Classifier takes 3"),
     (["model=resnet18", "callbacks=finetune", "callbacks.finetune.unfreeze_at_epoch=9", "trainer.max_epochs=5"],
@@ -140,3 +141,33 @@ def test_impossible_combinations_fail_before_loading_data(make_cfg: Callable[...
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as error:
         train(make_cfg(*overrides))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["optimizer=adamx"], "optimizer=adamx: unknown option; expected one of adam, adamw, sgd"),
+    (["optimizer=adamw,sgdd", "seed=1,2"], "optimizer=sgdd: unknown option; expected one of adam, adamw, sgd"),
+    (["optimizer.lrr=0.1"], "optimizer.lrr: no key 'lrr' in optimizer; expected one of _target_, _partial_, lr"),
+    (["experiment=seed_cnn", "data.pathh=x"], "data.pathh: no key 'pathh' in data; expected one of _target_, path"),
+    (["model=resnet18", "model.net.weight=null"],
+     "model.net.weight: no key 'weight' in model.net; expected one of _target_, num_classes, weights"),
+])
+def test_bad_overrides_get_one_line_naming_key_and_allowed_values(args: list[str], message: str) -> None:
+    from fer_lightning.cli import check_overrides
+
+    problem = check_overrides(args)
+    assert problem is not None and problem.startswith(message) and "\n" not in problem
+
+
+def test_good_overrides_pass_the_check() -> None:
+    from fer_lightning.cli import check_overrides
+
+    assert check_overrides(["experiment=seed_cnn", "data.path=x.csv", "optimizer=sgd", "optimizer.lr=0.1",
+                            "+trainer.limit_train_batches=2", "hydra.run.dir=/tmp/x", "scheduler=none", "-m"]) is None
+
+
+def test_cli_exits_with_the_one_line_error_before_hydra_starts() -> None:
+    result = subprocess.run([sys.executable, "-m", "fer_lightning.train", "scheduler=cosin"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: scheduler=cosin: unknown option; expected one of cosine, inverse_sqrt, "
+                                     "linear, none, plateau, warmup_cosine")

@@ -74,12 +74,20 @@ def writable_suffix(path: Path) -> str:
     return suffix if suffix in _WRITABLE else ".png"
 
 
+def set_default_mode(path: Path) -> None:
+    """mkstemp creates 0600 files; give the final file the permissions a plain open() would (0666 - umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Temp file beside `path`, then rename: a crash never leaves a half-written image."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        set_default_mode(Path(tmp))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
