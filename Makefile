@@ -28,7 +28,7 @@ tensorboard: $(STAMP) ## open TensorBoard on every run under outputs/
 	$(VENV)/bin/tensorboard --logdir outputs --port 6006
 
 clean: ## remove run outputs and caches (keeps .venv)
-	rm -rf outputs/runs outputs/multiruns outputs/cache .pytest_cache .ruff_cache
+	rm -rf outputs/runs outputs/multiruns outputs/evaluations outputs/predictions outputs/cache .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
 
 help: ## list the targets

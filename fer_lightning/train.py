@@ -220,7 +220,9 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.error("job failed: %s: %s", type(error).__name__, error)
         _record_failure(cfg, error)
-        return None
+        # Optuna's sweeper aborts the whole study on None and leaves the trial RUNNING on NaN; -inf completes
+        # the trial as the worst value (both objectives are maximised) and the sweep goes on.
+        return float("-inf")
     return objective(record, cfg.optimized_metric)
 
 

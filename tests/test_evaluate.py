@@ -1,0 +1,138 @@
+"""evaluate: a checkpoint's val/test numbers reproduce its run's record; files are written; errors are one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+from fer_lightning.checkpoint import CheckpointError
+from fer_lightning.config import CONFIG_DIR
+from fer_lightning.evaluate import EvaluationError, data_settings, evaluate, run
+from fer_lightning.train import train
+from tests.conftest import REPO_ROOT, TINY_DATA, compose_config
+
+SHORT = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+         "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "logger=csv"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny training run (val and test splits of 48 images, one batch each) shared by the module."""
+    torch.set_num_threads(2)
+    record = train(compose_config([*TINY_DATA, *SHORT], tmp_path_factory.mktemp("trained") / "run"))
+    GlobalHydra.instance().clear()
+    return record
+
+
+def eval_cfg(*overrides: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("evaluate", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def assert_same_report(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert got["confusion_matrix"] == want["confusion_matrix"] and got["support"] == want["support"]
+    assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-7)
+    assert got["macro_f1"] == pytest.approx(want["macro_f1"], abs=1e-7)
+    for name, values in want["per_class"].items():
+        assert got["per_class"][name] == pytest.approx(values, abs=1e-7)
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_best_checkpoint_reproduces_the_runs_report(trained: dict[str, Any], tmp_path: Path, split: str) -> None:
+    result = evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", f"split={split}"), tmp_path)
+    assert_same_report(result["report"], trained[split])
+    assert result["tta"] == ["identity"] and result["data_path"] is None
+
+    table = pd.read_csv(tmp_path / f"{split}_report.csv")
+    want = trained[split]
+    assert list(table["class"]) == [*want["class_names"], "accuracy", "macro avg", "weighted avg"]
+    rows = table.set_index("class")
+    for name, values in want["per_class"].items():
+        assert rows.loc[name, "f1-score"] == pytest.approx(round(values["f1"], 4), abs=1e-9)
+        assert rows.loc[name, "recall"] == pytest.approx(round(values["recall"], 4), abs=1e-9)
+        assert rows.loc[name, "support"] == values["support"]
+    assert rows.loc["accuracy", "f1-score"] == pytest.approx(round(want["accuracy"], 4), abs=1e-9)
+    assert pd.isna(rows.loc["accuracy", "precision"]) and rows.loc["accuracy", "support"] == 48
+    assert rows.loc["weighted avg", "f1-score"] == pytest.approx(round(want["weighted_avg"]["f1"], 4), abs=1e-9)
+
+    markdown = (tmp_path / f"{split}_report.md").read_text()
+    assert f"| accuracy |  |  | {want['accuracy']:.4f} | 48 |" in markdown and result["markdown"] in markdown
+    on_disk = json.loads((tmp_path / f"{split}_evaluation.json").read_text())
+    assert on_disk["split"] == split and on_disk["ckpt_path"] == trained["best"]["ckpt_path"]
+    assert on_disk["report"]["confusion_matrix"] == want["confusion_matrix"]
+    assert (tmp_path / f"{split}_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tta_override_is_applied_and_recorded(trained: dict[str, Any], tmp_path: Path) -> None:
+    result = evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "tta=[identity,hflip]"), tmp_path)
+    assert result["tta"] == ["identity", "hflip"] and result["report"]["support"] == 48
+    with pytest.raises(EvaluationError, match=r"tta=\['vflip'\]"):
+        evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "tta=[vflip]"), tmp_path)
+
+
+def test_data_path_replaces_the_checkpoints_source() -> None:
+    run = {"path": None, "synthetic": {"n_train": 96}, "cache_dir": None, "val_fraction": 0.2, "split_seed": 3,
+           "eval_batch_size": 48}
+    assert data_settings(run, {"path": None, "eval_batch_size": None}) == run
+    given = data_settings(run, {"path": "fer2013.csv", "cache_dir": None})
+    assert given["synthetic"] is None and given["cache_dir"] == "outputs/cache" and given["split_seed"] == 3
+
+
+def fer_csv(path: Path, usages: list[str]) -> Path:
+    pixels = " ".join(["128"] * 48 * 48)
+    rows = [f"{i % 7},{pixels},{usage}" for i, usage in enumerate(usages)]
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_errors_are_one_line(trained: dict[str, Any], tmp_path: Path) -> None:
+    ckpt = trained["best"]["ckpt_path"]
+    no_test = fer_csv(tmp_path / "no_test.csv", ["Training"] * 7 + ["PublicTest"] * 3)
+    with pytest.raises(EvaluationError, match="split=test: .*no_test.csv has no test images") as error:
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", "split=test", f"data.path={no_test}",
+                          f"data.cache_dir={tmp_path / 'cache'}"), tmp_path / "out")
+    assert "\n" not in str(error.value)
+    # the same checkpoint on that CSV's val split works: a FER-2013 layout through the checkpoint's profile
+    result = evaluate(eval_cfg(f"ckpt_path={ckpt}", f"data.path={no_test}", f"data.cache_dir={tmp_path / 'cache'}"),
+                      tmp_path / "out")
+    assert result["report"]["support"] == 3 and result["data_path"] == str(no_test)
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a fer_lightning checkpoint"):
+        evaluate(eval_cfg(f"ckpt_path={foreign}"), tmp_path / "out")
+    with pytest.raises(EvaluationError, match="split=train: expected val or test"):
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", "split=train"), tmp_path / "out")
+
+
+def test_errors_print_one_line_and_return_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.ckpt"
+    assert run(eval_cfg(f"ckpt_path={missing}"), tmp_path / "out") == 2
+    assert capsys.readouterr().err == f"evaluate: error: {missing}: no such checkpoint file\n"
+    assert run(eval_cfg(), tmp_path / "out") == 2
+    assert capsys.readouterr().err.startswith("evaluate: error: ckpt_path is required")
+
+
+def test_cli_writes_into_output_dir_and_prints_the_table(trained: dict[str, Any], tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "fer_lightning.evaluate", f"ckpt_path={trained['best']['ckpt_path']}",
+               "split=test", f"output_dir={tmp_path / 'out'}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"| accuracy |  |  | {trained['test']['accuracy']:.4f} | 48 |" in result.stdout
+    assert {"test_report.md", "test_report.csv", "test_confusion_matrix.png", "test_evaluation.json",
+            ".hydra"} <= {p.name for p in (tmp_path / "out").iterdir()}

@@ -1,0 +1,124 @@
+"""report: ablation tables from fabricated job trees (seeds aggregated, failures listed, swept keys found)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from fer_lightning.report import build_report, main, markdown_table, parse_overrides
+
+CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def fake_report(acc: float) -> dict[str, Any]:
+    per_class = {name: {"precision": acc, "recall": acc, "f1": acc - i / 100, "support": 10}
+                 for i, name in enumerate(CLASSES)}
+    return {"accuracy": acc, "macro_f1": acc - 0.1, "weighted_f1": acc - 0.05, "support": 70, "per_class": per_class,
+            "class_names": list(CLASSES)}
+
+
+def write_job(path: Path, overrides: list[str], choices: dict[str, str], record: dict[str, Any] | None) -> None:
+    """A job directory as train.py leaves it: .hydra/{config,hydra,overrides}.yaml and, if it ended, metrics.json."""
+    (path / ".hydra").mkdir(parents=True)
+    seed = next((int(o.split("=")[1]) for o in overrides if o.startswith("seed=")), 42)
+    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
+        {"task_name": "ablation", "seed": seed, "trainer": {"max_epochs": 2}, "model": {"net": {"dropout": 0.55}}}))
+    (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if record is not None:
+        (path / "metrics.json").write_text(json.dumps({"overrides": overrides, "seed": seed, **record}))
+
+
+def completed(acc: float, epochs: int = 2) -> dict[str, Any]:
+    history = [{"epoch": e, "val/acc": acc * (e + 1) / epochs} for e in range(epochs)]
+    return {"status": "completed", "val": fake_report(acc), "test": fake_report(acc - 0.02), "epochs": epochs,
+            "fit_time_s": 10.0, "history": history}
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """optimizer x seed: sgd has 3 seeds (one in job 10, to test natural order); adam 1 done, 1 failed, 2 unfinished
+    (one killed before train.py wrote anything, one whose metrics.json still says running)."""
+    root = tmp_path / "sweep"
+    jobs = [("0", "sgd", 1, completed(0.5)), ("1", "sgd", 2, completed(0.6)), ("2", "adam", 1, completed(0.7)),
+            ("3", "adam", 2, {"status": "failed", "error": "ValueError: dropout probability has to be <= 1"}),
+            ("4", "adam", 3, None), ("5", "adam", 4, {"status": "running"}), ("10", "sgd", 3, completed(0.7, epochs=3))]
+    for name, optimizer, seed, record in jobs:
+        write_job(root / name, [f"optimizer={optimizer}", f"seed={seed}", "data=synthetic", "+trainer.limit=2"],
+                  {"optimizer": optimizer, "scheduler": "plateau", "hydra/sweeper": "basic"}, record)
+    evaluation = root / "evaluations" / "x" / ".hydra"  # an evaluate run dir: not a training job
+    evaluation.mkdir(parents=True)
+    (evaluation / "config.yaml").write_text(yaml.safe_dump({"ckpt_path": "a.ckpt", "split": "val"}))
+    return root
+
+
+def test_seeds_are_aggregated_and_failures_listed(sweep: Path) -> None:
+    result = build_report([sweep])
+    assert result["keys"] == ["optimizer"]
+    assert [j.path.name for j in result["jobs"]] == ["0", "1", "2", "3", "4", "5", "10"]
+    table = result["table"].set_index("optimizer")
+    assert list(table.index) == ["sgd", "adam"]
+    assert table.loc["sgd", "n"] == 3 and table.loc["adam", "n"] == 1
+    assert table.loc["sgd", "val_acc"] == pytest.approx(0.6) and table.loc["sgd", "val_acc_std"] == pytest.approx(0.1)
+    assert table.loc["sgd", "test_macro_f1"] == pytest.approx(0.48)
+    assert table.loc["sgd", "val_f1_fear"] == pytest.approx(0.58)
+    assert table.loc["adam", "failed"] == 3 and table.loc["sgd", "failed"] == 0
+    assert pd.isna(table.loc["adam", "val_acc_std"])
+
+    markdown = (sweep / "ablation.md").read_text()
+    assert "| sgd | 3 | 0 | 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in markdown
+    assert "| adam | 1 | 3 | 0.7000 | 0.6000 |" in markdown
+    assert "## Per-class F1 (val)" in markdown and "## Per-class F1 (test)" in markdown
+    failures = markdown.split("## Failed or unfinished jobs")[1]
+    assert "| 3 | failed | adam | 2 | ValueError: dropout probability" in failures
+    assert "| 4 | unfinished | adam | 3 | no metrics.json (still running, or killed) |" in failures
+    assert "| 5 | unfinished | adam | 4 | metrics.json says 'running' (still running, or killed) |" in failures
+    assert "evaluations" not in markdown
+
+    csv = pd.read_csv(sweep / "ablation.csv")
+    assert {"optimizer", "n", "failed", "val_acc", "val_acc_std", "test_acc", "test_f1_disgust"} <= set(csv.columns)
+    assert (sweep / "val_acc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_group_by_and_out(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--group-by a key nobody overrode: its value comes from the jobs' group choices (.hydra/hydra.yaml)."""
+    assert main([str(sweep), "--group-by", "scheduler", "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "ablation.csv")
+    assert list(table["scheduler"]) == ["plateau"] and list(table["n"]) == [4] and list(table["failed"]) == [3]
+    assert table["val_acc"][0] == pytest.approx(0.625)
+    assert "| plateau | 4 | 3 |" in capsys.readouterr().out
+    assert not (sweep / "ablation.md").exists()
+
+
+def test_single_runs_and_several_dirs(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({**completed(0.4), "overrides": [], "seed": 42, "test": None}))
+    result = build_report([run])
+    assert list(result["table"]["setting"]) == ["all jobs"] and "test_acc" not in result["table"]
+    assert "## Per-class F1 (test)" not in result["markdown"]
+
+    other = tmp_path / "other"
+    write_job(other / "0", ["imbalance=sampler"], {"imbalance": "sampler"}, completed(0.8))
+    result = build_report([run, other], out=tmp_path / "both")
+    assert result["keys"] == ["imbalance"]
+    assert list(result["table"]["imbalance"]) == ["-", "sampler"]  # no override, no .hydra: unknown, shown as '-'
+
+
+def test_missing_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"report: error: {tmp_path / 'nope'}: no such directory\n"
+    assert main([str(tmp_path)]) == 2
+    assert "no training job" in capsys.readouterr().err
+
+
+def test_helpers() -> None:
+    assert parse_overrides(["+a.b=1", "~c", "hydra.job.chdir=true", "d=x=y"]) == {"a.b": "1", "c": "(deleted)",
+                                                                                  "d": "x=y"}
+    frame = pd.DataFrame({"k": ["a|b"], "v": [0.5], "w": [float("nan")]})
+    assert markdown_table(frame) == "| k | v | w |\n|---|---:|---:|\n| a\\|b | 0.5 |  |\n"
