@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -16,11 +17,13 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
@@ -95,17 +98,38 @@ def _warn_config_drift(cfg: DictConfig, checkpoint: Path) -> None:
                     ", ".join(differing))
 
 
+def threads_per_job(cfg: DictConfig) -> int | None:
+    """CPU threads for this job: `threads_per_job`, else the launcher's share (submitit's cpus_per_task, or the
+    cores divided by joblib's n_jobs) so parallel sweep jobs do not oversubscribe the machine."""
+    if cfg.get("threads_per_job"):
+        return int(cfg.threads_per_job)
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    n_jobs = launcher.get("n_jobs")
+    if isinstance(n_jobs, int) and n_jobs > 1:
+        return max(1, (os.cpu_count() or 1) // n_jobs)
+    return None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
     started = time.perf_counter()
     check_config(cfg)
+    threads = threads_per_job(cfg)
+    if threads:
+        torch.set_num_threads(threads)
     run_dir = Path(cfg.paths.output_dir)
     resume_from = _resume_checkpoint(cfg, run_dir)
     if resume_from is not None:
         _warn_config_drift(cfg, resume_from)
         log.info("resuming from %s", resume_from)
-    atomic_write_json(run_dir / RECORD_NAME, {"status": "running", "task_name": cfg.task_name,
-                                              "run_dir": str(run_dir), "seed": cfg.seed, "overrides": _overrides()})
+    if rank_zero_only.rank == 0:  # DDP: every rank runs train(); only rank 0 writes the record
+        atomic_write_json(run_dir / RECORD_NAME, {"status": "running", "task_name": cfg.task_name,
+                                                  "run_dir": str(run_dir), "seed": cfg.seed,
+                                                  "overrides": _overrides()})
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data, augment=OmegaConf.to_container(cfg.augment, resolve=True),
@@ -148,6 +172,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "overrides": _overrides(),
         "resumed_from": str(resume_from) if resume_from else None,
         "seed": cfg.seed,
+        "threads": torch.get_num_threads(),
         "model": {"network": cfg.model.net._target_.rsplit(".", 1)[-1],
                   "parameters": sum(p.numel() for p in model.net.parameters())},
         "epochs": trainer.current_epoch,
@@ -162,6 +187,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "history": epoch_rows,
         **environment_info(),
     }
+    if not trainer.is_global_zero:
+        return record
     atomic_write_json(run_dir / RECORD_NAME, record)
     final = {"hparams/val_acc": val_report["accuracy"], "hparams/val_macro_f1": val_report["macro_f1"]}
     if test_report:

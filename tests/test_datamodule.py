@@ -108,3 +108,24 @@ def test_augmentation_runs_after_transfer_train_vs_eval() -> None:
     torch.testing.assert_close(eval_x[:, 0], batch[0].float() / 127.5 - 1)
     assert not torch.allclose(train_x, eval_x)
     assert torch.equal(labels, batch[1])
+
+
+def test_device_resident_data_is_moved_once_to_the_trainers_device() -> None:
+    class FakeStrategy:
+        root_device = torch.device("cpu")
+
+    class FakeTrainer:
+        strategy = FakeStrategy()
+        training = True
+
+    dm = datamodule("sampler", device_resident=True)
+    dm.trainer = FakeTrainer()  # type: ignore[assignment]
+    dm.setup("fit")
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.device == labels.device == torch.device("cpu") and images.dtype == torch.uint8
+    assert torch.equal(images[:, 0, 0].long(), labels)
+    auto = datamodule(device_resident="auto")
+    auto.trainer = FakeTrainer()  # type: ignore[assignment]
+    before = auto.datasets["train"].images
+    auto.setup("fit")
+    assert auto.datasets["train"].images is before  # auto: only CUDA devices get a copy

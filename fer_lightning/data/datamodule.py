@@ -64,6 +64,8 @@ class FERDataModule(LightningDataModule):
         augment: the input profile (AugmentProfile fields) used for training and evaluation transforms.
         imbalance: "none", "sampler" (WeightedRandomSampler, inverse-frequency, with replacement, one epoch =
             len(train)) or "weighted_loss" (class weights N/(K*n_c) exposed in `class_weights` for the loss).
+        device_resident: keep the uint8 dataset on the training device (True), never (False), or on CUDA only
+            ("auto"), so batches are indexed on the GPU without host-to-device copies of images.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class FERDataModule(LightningDataModule):
         batch_size: int = 256,
         eval_batch_size: int = 512,
         pin_memory: bool = False,
+        device_resident: bool | str = "auto",
     ) -> None:
         super().__init__()
         if imbalance not in IMBALANCE_STRATEGIES:
@@ -90,6 +93,7 @@ class FERDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.pin_memory = pin_memory
+        self.device_resident = device_resident
         self.datasets: dict[str, TensorBatchDataset] = {}
 
     @property
@@ -106,8 +110,17 @@ class FERDataModule(LightningDataModule):
         return load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
+        if not self.datasets:
+            self._load()
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        resident = self.device_resident is True or (self.device_resident == "auto" and device is not None
+                                                    and device.type == "cuda")
+        if resident and device is not None:
+            # ~80 MB of uint8 for all of FER-2013: moved once, then every batch is an index on the device
+            self.datasets = {k: TensorBatchDataset(d.images.to(device), d.labels.to(device))
+                             for k, d in self.datasets.items()}
+
+    def _load(self) -> None:
         splits = self.load_splits()
         self.datasets = {
             name: TensorBatchDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
@@ -137,15 +150,15 @@ class FERDataModule(LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, sampler: torch.utils.data.Sampler) -> DataLoader:
         dataset = self.datasets[name]
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, collate_fn=_keep_batch, pin_memory=self.pin_memory
-        )
+        pin = self.pin_memory and dataset.labels.device.type == "cpu"
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_keep_batch, pin_memory=pin)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
         if self.imbalance == "sampler":
-            per_class = 1.0 / class_counts(dataset.labels).double().clamp(min=1)
-            sampler = WeightedRandomSampler(per_class[dataset.labels], num_samples=len(dataset), replacement=True)
+            labels = dataset.labels.cpu()
+            per_class = 1.0 / class_counts(labels).double().clamp(min=1)
+            sampler = WeightedRandomSampler(per_class[labels], num_samples=len(dataset), replacement=True)
         else:
             sampler = RandomSampler(dataset)
         return self._loader("train", self.batch_size, sampler)
