@@ -41,9 +41,9 @@ def test_same_seed_same_metrics(make_cfg: Callable[..., DictConfig]) -> None:
     assert evaluation(other) != evaluation(first)
 
 
-@pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
-def test_sigkilled_run_resumes_to_identical_metrics(tmp_path: Path, scheduler: str) -> None:
-    common = ["trainer.max_epochs=3", f"scheduler={scheduler}", "imbalance=sampler"]
+def test_sigkilled_run_resumes_to_identical_metrics(tmp_path: Path) -> None:
+    # plateau: the scheduler whose state (best score, bad epochs) must survive the restart
+    common = ["trainer.max_epochs=3", "scheduler=plateau", "imbalance=sampler"]
     whole = cli(*common, f"hydra.run.dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stderr[-2000:]
     killed = cli(*common, f"hydra.run.dir={tmp_path / 'killed'}",
