@@ -22,7 +22,7 @@ test: $(STAMP) ## run the test suite (fast: synthetic fixtures, tiny shapes, fas
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff
-	$(VENV)/bin/ruff check fer_lightning tests benchmarks
+	$(VENV)/bin/ruff check fer_lightning tests benchmarks docs
 
 tensorboard: $(STAMP) ## open TensorBoard on every run under outputs/
 	$(VENV)/bin/tensorboard --logdir outputs --port 6006

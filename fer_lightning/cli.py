@@ -6,6 +6,8 @@ and the allowed values in one line, before any data is loaded.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -31,8 +33,10 @@ def check_overrides(args: list[str], config_name: str = "train") -> str | None:
     groups: list[str] = []
     for override in overrides:
         key, value = override.split("=", 1)
+        if key.startswith("hydra"):  # hydra.* keys and hydra/... groups are Hydra's own
+            continue
         options = _group_options(key.lstrip("+~"))
-        if options is None or key.startswith("hydra"):
+        if options is None:
             continue
         for choice in _values(value):
             if choice not in options and choice != "null":
@@ -48,7 +52,7 @@ def check_overrides(args: list[str], config_name: str = "train") -> str | None:
         GlobalHydra.instance().clear()
     for override in overrides:
         key = override.split("=", 1)[0]
-        if key[0] in "+~" or key.startswith("hydra.") or _group_options(key) is not None:
+        if key[0] in "+~" or key.startswith("hydra") or _group_options(key) is not None:
             continue
         problem = _missing_key(cfg, key)
         if problem:
@@ -62,10 +66,19 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
     for depth, part in enumerate(parts):
         if not isinstance(node, DictConfig):
             return None  # a list index or a value: let Hydra judge
-        if part not in node:
+        if part not in node.keys():  # noqa: SIM118 - keys(), not `in`: a mandatory `???` value is still a key
             parent = ".".join(parts[:depth]) or "the config"
             known = ", ".join(str(k) for k in node)
             return (f"{key}: no key '{part}' in {parent}; expected one of {known} "
                     f"(use +{key}=... to add a new key)")
-        node = OmegaConf.select(node, part, throw_on_missing=False) if OmegaConf.is_config(node) else None
+        node = OmegaConf.select(node, part, throw_on_missing=False, throw_on_resolution_failure=False)
     return None
+
+
+def run_checked(main: Callable[[], object], config_name: str) -> None:
+    """Command-line entry of a Hydra app: reject a bad override in one line (exit 2), then hand over to Hydra."""
+    problem = check_overrides(sys.argv[1:], config_name)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    main()

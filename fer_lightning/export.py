@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
+from fer_lightning.cli import run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
@@ -130,7 +131,7 @@ def _export_torchscript(module: nn.Module, example: torch.Tensor, path: Path, co
     is stored as an extra file inside the archive."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        traced = torch.jit.trace(module, example)
+        traced = torch.jit.trace(module, example, check_trace=False)  # `verify` compares with PyTorch instead
         torch.jit.save(traced, str(path), _extra_files={f"{CONTRACT_KEY}.json": json.dumps(contract)})
 
 
@@ -190,6 +191,8 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
+    if not cfg.ckpt_path:
+        raise SystemExit("export: ckpt_path=... is required (python -m fer_lightning.export ckpt_path=X.ckpt)")
     output = cfg.output or Path(HydraConfig.get().runtime.output_dir) / f"model{FORMATS.get(cfg.format, '')}"
     try:
         export_checkpoint(cfg.ckpt_path, cfg.format, output, fold_tta=cfg.fold_tta, opset=cfg.opset, check=cfg.verify)
@@ -197,5 +200,10 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"export: {error}") from None
 
 
+def run() -> None:
+    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
+    run_checked(main, "export")
+
+
 if __name__ == "__main__":
-    main()
+    run()

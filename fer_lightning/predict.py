@@ -1,6 +1,7 @@
 """Predict emotions of the faces in an image, a folder or a video with a trained checkpoint.
 
     python -m fer_lightning.predict ckpt_path=.../best.ckpt input=photo.jpg [output_dir=...] [detector=whole_image]
+    fer-predict ...   (the same, installed as a script)
 
 A thin Hydra entry point: detector and predictor come from fer_lightning.inference, the loop and the tables
 from fer_lightning.inference.pipeline.
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.checkpoint import CheckpointError
+from fer_lightning.cli import run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.inference.detect import FaceDetector, HaarFaceDetector, WholeImageDetector
 from fer_lightning.inference.pipeline import PredictionRun, summarize, write_tables
@@ -37,14 +40,18 @@ def build_detector(cfg: DictConfig) -> FaceDetector:
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
     """Run the prediction described by `cfg` (detector: injected, else from cfg) and return the summary."""
     started = time.perf_counter()
-    output_dir = Path(cfg.output_dir)
+    for key in ("ckpt_path", "input"):
+        if not cfg.get(key):
+            raise ValueError(f"{key}=... is required (python -m fer_lightning.predict ckpt_path=X.ckpt input=PATH)")
+    output_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
-                                          device=cfg.device, batch_size=cfg.batch_size)
+                                          device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
     run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
                         video_stride=cfg.video_stride, progress=cfg.progress)
     items = run.run(cfg.input)
     meta = {"checkpoint": str(cfg.ckpt_path), "input": str(cfg.input), "detector": cfg.detector,
-            "margin": cfg.margin, "video_stride": cfg.video_stride, "preprocessing": predictor.contract(),
+            "margin": cfg.margin, "precision": cfg.precision, "video_stride": cfg.video_stride,
+            "preprocessing": predictor.contract(),
             "wall_time_s": round(time.perf_counter() - started, 3), "versions": environment_info()["versions"]}
     csv_path, json_path = write_tables(items, output_dir, predictor.class_names, meta)
     summary = summarize(items)
@@ -57,9 +64,14 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
 def main(cfg: DictConfig) -> None:
     try:
         predict(cfg)
-    except (CheckpointError, FileNotFoundError) as error:
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"predict: {error}") from None
 
 
+def run() -> None:
+    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
+    run_checked(main, "predict")
+
+
 if __name__ == "__main__":
-    main()
+    run()

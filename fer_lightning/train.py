@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -28,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
 from fer_lightning.checkpoint import AtomicCheckpointIO, find_resume_checkpoint, read_checkpoint
-from fer_lightning.cli import check_overrides
+from fer_lightning.cli import run_checked
 from fer_lightning.config import CONFIG_DIR, check_config
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
 
@@ -255,11 +254,7 @@ def main(cfg: DictConfig) -> float | None:
 
 def run() -> None:
     """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
-    problem = check_overrides(sys.argv[1:])
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
-    main()
+    run_checked(main, "train")
 
 
 if __name__ == "__main__":

@@ -40,23 +40,21 @@ def _text(canvas: np.ndarray, text: str, x: int, y: int, scale: float, color: tu
     cv2.putText(canvas, text, (x, y), FONT, scale, color, thickness, cv2.LINE_AA)
 
 
-def _overlaps(a: tuple[int, int, int, int], box: Box) -> bool:
+def _overlap(a: tuple[int, int, int, int], box: Box) -> int:
+    """Intersection area of the rectangle (x0, y0, x1, y1) and a box."""
     x0, y0, x1, y1 = a
-    return x0 < box.x + box.w and box.x < x1 and y0 < box.y + box.h and box.y < y1
+    return max(0, min(x1, box.x + box.w) - max(x0, box.x)) * max(0, min(y1, box.y + box.h) - max(y0, box.y))
 
 
 def _panel_origin(size: tuple[int, int], box: Box, others: Sequence[Box], shape: tuple[int, ...]) -> tuple[int, int]:
-    """Top-left of the bar panel: below the box, else right, else left, else above; the first place that stays
-    in the image and covers no other face (else the first that stays in the image, else clamped inside)."""
+    """Top-left of the bar panel: below the box, right, left or above it (moved inside the image), whichever
+    covers the least of the other faces; ties go to that order."""
     (pw, ph), (h, w) = size, shape[:2]
     gap = 3
     places = [(box.x, box.y + box.h + gap), (box.x + box.w + gap, box.y), (box.x - gap - pw, box.y),
               (box.x, box.y - gap - ph)]
-    inside = [(x, y) for x, y in places if x >= 0 and y >= 0 and x + pw <= w and y + ph <= h]
-    free = [(x, y) for x, y in inside if not any(_overlaps((x, y, x + pw, y + ph), o) for o in others)]
-    if free or inside:
-        return (free or inside)[0]
-    return max(0, min(w - pw, box.x)), max(0, min(h - ph, box.y + box.h - ph))
+    inside = [(max(0, min(w - pw, x)), max(0, min(h - ph, y))) for x, y in places]
+    return min(inside, key=lambda p: sum(_overlap((p[0], p[1], p[0] + pw, p[1] + ph), o) for o in others))
 
 
 def _bars(canvas: np.ndarray, face: FaceResult, others: Sequence[Box], scale: float) -> None:

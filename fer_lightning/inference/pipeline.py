@@ -63,7 +63,8 @@ def list_inputs(path: Path) -> tuple[list[Path], list[Path]]:
         return [path], []
     if not path.is_dir():
         raise FileNotFoundError(f"input {path}: no such file or folder")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in path.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
     known = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     return [p for p in files if p.suffix.lower() in known], [p for p in files if p.suffix.lower() not in known]
 
@@ -166,6 +167,8 @@ class PredictionRun:
     def run(self, input_path: str | Path) -> list[Item]:
         root = Path(input_path)
         inputs, ignored = list_inputs(root)
+        annotated = (self.output_dir / ANNOTATED_DIR).resolve()
+        inputs = [p for p in inputs if not p.resolve().is_relative_to(annotated)]  # never re-read our own outputs
         if ignored:
             log.info("ignored %d files that are neither images nor videos (e.g. %s)", len(ignored), ignored[0])
         for path in tqdm(inputs, desc="inputs", unit="file", disable=not self.progress or len(inputs) < 2):

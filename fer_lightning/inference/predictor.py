@@ -77,6 +77,9 @@ class Predictor:
         detector: anything with `detect(gray) -> list[Box]`; None: OpenCV's Haar frontal-face cascade.
         margin: fraction of the box side added on each side before the square crop.
         batch_size: faces per forward pass.
+        precision: "fp32" (exactly what evaluation computed) or "bf16" (autocast: on a CPU with AVX512-BF16
+            about 3x the throughput at batch 64; probabilities within 1.2e-2 of fp32 and the same top label for
+            511 of 512 synthetic faces with the demo CNN; see benchmarks/bench_inference.py).
     """
 
     def __init__(
@@ -87,9 +90,15 @@ class Predictor:
         margin: float = DEFAULT_MARGIN,
         device: str | torch.device = "cpu",
         batch_size: int = 64,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={precision!r}: expected fp32 or bf16")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if model.hparams.get("channels_last", False):  # as in training (configure_model): 1.7x faster on CPU
+            self.model.net.to(memory_format=torch.channels_last)
+        self.precision = precision
         self.profile = profile
         self.augment = BatchAugment(profile)
         self._detector = detector
@@ -122,9 +131,12 @@ class Predictor:
         if faces.dtype != torch.uint8 or faces.dim() != 3:
             raise ValueError(f"expected uint8 faces [N, H, W], got {faces.dtype} {tuple(faces.shape)}")
         out = [torch.zeros((0, len(self.class_names)))]
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         for start in range(0, faces.shape[0], self.batch_size):
             x = self.augment.eval(faces[start : start + self.batch_size].to(self.device))
-            out.append(self.model.evaluation_logits(x).softmax(dim=-1).float().cpu())
+            with autocast:
+                logits = self.model.evaluation_logits(x)
+            out.append(logits.float().softmax(dim=-1).cpu())
         return torch.cat(out).numpy()
 
     def detect(self, image: Any, channel_order: str = "bgr") -> tuple[np.ndarray, list[Box]]:

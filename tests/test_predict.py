@@ -1,0 +1,315 @@
+"""Inference on photos, folders and videos: preprocessing contract, pipeline outputs, the real Haar detector."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+from fer_lightning.checkpoint import CheckpointError
+from fer_lightning.config import CONFIG_DIR
+from fer_lightning.data.augment import AugmentProfile, BatchAugment
+from fer_lightning.data.synthetic import generate_faces
+from fer_lightning.inference import Box, HaarFaceDetector, Predictor, WholeImageDetector, crop_face
+from fer_lightning.inference.draw import annotate
+from fer_lightning.inference.images import ImageReadError, read_image, to_gray
+from fer_lightning.models import FERCNN
+from fer_lightning.module import FERClassifier
+from fer_lightning.predict import main, predict, run
+from fer_lightning.train import train
+from tests.conftest import TINY_DATA, compose_config
+
+FER_DIR = Path(__file__).resolve().parents[2] / "shared/data/fer2013"
+ONE_EPOCH = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+             "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "logger=csv", "test=false"]
+FACES = generate_faces(8, seed=5).images  # uint8 [8, 48, 48]
+
+
+class FakeDetector:
+    """Known boxes per image shape: a test controls exactly where the 'faces' are (and where there are none)."""
+
+    def __init__(self, boxes: dict[tuple[int, int], list[Box]]) -> None:
+        self.boxes = boxes
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        return list(self.boxes.get(gray.shape, []))
+
+
+def paste(canvas: np.ndarray, face: np.ndarray, box: Box) -> None:
+    """Upscale `face` by an integer factor (pixel repetition) into `box`: area-resizing it back is exact."""
+    k = box.w // face.shape[0]
+    canvas[box.y : box.y + box.h, box.x : box.x + box.w] = np.kron(face, np.ones((k, k), np.uint8))[..., None]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = compose_config([*TINY_DATA, *ONE_EPOCH], tmp_path_factory.mktemp("train") / "run")
+    try:
+        record = train(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+    return Path(record["best"]["ckpt_path"])
+
+
+def predict_config(*overrides: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("predict", overrides=list(overrides))
+
+
+# --- the preprocessing contract -------------------------------------------------------------------------------
+
+
+def test_face_crop_through_predictor_equals_eval_transform(ckpt: Path) -> None:
+    box = Box(30, 40, 96, 96)
+    canvas = np.full((200, 160, 3), 90, np.uint8)
+    paste(canvas, FACES[0], box)
+    predictor = Predictor.from_checkpoint(ckpt, FakeDetector({(200, 160): [box]}), margin=0.0)
+    assert np.array_equal(crop_face(to_gray(canvas), box, margin=0.0), FACES[0])
+    (face,) = predictor.predict(canvas)
+    with torch.inference_mode():
+        x = BatchAugment(predictor.profile).eval(torch.from_numpy(FACES[:1]))
+        expected = predictor.model.evaluation_logits(x).softmax(-1)[0]
+    assert face.box == box and list(face.probabilities) == list(predictor.class_names)
+    assert np.allclose(list(face.probabilities.values()), expected.numpy(), atol=1e-6)
+    assert face.label == predictor.class_names[int(expected.argmax())]
+
+
+@pytest.mark.parametrize(("profile", "tta"), [
+    (AugmentProfile(image_size=40, mean=(0.3,), std=(0.2,)), ("identity", "hflip")),
+    (AugmentProfile(name="imagenet", image_size=64, channels=3, mean=(0.485, 0.456, 0.406),
+                    std=(0.229, 0.224, 0.225), interpolation="bicubic"), ("identity",)),
+])
+def test_predictor_applies_the_profiles_eval_transform_and_tta(profile: AugmentProfile, tta: tuple[str, ...]) -> None:
+    model = FERClassifier(FERCNN(in_channels=profile.channels), tta=tta).eval()
+    predictor = Predictor(model, profile, WholeImageDetector(), batch_size=3)  # 3: several chunks
+    got = predictor.probabilities(FACES)
+    with torch.inference_mode():
+        x = BatchAugment(profile).eval(torch.from_numpy(FACES))
+        views = [model(x), model(x.flip(-1))] if len(tta) == 2 else [model(x)]
+        expected = torch.stack(views).mean(0).softmax(-1).numpy()
+    assert got.shape == (8, 7) and np.allclose(got, expected, atol=1e-6)
+    assert predictor.contract()["image_size"] == profile.image_size and predictor.contract()["tta"] == list(tta)
+
+
+def test_predict_batch_keeps_faces_with_their_images() -> None:
+    boxes = [Box(0, 0, 48, 48), Box(50, 50, 48, 48)]
+    predictor = Predictor(FERClassifier(FERCNN()).eval(), AugmentProfile(),
+                          FakeDetector({(100, 100): boxes}), margin=0.0, batch_size=3)
+    images = [np.zeros((100, 100), np.uint8), np.zeros((60, 60), np.uint8), np.zeros((100, 100), np.uint8)]
+    for image, faces in ((images[0], FACES[:2]), (images[2], FACES[2:4])):
+        for box, face in zip(boxes, faces, strict=True):
+            image[box.y : box.y + 48, box.x : box.x + 48] = face
+    results = predictor.predict_batch(images)
+    assert [len(r) for r in results] == [2, 0, 2]
+    expected = predictor.probabilities(FACES[:4])
+    got = [list(face.probabilities.values()) for faces in results for face in faces]
+    assert np.allclose(got, expected, atol=1e-6) and results[2][1].box == boxes[1]
+
+
+def test_bf16_precision_stays_close_to_fp32() -> None:
+    model = FERClassifier(FERCNN()).eval()
+    fp32 = Predictor(model, AugmentProfile(), WholeImageDetector()).probabilities(FACES)
+    bf16 = Predictor(model, AugmentProfile(), WholeImageDetector(), precision="bf16").probabilities(FACES)
+    assert bf16.dtype == np.float32 and np.abs(bf16 - fp32).max() < 3e-2
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        Predictor(model, AugmentProfile(), precision="fp16")
+
+
+def test_crop_face_squares_and_pads_boxes_that_leave_the_image() -> None:
+    gray = np.arange(100 * 80, dtype=np.uint32).reshape(100, 80).astype(np.uint8)
+    assert Box(10, 20, 30, 50).square() == Box(0, 20, 50, 50)
+    assert Box(0, 0, 40, 40).square(margin=0.25) == Box(-10, -10, 60, 60)
+    for box in (Box(-20, -20, 60, 60), Box(60, 90, 40, 40), Box(0, 0, 10, 10)):
+        crop = crop_face(gray, box)
+        assert crop.shape == (48, 48) and crop.dtype == np.uint8
+
+
+def test_to_gray_and_read_image(tmp_path: Path) -> None:
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 255  # red in RGB order
+    assert to_gray(rgb, "rgb")[0, 0] == 76 and to_gray(rgb, "bgr")[0, 0] == 29  # 0.299 * 255, 0.114 * 255
+    assert to_gray(np.zeros((5, 6, 4), np.uint8)).shape == (5, 6)
+    with pytest.raises(ValueError, match="uint8"):
+        to_gray(np.zeros((4, 4), np.float32))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageReadError, match=r"broken\.jpg: cannot decode image"):
+        read_image(bad)
+    with pytest.raises(ImageReadError, match="cannot read file"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_annotate_draws_boxes_and_marks_images_without_faces() -> None:
+    image = np.full((240, 320), 128, np.uint8)
+    model = FERClassifier(FERCNN()).eval()
+    predictor = Predictor(model, AugmentProfile(), FakeDetector({(240, 320): [Box(20, 20, 96, 96)]}))
+    faces = predictor.predict(image)
+    drawn = annotate(image, faces)
+    assert drawn.shape == (240, 320, 3) and (drawn != 128).any(axis=2)[20, 20:116].all()  # the box's top edge
+    blank = annotate(image, [])
+    assert (blank[:20, :100] != 128).any() and (blank[100:] == 128).all()
+
+
+# --- the pipeline: folders, unreadable files, images without faces, video --------------------------------------
+
+
+def write_video(path: Path, frames: int, size: tuple[int, int], box: Box) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 60 + 10 * i, np.uint8)
+        paste(frame, FACES[i % len(FACES)], box)
+        writer.write(frame)
+    writer.release()
+
+
+def count_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    n = 0
+    while capture.read()[0]:
+        n += 1
+    capture.release()
+    return n
+
+
+def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(ckpt: Path, tmp_path: Path) -> None:
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    (inputs / "sub").mkdir(parents=True)
+    two = [Box(10, 10, 96, 96), Box(150, 30, 96, 96)]
+    group = np.full((160, 260, 3), 100, np.uint8)
+    for face, box in zip(FACES, two, strict=False):
+        paste(group, face, box)
+    cv2.imwrite(str(inputs / "group.png"), group)
+    cv2.imwrite(str(inputs / "sub" / "empty.jpg"), np.full((90, 90, 3), 200, np.uint8))
+    (inputs / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    (inputs / "notes.txt").write_text("not an image")
+    video_box = Box(16, 16, 48, 48)
+    write_video(inputs / "clip.avi", frames=5, size=(128, 96), box=video_box)
+    detector = FakeDetector({(160, 260): two, (96, 128): [video_box]})
+
+    cfg = predict_config(f"ckpt_path={ckpt}", f"input={inputs}", f"output_dir={out}", "progress=false",
+                         "video_stride=2")
+    summary = predict(cfg, detector=detector)
+    cfg_names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+    assert summary == {**summary, "items": 6, "faces": 5, "ok": 4, "no_face": 1, "error": 1}  # 3 video frames
+    with (out / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    by_source = {}
+    for row in rows:
+        by_source.setdefault(Path(row["source"]).name, []).append(row)
+    assert [(int(r["x"]), int(r["y"]), int(r["w"])) for r in by_source["group.png"]] == [(10, 10, 96), (150, 30, 96)]
+    assert all(r["status"] == "ok" and r["label"] in cfg_names for r in by_source["group.png"])
+    assert all(0 <= float(r["score"]) <= 1 for r in by_source["group.png"])
+    assert abs(sum(float(by_source["group.png"][0][f"p_{n}"]) for n in cfg_names) - 1) < 1e-4
+    (empty,) = by_source["empty.jpg"]
+    assert empty["status"] == "no_face" and empty["face"] == "" and empty["label"] == ""
+    (broken,) = by_source["broken.jpg"]
+    assert broken["status"] == "error" and "broken.jpg: cannot decode image" in broken["error"]
+    assert "\n" not in broken["error"] and "notes.txt" not in by_source
+    assert [int(r["frame"]) for r in by_source["clip.avi"]] == [0, 2, 4]
+
+    record = json.loads((out / "predictions.json").read_text())
+    assert record["summary"]["error"] == 1 and record["preprocessing"]["image_size"] == 48
+    assert record["class_names"][3] == "happy"
+    assert (out / "annotated" / "group.png").is_file() and (out / "annotated" / "sub" / "empty.jpg").is_file()
+    assert not (out / "annotated" / "broken.jpg").exists()
+    assert cv2.imread(str(out / "annotated" / "group.png")).shape == (160, 260, 3)
+    assert count_frames(out / "annotated" / "clip.mp4") == 5  # every frame written, classified or not
+    assert not [p for p in out.rglob(".*")]  # no temp files left behind
+
+
+def test_predict_entry_point_on_face_crops(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The Hydra app as the command line runs it (in-process: a new interpreter costs ~10 s on 2 busy cores)."""
+    inputs = tmp_path / "faces"
+    inputs.mkdir()
+    for i, face in enumerate(FACES[:3]):
+        cv2.imwrite(str(inputs / f"face{i}.png"), face)
+    argv = ["fer_lightning.predict", f"ckpt_path={ckpt}", f"input={inputs}", "detector=whole_image",
+            f"hydra.run.dir={tmp_path / 'run'}", "progress=false", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    monkeypatch.setattr(sys, "argv", argv)
+    GlobalHydra.instance().clear()
+    main()  # run() = check_overrides + main(); its check does not know hydra/job_logging=none (cli.py)
+    record = json.loads((tmp_path / "run" / "predictions.json").read_text())
+    assert record["summary"] == {"items": 3, "faces": 3, "ok": 3, "no_face": 0, "error": 0}
+    assert record["items"][0]["faces"][0]["box"] == {"x": 0, "y": 0, "w": 48, "h": 48}
+    assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
+    monkeypatch.setattr(sys, "argv", [*argv[:1], f"ckpt_path={tmp_path}/none.ckpt", *argv[2:]])
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit, match=r"^predict: .*none\.ckpt: no such checkpoint file$"):
+        main()
+    monkeypatch.setattr(sys, "argv", [*argv[:5], "haar.scale=1.2"])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: haar.scale: no key 'scale' in haar; expected one of cascade,")
+
+
+def test_predict_reports_a_missing_checkpoint_or_input_in_one_line(ckpt: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        predict(predict_config(f"ckpt_path={tmp_path}/none.ckpt", f"input={tmp_path}", f"output_dir={tmp_path}"))
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        predict(predict_config(f"ckpt_path={ckpt}", f"input={tmp_path}/nothing", f"output_dir={tmp_path}"),
+                detector=WholeImageDetector())
+
+
+# --- the real Haar cascade ------------------------------------------------------------------------------------
+
+
+def test_haar_detector_finds_a_synthetic_face_and_nothing_in_a_blank_image() -> None:
+    detector = HaarFaceDetector()
+    canvas = np.full((240, 320), 128, np.uint8)
+    box = Box(80, 40, 168, 168)
+    canvas[box.y : box.y + box.h, box.x : box.x + box.w] = cv2.resize(FACES[1], (168, 168))
+    found = detector.detect(canvas)
+    assert found and max(b.iou(box) for b in found) > 0.4
+    assert detector.detect(np.full((240, 320), 128, np.uint8)) == []
+    large = cv2.resize(canvas, (640, 480), interpolation=cv2.INTER_NEAREST)  # detected at 320 px, boxes in 640 px
+    found = HaarFaceDetector(max_side=320).detect(large)
+    assert found and max(b.iou(Box(160, 80, 336, 336)) for b in found) > 0.4
+    with pytest.raises(FileNotFoundError, match="opencv-python-headless"):
+        HaarFaceDetector("no_such_cascade.xml")
+
+
+def real_faces(n: int) -> np.ndarray:
+    with gzip.open(FER_DIR / "fer2013.csv.gz", "rt") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        return np.stack([np.array(row[1].split(), np.uint8).reshape(48, 48) for _, row in zip(range(n), reader,
+                                                                                             strict=False)])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (FER_DIR / "fer2013.csv.gz").is_file(), reason="real FER-2013 not available")
+def test_haar_detector_on_real_faces_pasted_into_larger_images() -> None:
+    """50 real faces, two per 640x480 canvas, upscaled 2.5-4.5x at random places: found and where they were."""
+    faces, rng, detector = real_faces(50), np.random.default_rng(0), HaarFaceDetector()
+    found, ious = 0, []
+    for pair in faces.reshape(25, 2, 48, 48):
+        canvas = (rng.integers(60, 200) + rng.normal(0, 12, (480, 640))).clip(0, 255).astype(np.uint8)
+        boxes = []
+        for half, face in enumerate(pair):
+            side = int(rng.integers(120, 216))
+            box = Box(half * 320 + int(rng.integers(0, 320 - side)), int(rng.integers(0, 480 - side)), side, side)
+            canvas[box.y : box.y + side, box.x : box.x + side] = cv2.resize(face, (side, side),
+                                                                            interpolation=cv2.INTER_CUBIC)
+            boxes.append(box)
+        detected = detector.detect(canvas)
+        for box in boxes:
+            best = max((d.iou(box) for d in detected), default=0.0)
+            found += best > 0.4
+            ious.append(best)
+    print(f"Haar: {found}/50 real faces found, median IoU {np.median(ious):.2f}")
+    assert found >= 35, f"found {found} of 50 real faces"  # 70 %
+    assert np.median([v for v in ious if v > 0]) > 0.6
