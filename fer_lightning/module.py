@@ -106,7 +106,10 @@ class FERClassifier(LightningModule):
 
     def check_loss_finite(self) -> None:
         """Raise if any loss since the last check was NaN/inf (one host sync per call, not per step)."""
-        if self._loss_not_finite is not None and bool(self._loss_not_finite):
+        bad = self._loss_not_finite is not None and bool(self._loss_not_finite)
+        if self.trainer.world_size > 1:  # DDP: every rank stops together, none waits in an all-reduce
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
             self._loss_not_finite = None
             raise NonFiniteLossError(
                 f"train/loss became NaN or infinite by epoch {self.current_epoch}, step {self.global_step}; "
@@ -123,14 +126,15 @@ class FERClassifier(LightningModule):
     def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         images, labels = batch
         logits = self.evaluation_logits(images)
-        self.log(f"{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True)
+        self.log(f"{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True, sync_dist=True)
         self.eval_metrics[stage].update(logits, labels)
 
     def _evaluation_epoch_end(self, stage: str) -> None:
         metrics = self.eval_metrics[stage]
         results = metrics.compute()
         metrics.reset()
-        self.log_dict(scalar_logs(stage, results, self.class_names))
+        # results are already summed over DDP ranks (torchmetrics syncs in compute); sync_dist only tells Lightning
+        self.log_dict(scalar_logs(stage, results, self.class_names), sync_dist=True)
         self.reports[stage] = classification_report(results, self.class_names)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

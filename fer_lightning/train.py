@@ -22,13 +22,14 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
 from fer_lightning.checkpoint import AtomicCheckpointIO, find_resume_checkpoint, read_checkpoint
 from fer_lightning.cli import run_checked
-from fer_lightning.config import CONFIG_DIR, check_config
+from fer_lightning.config import CONFIG_DIR, ConfigError, check_config
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,21 @@ def threads_per_job(cfg: DictConfig) -> int | None:
         return int(launcher.cpus_per_task)
     n_jobs = launcher.get("n_jobs")
     if isinstance(n_jobs, int) and n_jobs > 1:
-        return max(1, (os.cpu_count() or 1) // n_jobs)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, cores // n_jobs)  # the cores this process may use (affinity/cgroups), shared out
     return None
+
+
+def _check_ddp_launch(trainer: L.Trainer) -> None:
+    """Lightning starts the other DDP ranks of this machine by re-running the command line; in a sweep (-m) that
+    command is the whole sweep, which every rank would then run on its own. Refuse before any rank is started."""
+    launcher = trainer.strategy.launcher
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if (multirun and isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1
+            and not trainer.strategy.cluster_environment.creates_processes_externally):  # SLURM, torchrun: fine
+        raise ConfigError(f"trainer=ddp with {launcher.num_processes} processes in a sweep (-m): Lightning would "
+                          "re-run the whole sweep in every rank; run each job without -m, or submit the sweep with "
+                          "cluster=slurm (one SLURM task per device)")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -120,6 +134,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     threads = threads_per_job(cfg)
     if threads:
         torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP: Lightning keeps it and its ranks inherit it
     run_dir = Path(cfg.paths.output_dir)
     resume_from = _resume_checkpoint(cfg, run_dir)
     if resume_from is not None:
@@ -147,6 +162,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                      plugins=[AtomicCheckpointIO()])
+    _check_ddp_launch(trainer)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
@@ -223,7 +239,12 @@ def failure_reason(error: BaseException) -> str:
 def _record_failure(cfg: DictConfig, error: BaseException) -> None:
     run_dir = Path(cfg.paths.output_dir)
     reason = failure_reason(error)
-    (run_dir / "failure.txt").write_text("".join(traceback.format_exception(error)))
+    rank = rank_zero_only.rank
+    trace = "".join(traceback.format_exception(error))
+    if rank != 0:  # DDP: a failing rank leaves its traceback; the record is rank 0's
+        (run_dir / f"failure_rank{rank}.txt").write_text(trace)
+        return
+    (run_dir / "failure.txt").write_text(trace)
     atomic_write_json(run_dir / RECORD_NAME, {
         "status": "failed", "error": reason, "task_name": cfg.task_name, "run_dir": str(run_dir), "seed": cfg.seed,
         "overrides": _overrides(),

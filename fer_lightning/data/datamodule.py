@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from lightning import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, WeightedRandomSampler
 
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
@@ -163,13 +164,23 @@ class FERDataModule(LightningDataModule):
             sampler = RandomSampler(dataset)
         return self._loader("train", self.batch_size, sampler)
 
+    def _eval_sampler(self, name: str) -> torch.utils.data.Sampler:
+        """In order; under DDP every world_size-th image per rank, without the padding of Lightning's default
+        DistributedSampler (which repeats images to even out the ranks), so the metrics, summed over the ranks,
+        count every image exactly once."""
+        dataset = self.datasets[name]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            return UnrepeatedDistributedSampler(dataset, num_replicas=self.trainer.world_size,
+                                                rank=self.trainer.global_rank, shuffle=False)
+        return SequentialSampler(dataset)
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, SequentialSampler(self.datasets["val"]))
+        return self._loader("val", self.eval_batch_size, self._eval_sampler("val"))
 
     def test_dataloader(self) -> DataLoader:
         if not self.has_split("test"):
             raise DataFormatError("data: the test split (PrivateTest) is empty in this source; evaluate on val")
-        return self._loader("test", self.eval_batch_size, SequentialSampler(self.datasets["test"]))
+        return self._loader("test", self.eval_batch_size, self._eval_sampler("test"))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment on the device the model runs on: random per sample while fitting, resize/normalise otherwise."""
