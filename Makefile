@@ -19,7 +19,7 @@ demo: $(STAMP) ## train the report's CNN on synthetic faces for a few epochs (~2
 	$(PY) -m fer_lightning.train experiment=demo
 
 test: $(STAMP) ## run the test suite (fast: synthetic fixtures, tiny shapes, fast_dev_run)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check fer_lightning tests benchmarks docs

@@ -121,6 +121,10 @@ def test_on_slurm_the_ranks_are_the_slurm_tasks(tmp_path: Path, monkeypatch: pyt
              "SLURM_PROCID": "1", "SLURM_LOCALID": "1", "SLURM_NODEID": "0", "SLURM_NODELIST": "node1"}
     for key, value in slurm.items():
         monkeypatch.setenv(key, value)
+    from lightning.pytorch.utilities import rank_zero_only
+
+    # the Trainer below sets the process-wide rank to 1; put it back so later tests log as rank 0 again
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     cfg = compose_config([group("cluster", "slurm"), "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
                           "trainer.precision=32-true", "hydra.launcher.tasks_per_node=2", "hydra.mode=MULTIRUN"],
                          tmp_path)
