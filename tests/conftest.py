@@ -43,3 +43,21 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     yield _make
     GlobalHydra.instance().clear()
+
+
+ONE_EPOCH = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+             "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "logger=csv", "test=false",
+             "model.tta=[identity,hflip]"]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The best checkpoint of one tiny CNN training (flip TTA), shared by the tests that consume checkpoints."""
+    from fer_lightning.train import train
+
+    cfg = compose_config([*TINY_DATA, *ONE_EPOCH], tmp_path_factory.mktemp("train") / "run")
+    try:
+        record = train(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+    return Path(record["best"]["ckpt_path"])

@@ -19,28 +19,13 @@ from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.export import CONTRACT_KEY, export_checkpoint, main
 from fer_lightning.inference.exported import ExportedModel, preprocess, sidecar_path
-from fer_lightning.train import train
-from tests.conftest import TINY_DATA, compose_config
 
-ONE_EPOCH = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-             "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "logger=csv", "test=false",
-             "model.tta=[identity,hflip]"]
 FACES = torch.from_numpy(generate_faces(9, seed=11).images)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = compose_config([*TINY_DATA, *ONE_EPOCH], tmp_path_factory.mktemp("train") / "run")
-    try:
-        record = train(cfg)
-    finally:
-        GlobalHydra.instance().clear()
-    return Path(record["best"]["ckpt_path"])
-
-
-@pytest.fixture(scope="module")
-def loaded(ckpt: Path) -> LoadedCheckpoint:
-    return load_classifier(ckpt)
+def loaded(tiny_checkpoint: Path) -> LoadedCheckpoint:
+    return load_classifier(tiny_checkpoint)
 
 
 def reference(loaded: LoadedCheckpoint, faces: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -103,9 +88,9 @@ def test_the_contract_alone_reproduces_the_network_input(loaded: LoadedCheckpoin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fer.pt", "fer.pt.json"]  # no temp files left
 
 
-def test_export_entry_point_writes_into_its_run_directory(ckpt: Path, tmp_path: Path,
+def test_export_entry_point_writes_into_its_run_directory(tiny_checkpoint: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    argv = ["fer_lightning.export", f"ckpt_path={ckpt}", "format=torchscript", "verify=false",
+    argv = ["fer_lightning.export", f"ckpt_path={tiny_checkpoint}", "format=torchscript", "verify=false",
             f"hydra.run.dir={tmp_path}", "hydra/job_logging=none", "hydra/hydra_logging=none"]
     monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
@@ -117,9 +102,9 @@ def test_export_entry_point_writes_into_its_run_directory(ckpt: Path, tmp_path: 
         main()
 
 
-def test_export_errors_are_one_line(tmp_path: Path, ckpt: Path) -> None:
+def test_export_errors_are_one_line(tmp_path: Path, tiny_checkpoint: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         export_checkpoint(tmp_path / "missing.ckpt", "onnx", tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="format='tflite': expected one of onnx, torchscript"):
-        export_checkpoint(ckpt, "tflite", tmp_path / "m.tflite")
+        export_checkpoint(tiny_checkpoint, "tflite", tmp_path / "m.tflite")
     assert not list(tmp_path.iterdir())

@@ -26,12 +26,8 @@ from fer_lightning.inference.images import ImageReadError, read_image, to_gray
 from fer_lightning.models import FERCNN
 from fer_lightning.module import FERClassifier
 from fer_lightning.predict import main, predict, run
-from fer_lightning.train import train
-from tests.conftest import TINY_DATA, compose_config
 
 FER_DIR = Path(__file__).resolve().parents[2] / "shared/data/fer2013"
-ONE_EPOCH = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-             "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "logger=csv", "test=false"]
 FACES = generate_faces(8, seed=5).images  # uint8 [8, 48, 48]
 
 
@@ -51,16 +47,6 @@ def paste(canvas: np.ndarray, face: np.ndarray, box: Box) -> None:
     canvas[box.y : box.y + box.h, box.x : box.x + box.w] = np.kron(face, np.ones((k, k), np.uint8))[..., None]
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = compose_config([*TINY_DATA, *ONE_EPOCH], tmp_path_factory.mktemp("train") / "run")
-    try:
-        record = train(cfg)
-    finally:
-        GlobalHydra.instance().clear()
-    return Path(record["best"]["ckpt_path"])
-
-
 def predict_config(*overrides: str) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -70,11 +56,11 @@ def predict_config(*overrides: str) -> DictConfig:
 # --- the preprocessing contract -------------------------------------------------------------------------------
 
 
-def test_face_crop_through_predictor_equals_eval_transform(ckpt: Path) -> None:
+def test_face_crop_through_predictor_equals_eval_transform(tiny_checkpoint: Path) -> None:
     box = Box(30, 40, 96, 96)
     canvas = np.full((200, 160, 3), 90, np.uint8)
     paste(canvas, FACES[0], box)
-    predictor = Predictor.from_checkpoint(ckpt, FakeDetector({(200, 160): [box]}), margin=0.0)
+    predictor = Predictor.from_checkpoint(tiny_checkpoint, FakeDetector({(200, 160): [box]}), margin=0.0)
     assert np.array_equal(crop_face(to_gray(canvas), box, margin=0.0), FACES[0])
     (face,) = predictor.predict(canvas)
     with torch.inference_mode():
@@ -182,7 +168,7 @@ def count_frames(path: Path) -> int:
     return n
 
 
-def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(ckpt: Path, tmp_path: Path) -> None:
+def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(tiny_checkpoint: Path, tmp_path: Path) -> None:
     inputs, out = tmp_path / "in", tmp_path / "out"
     (inputs / "sub").mkdir(parents=True)
     two = [Box(10, 10, 96, 96), Box(150, 30, 96, 96)]
@@ -197,7 +183,7 @@ def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(ckpt: Pat
     write_video(inputs / "clip.avi", frames=5, size=(128, 96), box=video_box)
     detector = FakeDetector({(160, 260): two, (96, 128): [video_box]})
 
-    cfg = predict_config(f"ckpt_path={ckpt}", f"input={inputs}", f"output_dir={out}", "progress=false",
+    cfg = predict_config(f"ckpt_path={tiny_checkpoint}", f"input={inputs}", f"output_dir={out}", "progress=false",
                          "video_stride=2")
     summary = predict(cfg, detector=detector)
     cfg_names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -229,14 +215,14 @@ def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(ckpt: Pat
     assert not [p for p in out.rglob(".*")]  # no temp files left behind
 
 
-def test_predict_entry_point_on_face_crops(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_predict_entry_point_on_face_crops(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """The Hydra app as the command line runs it (in-process: a new interpreter costs ~10 s on 2 busy cores)."""
     inputs = tmp_path / "faces"
     inputs.mkdir()
     for i, face in enumerate(FACES[:3]):
         cv2.imwrite(str(inputs / f"face{i}.png"), face)
-    argv = ["fer_lightning.predict", f"ckpt_path={ckpt}", f"input={inputs}", "detector=whole_image",
+    argv = ["fer_lightning.predict", f"ckpt_path={tiny_checkpoint}", f"input={inputs}", "detector=whole_image",
             f"hydra.run.dir={tmp_path / 'run'}", "progress=false", "hydra/job_logging=none", "hydra/hydra_logging=none"]
     monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
@@ -256,11 +242,12 @@ def test_predict_entry_point_on_face_crops(ckpt: Path, tmp_path: Path, monkeypat
     assert capsys.readouterr().err.startswith("error: haar.scale: no key 'scale' in haar; expected one of cascade,")
 
 
-def test_predict_reports_a_missing_checkpoint_or_input_in_one_line(ckpt: Path, tmp_path: Path) -> None:
+def test_predict_reports_a_missing_checkpoint_or_input_in_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
-        predict(predict_config(f"ckpt_path={tmp_path}/none.ckpt", f"input={tmp_path}", f"output_dir={tmp_path}"))
+        predict(predict_config(f"ckpt_path={tmp_path}/none.ckpt", f"input={tmp_path}",
+                               f"output_dir={tmp_path}"))
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
-        predict(predict_config(f"ckpt_path={ckpt}", f"input={tmp_path}/nothing", f"output_dir={tmp_path}"),
+        predict(predict_config(f"ckpt_path={tiny_checkpoint}", f"input={tmp_path}/nothing", f"output_dir={tmp_path}"),
                 detector=WholeImageDetector())
 
 
