@@ -87,12 +87,10 @@ def _warn_config_drift(cfg: DictConfig, checkpoint: Path) -> None:
     """Resuming with other settings than the interrupted run silently changes the experiment: say so."""
     saved = OmegaConf.create(read_checkpoint(checkpoint)["fer_lightning"]["config"])
     now = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    skip = ("ckpt_path", "paths", "skip_completed", "trainer.max_epochs")
-    differing = []
-    for group in ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "trainer", "seed"):
-        before, after = OmegaConf.select(saved, group), OmegaConf.select(now, group)
-        if before != after and group not in skip:
-            differing.append(group)
+    for config in (saved, now):  # training longer than first planned is a legitimate resume
+        config.trainer.pop("max_epochs", None)
+    differing = [group for group in ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "trainer",
+                                     "seed") if OmegaConf.select(saved, group) != OmegaConf.select(now, group)]
     if differing:
         log.warning("resuming %s with settings that differ from the checkpoint's run in: %s", checkpoint,
                     ", ".join(differing))
@@ -205,17 +203,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return record
     atomic_write_json(run_dir / RECORD_NAME, record)
-    final = {"hparams/val_acc": val_report["accuracy"], "hparams/val_macro_f1": val_report["macro_f1"]}
-    if test_report:
-        final |= {"hparams/test_acc": test_report["accuracy"], "hparams/test_macro_f1": test_report["macro_f1"]}
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(_flat_hparams(cfg), metrics=final)
-            logger.experiment.flush()
+    _log_final_hparams(cfg, loggers, val_report, test_report)
     log.info("val acc %.4f macro-F1 %.4f; record: %s", val_report["accuracy"], val_report["macro_f1"],
              run_dir / RECORD_NAME)
     log.info("run directory: %s\nTensorBoard: make tensorboard  (or: tensorboard --logdir %s)", run_dir, run_dir)
     return record
+
+
+def _log_final_hparams(cfg: DictConfig, loggers: list[Logger], val: dict[str, Any],
+                       test: dict[str, Any] | None) -> None:
+    """TensorBoard's HPARAMS tab: this run's settings beside its real final metrics (no placeholder hp_metric)."""
+    final = {"hparams/val_acc": val["accuracy"], "hparams/val_macro_f1": val["macro_f1"]}
+    if test:
+        final |= {"hparams/test_acc": test["accuracy"], "hparams/test_macro_f1": test["macro_f1"]}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(_flat_hparams(cfg), metrics=final)
+            logger.experiment.flush()
 
 
 def completed_record(run_dir: Path) -> dict[str, Any] | None:
@@ -254,7 +258,7 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Single run: errors propagate (non-zero exit). Multirun: a failed job is recorded and the sweep goes on."""
+    """A failed job is recorded in its metrics.json either way; a single run then exits non-zero, a sweep goes on."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     done = completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
     if done is not None:
@@ -263,10 +267,10 @@ def main(cfg: DictConfig) -> float | None:
     try:
         record = train(cfg)
     except Exception as error:
+        _record_failure(cfg, error)
         if not multirun:
             raise
         log.error("job failed: %s: %s", type(error).__name__, error)
-        _record_failure(cfg, error)
         # Optuna's sweeper aborts the whole study on None and leaves the trial RUNNING on NaN; -inf completes
         # the trial as the worst value (both objectives are maximised) and the sweep goes on.
         return float("-inf")

@@ -80,3 +80,13 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     assert failed["status"] == "failed" and "dropout probability" in failed["error"]
     assert "Traceback" in (tmp_path / "0" / "failure.txt").read_text()
     assert json.loads((tmp_path / "1" / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_a_failing_single_run_records_its_failure_and_exits_non_zero(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "fer_lightning.train", *TINY_DATA, "model.net.dropout=2.0",
+               f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and "dropout probability" in record["error"]
