@@ -8,8 +8,6 @@ evaluation, prediction and export need nothing but the .ckpt file.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.module import FERClassifier
 
@@ -75,17 +74,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     a run killed mid-save (SIGKILL, power loss) leaves the previous checkpoint intact, never a truncated one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_open(path) as handle:
+            torch.save(checkpoint, handle)
 
 
 def find_resume_checkpoint(target: str | Path) -> Path:

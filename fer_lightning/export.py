@@ -15,8 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from torch import nn
 
+from fer_lightning.atomicio import atomic_path
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
 from fer_lightning.cli import run_checked
 from fer_lightning.config import CONFIG_DIR
@@ -36,7 +35,6 @@ from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.exported import ExportedModel, sidecar_path
-from fer_lightning.inference.images import set_default_mode
 from fer_lightning.runrecord import atomic_write_json, environment_info
 
 log = logging.getLogger(__name__)
@@ -162,18 +160,11 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
     profile = loaded.profile
     example = torch.zeros(2, profile.channels, profile.image_size, profile.image_size)
     contract = build_contract(loaded, fmt, output, fold_tta, opset)
-    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        set_default_mode(tmp)
+    with atomic_path(output) as tmp:
         if fmt == "onnx":
             _export_onnx(module, example, tmp, contract, opset)
         else:
             _export_torchscript(module, example, tmp, contract)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     atomic_write_json(sidecar_path(output), contract)
     if check:
         contract["verification"] = verify(loaded, output)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.atomicio import atomic_open
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_text
 
 # Per-job numbers taken from a record: (column, split, key in the classification report).
@@ -57,20 +56,9 @@ def markdown_table(frame: pd.DataFrame, label_columns: int = 1) -> str:
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
-    """PNG via a temp file and rename, like runrecord's text writes: no half-written image is ever visible."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=dpi)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the image from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """PNG written atomically: no half-written image is ever visible."""
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=dpi)
 
 
 # ------------------------------------------------------------------------------------------------- jobs

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import tarfile
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.splits import CLASS_NAMES, IMAGE_SIZE, SPLITS, USAGE_TO_SPLIT, DataFormatError, Split
 
 CACHE_VERSION = 1  # bump when parsing rules or the cache layout change: old cache files are then ignored
@@ -402,15 +402,8 @@ def _save_cache(file: Path, splits: dict[str, Split]) -> None:
     """Atomic write (temp file + os.replace), so readers never see half a cache; failures only warn."""
     arrays = {f"{s}_{k}": getattr(splits[s], k) for s in SPLITS for k in ("images", "labels")}
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=file.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, file)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(file) as f:
+            np.savez(f, **arrays)
     except OSError as e:
         warnings.warn(f"could not write cache {file}: {_one_line(e)}", stacklevel=3)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from fer_lightning.atomicio import atomic_open
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -74,31 +74,10 @@ def writable_suffix(path: Path) -> str:
     return suffix if suffix in _WRITABLE else ".png"
 
 
-def set_default_mode(path: Path) -> None:
-    """mkstemp creates 0600 files; give the final file the permissions a plain open() would (0666 - umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Temp file beside `path`, then rename: a crash never leaves a half-written image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        set_default_mode(Path(tmp))
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_image(path: str | Path, image: np.ndarray) -> None:
     path = Path(path)
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise OSError(f"{path}: OpenCV could not encode the image as {path.suffix}")
-    atomic_write_bytes(path, encoded.tobytes())
+    with atomic_open(path) as handle:
+        handle.write(encoded.tobytes())
