@@ -149,8 +149,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     model_kwargs: dict[str, Any] = {"optimizer": instantiate(cfg.optimizer), "scheduler": scheduler}
     datamodule.setup("fit")
-    if datamodule.class_weights is not None:
-        model_kwargs["class_weights"] = datamodule.class_weights.tolist()
+    class_weights = datamodule.class_weights
+    if class_weights is not None:
+        model_kwargs["class_weights"] = class_weights.tolist()
     model = instantiate(cfg.model, **model_kwargs, _convert_="all")
 
     history = EpochHistory()
