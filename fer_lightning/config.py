@@ -51,7 +51,7 @@ def register_resolvers() -> None:
 def check_config(cfg: DictConfig) -> None:
     """Cross-key checks that single components cannot make on their own. Raises ConfigError (one line)."""
     from fer_lightning.data.datamodule import IMBALANCE_STRATEGIES
-    from fer_lightning.module import TTA_VIEWS
+    from fer_lightning.tta import TEN_CROP_FRACTION, check_views
 
     strategy = cfg.imbalance.strategy
     if strategy not in IMBALANCE_STRATEGIES:
@@ -68,10 +68,10 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.augment.channels != wants:
         raise ConfigError(f"augment.channels={cfg.augment.channels} but {net_class.__name__} takes {wants} "
                           f"channel(s); use augment={'imagenet' if wants == 3 else 'gray48'}")
-    bad_views = [v for v in cfg.model.get("tta", []) if v not in TTA_VIEWS]
-    if bad_views or not cfg.model.get("tta"):
-        raise ConfigError(f"model.tta={list(cfg.model.get('tta', []))}: expected a non-empty list of "
-                          f"{', '.join(TTA_VIEWS)}")
+    try:
+        check_views(list(cfg.model.get("tta") or []), cfg.model.get("tta_crop", TEN_CROP_FRACTION))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     finetune = (cfg.get("callbacks") or {}).get("finetune")
     if finetune is not None:
         if not getattr(net_class, "has_backbone", False):

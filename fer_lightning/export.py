@@ -36,6 +36,7 @@ from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.exported import ExportedModel, sidecar_path
 from fer_lightning.runrecord import atomic_write_json, environment_info
+from fer_lightning.tta import TEN_CROP_FRACTION, average_logits
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,12 @@ class ExportError(RuntimeError):
 class ExportNet(nn.Module):
     """The network alone, or (fold) the mean of its logits over the TTA views, as evaluation computes it."""
 
-    def __init__(self, net: nn.Module, views: tuple[str, ...] = ("identity",)) -> None:
+    def __init__(self, net: nn.Module, views: tuple[str, ...] = ("identity",), crop: float = TEN_CROP_FRACTION) -> None:
         super().__init__()
-        self.net, self.views = net, views
+        self.net, self.views, self.crop = net, views, crop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.views == ("identity",):
-            return self.net(x)
-        return torch.stack([self.net(x.flip(-1) if v == "hflip" else x) for v in self.views]).mean(0)
+        return average_logits(self.net, x, self.views, self.crop)
 
 
 def _sha256(path: Path) -> str:
@@ -155,8 +154,11 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     net = copy.deepcopy(loaded.model.net).float().to(memory_format=torch.contiguous_format).eval()
-    views = tuple(loaded.model.hparams.tta) if fold_tta else ("identity",)
-    module = ExportNet(net, views).eval()
+    tta = tuple(loaded.model.hparams.tta)
+    if "ten_crop" in tta and not fold_tta:  # the contract's runtimes apply identity/hflip views only
+        raise ValueError(f"{ckpt_path}: model.tta={list(tta)} includes ten_crop, which exported runtimes do not "
+                         "apply; export with fold_tta=true")
+    module = ExportNet(net, tta if fold_tta else ("identity",), loaded.model.hparams.tta_crop).eval()
     profile = loaded.profile
     example = torch.zeros(2, profile.channels, profile.image_size, profile.image_size)
     contract = build_contract(loaded, fmt, output, fold_tta, opset)

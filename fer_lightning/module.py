@@ -14,16 +14,13 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.metrics import classification_report, evaluation_metrics, scalar_logs
+from fer_lightning.tta import TEN_CROP_FRACTION, TTA_VIEWS, average_logits, check_views
 
-TTA_VIEWS = ("identity", "hflip")
+__all__ = ["TTA_VIEWS", "FERClassifier", "NonFiniteLossError"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss: stop instead of training on garbage."""
-
-
-def _view(x: torch.Tensor, name: str) -> torch.Tensor:
-    return x.flip(-1) if name == "hflip" else x
 
 
 class FERClassifier(LightningModule):
@@ -35,7 +32,9 @@ class FERClassifier(LightningModule):
         class_weights: per-class loss weights (the data module's `weighted_loss` strategy), kept as a buffer.
         backbone_lr: LR of the backbone group (None: same as the head). The group exists from the start so
             schedulers and checkpoints see it even while the backbone is frozen.
-        tta: evaluation views whose logits are averaged (identity, hflip), used for val and test.
+        tta: evaluation views whose logits are averaged (identity, hflip, ten_crop; `fer_lightning.tta`), used
+            for val and test.
+        tta_crop: side of each ten_crop crop as a fraction of the input side.
         channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
         compile: wrap the network with torch.compile.
     """
@@ -49,14 +48,13 @@ class FERClassifier(LightningModule):
         class_weights: Sequence[float] | None = None,
         backbone_lr: float | None = None,
         tta: Sequence[str] = ("identity",),
+        tta_crop: float = TEN_CROP_FRACTION,
         channels_last: bool = True,
         compile: bool = False,
         class_names: Sequence[str] = CLASS_NAMES,
     ) -> None:
         super().__init__()
-        unknown = [v for v in tta if v not in TTA_VIEWS]
-        if unknown or not tta:
-            raise ValueError(f"model.tta={list(tta)}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
+        check_views(tta, tta_crop)
         # Plain values only, so checkpoints load with torch.load(weights_only=True); the network and the
         # optimizer/scheduler factories are rebuilt from the run config stored in the checkpoint.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
@@ -84,8 +82,7 @@ class FERClassifier(LightningModule):
 
     def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Test-time augmentation: mean of the logits over the configured views."""
-        views = self.hparams.tta
-        return torch.stack([self(_view(x, v)).float() for v in views]).mean(0) if len(views) > 1 else self(x).float()
+        return average_logits(self, x, self.hparams.tta, self.hparams.tta_crop)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(

@@ -145,7 +145,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data, augment=OmegaConf.to_container(cfg.augment, resolve=True),
-                             imbalance=cfg.imbalance.strategy, _convert_="all")
+                             imbalance=cfg.imbalance.strategy, imbalance_power=cfg.imbalance.get("power", 1.0),
+                             _convert_="all")
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     model_kwargs: dict[str, Any] = {"optimizer": instantiate(cfg.optimizer), "scheduler": scheduler}
     datamodule.setup("fit")

@@ -64,3 +64,14 @@ def test_experiments_set_the_reports_recipes(make_cfg: Callable[..., DictConfig]
 def test_resnet_model_brings_its_input_profile(make_cfg: Callable[..., DictConfig]) -> None:
     assert make_cfg("model=resnet18", tiny=False).augment.channels == 3
     assert make_cfg("model=cnn", tiny=False).augment.channels == 1
+
+
+def test_cnn_best_keeps_the_reports_network(make_cfg: Callable[..., DictConfig]) -> None:
+    best = make_cfg("experiment=cnn_best", tiny=False)
+    net = instantiate(best.model.net)
+    assert sum(p.numel() for p in net.parameters()) == 584_807
+    assert best.model.net._target_ == make_cfg("experiment=seed_cnn", tiny=False).model.net._target_
+    assert (best.imbalance.strategy, best.imbalance.power, best.model.label_smoothing) == ("weighted_loss", 0.5, 0.1)
+    assert best.callbacks.ema._target_.endswith("EMAWeights") and best.augment.erasing_p > 0
+    # group values stay in their files, so swapping a group on top of the recipe composes
+    assert make_cfg("experiment=cnn_best", "optimizer=adamw", "scheduler=cosine", tiny=False).optimizer.lr == 1.7e-3

@@ -67,6 +67,20 @@ def test_class_weights_formula_and_strategy() -> None:
     torch.testing.assert_close(weights, expected)
 
 
+def test_power_softens_the_correction_for_loss_and_sampler() -> None:
+    full = torch.tensor([sum(COUNTS) / (7 * c) for c in COUNTS])
+    torch.testing.assert_close(datamodule("weighted_loss", imbalance_power=0.5).class_weights, full.sqrt())
+    assert torch.equal(datamodule("weighted_loss", imbalance_power=0.0).class_weights, torch.ones(7))
+    torch.manual_seed(0)
+    labels = torch.cat([b[1] for b in datamodule("sampler", imbalance_power=0.5).train_dataloader()])
+    freq = torch.bincount(labels, minlength=7).float() / len(labels)
+    counts = torch.tensor(COUNTS, dtype=torch.float32)
+    expected = counts.sqrt() / counts.sqrt().sum()  # n_c * n_c ** -0.5, normalised
+    assert torch.allclose(freq, expected, atol=0.02), (freq, expected)
+    with pytest.raises(ValueError, match="imbalance.power=-1"):
+        FERDataModule(imbalance="sampler", imbalance_power=-1)
+
+
 @pytest.mark.parametrize("strategy", ["sampler", "weighted_loss"])
 def test_balancing_needs_every_class(strategy: str) -> None:
     with pytest.raises(DataFormatError, match=rf"disgust have no training images; imbalance={strategy}"):

@@ -37,5 +37,6 @@ def preprocessing_contract(profile: AugmentProfile, class_names: Sequence[str], 
         "steps": steps,
         "class_names": list(class_names),
         "tta": list(tta),
-        "tta_rule": "average the logits over the views (hflip = flip the width axis), then softmax",
+        "tta_rule": ("average the logits over the views (hflip = flip the width axis; ten_crop = "
+                     "fer_lightning.tta.ten_crops, exported folded only), then softmax"),
     }
