@@ -1,7 +1,7 @@
 """Ablation tables from finished sweeps: one row per setting (mean ± std over seeds), failures listed, curves.
 
     python -m fer_lightning.report outputs/multiruns/<date>/<time>_ablation_optimizer [more dirs]
-        [--group-by optimizer ...] [--out DIR]
+        [--group-by optimizer ...] [--where scheduler=plateau ...] [--out DIR]
 
 It reads only what runs leave on disk - each job's metrics.json (train.py's record) and its .hydra/ folder -
 so a table can be rebuilt at any time, also from several sweeps or single runs together. Jobs that failed or
@@ -262,9 +262,11 @@ def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.D
     return pd.DataFrame(rows)
 
 
-def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[str], roots: Sequence[Path]) -> str:
+def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[str], roots: Sequence[Path],
+                    where: dict[str, str] | None = None) -> str:
     labels = list(keys) or ["setting"]
-    parts = [f"# Ablation: {', '.join(str(r) for r in roots)}\n",
+    selection = f" (jobs with {', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
+    parts = [f"# Ablation: {', '.join(str(r) for r in roots)}{selection}\n",
              "val: the best checkpoint's validation (PublicTest) report, the split used for model selection; "
              "test: PrivateTest, evaluated once on that checkpoint. Cells are mean ± sample std over n completed "
              "jobs (seeds); `failed` counts this setting's failed or unfinished jobs.\n"]
@@ -317,18 +319,34 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
 # -------------------------------------------------------------------------------------------------- CLI
 
 
+def parse_where(conditions: Sequence[str]) -> dict[str, str]:
+    """`['scheduler=plateau']` -> {'scheduler': 'plateau'}; ValueError (one line) for a condition without '='."""
+    parsed = {}
+    for condition in conditions:
+        key, sep, value = condition.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--where {condition!r}: expected KEY=VALUE, e.g. scheduler=plateau")
+        parsed[key] = value
+    return parsed
+
+
 def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = None,
-                 out: str | Path | None = None) -> dict[str, Any]:
-    """Find the jobs, write ablation.md / ablation.csv / val_acc.png; return the tables and the paths."""
+                 out: str | Path | None = None, where: Sequence[str] = ()) -> dict[str, Any]:
+    """Find the jobs (those matching every `where` KEY=VALUE), write ablation.md / ablation.csv / val_acc.png;
+    return the tables and the paths. `where` lets one table take a shared baseline row from another sweep."""
     roots = [Path(r) for r in roots]
-    jobs = find_jobs(roots)
+    conditions = parse_where(where)
+    found = find_jobs(roots)
+    jobs = [job for job in found if all(job.setting(k) == v for k, v in conditions.items())]
     if not jobs:
-        raise FileNotFoundError(f"no training job (metrics.json or .hydra/) under {', '.join(map(str, roots))}")
+        selection = f" with {', '.join(where)}" if conditions and found else ""
+        raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} under "
+                                f"{', '.join(map(str, roots))}")
     keys = list(group_by) if group_by else varying_keys(jobs)
     table = ablation_frame(jobs, keys)
     failures = failures_frame(jobs, keys, roots[0])
     out_dir = Path(out) if out is not None else roots[0]
-    markdown = render_markdown(table, failures, keys, roots)
+    markdown = render_markdown(table, failures, keys, roots, conditions)
     paths = {"markdown": out_dir / "ablation.md", "csv": out_dir / "ablation.csv", "plot": out_dir / "val_acc.png"}
     atomic_write_text(paths["markdown"], markdown)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
@@ -346,11 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", help="multirun or run directories (searched recursively)")
     parser.add_argument("--group-by", nargs="+", metavar="KEY",
                         help="row keys, e.g. optimizer (default: the override keys that vary across jobs, not seed)")
+    parser.add_argument("--where", nargs="+", metavar="KEY=VALUE", default=[],
+                        help="only jobs with these settings, e.g. scheduler=plateau (a baseline shared by sweeps)")
     parser.add_argument("--out", help="output directory (default: the first dir)")
     args = parser.parse_args(argv)
     try:
-        result = build_report(args.dirs, args.group_by, args.out)
-    except (FileNotFoundError, OSError) as error:
+        result = build_report(args.dirs, args.group_by, args.out, args.where)
+    except (FileNotFoundError, OSError, ValueError) as error:
         print(f"report: error: {error}", file=sys.stderr)
         return 2
     print(result["markdown"])

@@ -110,6 +110,20 @@ def test_single_runs_and_several_dirs(tmp_path: Path) -> None:
     assert list(result["table"]["imbalance"]) == ["-", "sampler"]  # no override, no .hydra: unknown, shown as '-'
 
 
+def test_where_takes_a_baseline_row_from_another_sweep(sweep: Path, tmp_path: Path) -> None:
+    other = tmp_path / "schedulers"
+    write_job(other / "0", ["scheduler=cosine", "seed=1"], {"optimizer": "sgd", "scheduler": "cosine"},
+              completed(0.9))
+    result = build_report([sweep, other], group_by=["optimizer"], out=tmp_path, where=["scheduler=plateau"])
+    table = result["table"].set_index("optimizer")
+    assert table.loc["sgd", "n"] == 3 and table.loc["sgd", "val_acc"] == pytest.approx(0.6)  # cosine job left out
+    assert "(jobs with scheduler=plateau)" in result["markdown"]
+    with pytest.raises(FileNotFoundError, match="with scheduler=none"):
+        build_report([sweep], where=["scheduler=none"])
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        build_report([sweep], where=["plateau"])
+
+
 def test_missing_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err == f"report: error: {tmp_path / 'nope'}: no such directory\n"
