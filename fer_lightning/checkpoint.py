@@ -53,9 +53,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_classifier(path: str | Path) -> LoadedCheckpoint:
-    """The network with its trained weights (eval mode, CPU) plus the config and input profile of its run."""
+def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckpoint:
+    """The network with its trained weights (eval mode, CPU) plus the config and input profile of its run.
+
+    A run with callbacks=ema saves the averaged weights as `state_dict` and the raw ones beside them;
+    `raw_weights=True` loads the raw ones, to measure what the average adds.
+    """
     checkpoint = read_checkpoint(path)
+    if raw_weights:
+        if "current_model_state" not in checkpoint:
+            raise CheckpointError(f"{path}: no raw weights beside averaged ones (the run did not use callbacks=ema); "
+                                  "drop raw_weights=true")
+        checkpoint["state_dict"] = checkpoint["current_model_state"]
     config = OmegaConf.create(checkpoint["fer_lightning"]["config"])
     net_config = OmegaConf.to_container(config.model.net, resolve=True)
     if "weights" in net_config:

@@ -1,7 +1,7 @@
 """Evaluate a trained checkpoint on val or test: the report's classification table, confusion matrix and JSON.
 
     python -m fer_lightning.evaluate ckpt_path=outputs/runs/.../checkpoints/epoch_012.ckpt
-        [split=test] [data.path=/path/to/fer2013.csv.gz] [tta=[identity,hflip]] [output_dir=DIR]
+        [split=test] [data.path=/path/to/fer2013.csv.gz] [tta=[identity,hflip]] [raw_weights=true] [output_dir=DIR]
 
 Everything not given comes from the checkpoint's own run (data source, input profile, TTA, precision, eval
 batch size), so the best checkpoint evaluated on val reproduces the run's metrics.json val report, and a
@@ -132,7 +132,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     split = str(cfg.split)
     if split not in SPLITS:
         raise EvaluationError(f"split={split}: expected val or test")
-    loaded = load_classifier(cfg.ckpt_path)
+    raw_weights = bool(cfg.get("raw_weights", False))
+    loaded = load_classifier(cfg.ckpt_path, raw_weights=raw_weights)
     run_cfg = loaded.config
     views = tta_views(cfg.get("tta"), loaded.model.hparams.tta)
     loaded.model.hparams.tta = views
@@ -146,7 +147,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     table = report_table(report)
     markdown = markdown_table(formatted(table))
     source = settings["path"] if settings["path"] else f"synthetic {settings['synthetic']}"
-    header = (f"# {split} classification report\n\ncheckpoint `{loaded.path}` (epoch {loaded.epoch}), data "
+    weights = ", raw (not averaged) weights" if raw_weights else ""
+    header = (f"# {split} classification report\n\ncheckpoint `{loaded.path}` (epoch {loaded.epoch}{weights}), data "
               f"{source}, TTA {views}, precision {precision}\n\n")
     paths = {name: out_dir / f"{split}_{suffix}" for name, suffix in (
         ("markdown", "report.md"), ("csv", "report.csv"), ("figure", "confusion_matrix.png"),
@@ -156,7 +158,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], f"{split} {loaded.path.name}")
     save_figure(fig, paths["figure"])
     plt.close(fig)
-    record = {"ckpt_path": str(loaded.path), "checkpoint_epoch": loaded.epoch, "split": split, "tta": views,
+    record = {"ckpt_path": str(loaded.path), "checkpoint_epoch": loaded.epoch, "raw_weights": raw_weights,
+              "split": split, "tta": views,
               "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
               "files": {name: str(path) for name, path in paths.items()}}
     atomic_write_json(paths["json"], record)

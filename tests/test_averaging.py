@@ -76,4 +76,6 @@ def test_evaluate_reproduces_an_ema_runs_record(split: str, tmp_path: Path) -> N
     GlobalHydra.instance().clear()
     result = evaluate(eval_cfg, tmp_path / "eval")
     assert result["report"]["confusion_matrix"] == record[split]["confusion_matrix"]
+    raw = load_classifier(record["best"]["ckpt_path"], raw_weights=True).model.net.classifier.weight
+    assert not torch.equal(raw, load_classifier(record["best"]["ckpt_path"]).model.net.classifier.weight)
     assert load_classifier(record["best"]["ckpt_path"]).model.hparams.tta == ["identity", "hflip"]

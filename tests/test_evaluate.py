@@ -117,6 +117,8 @@ def test_errors_are_one_line(trained: dict[str, Any], tmp_path: Path) -> None:
         evaluate(eval_cfg(f"ckpt_path={foreign}"), tmp_path / "out")
     with pytest.raises(EvaluationError, match="split=train: expected val or test"):
         evaluate(eval_cfg(f"ckpt_path={ckpt}", "split=train"), tmp_path / "out")
+    with pytest.raises(CheckpointError, match="no raw weights beside averaged ones"):
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", "raw_weights=true"), tmp_path / "out")
 
 
 def test_errors_print_one_line_and_return_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
