@@ -53,6 +53,9 @@ def test_short_run_writes_record_checkpoints_and_tensorboard(make_cfg: Callable[
     assert {"val/acc", "val/macro_f1", "val/f1/fear", "val/precision/happy", "train/loss_epoch"} <= set(tags["scalars"])
     assert "val/confusion_matrix" in tags["images"] and "test/confusion_matrix" in tags["images"]
     assert any(tag.startswith("lr-") for tag in tags["scalars"])
+    # each history row holds its own epoch's train metrics (Lightning validates before closing the epoch)
+    logged = [e.value for e in events.Scalars("train/acc")]
+    assert [row.get("train/acc") for row in on_disk["history"]] == pytest.approx(logged)
     hp = events.Scalars("hparams/val_acc")
     assert hp[-1].value == pytest.approx(record["val"]["accuracy"])
     assert "hp_metric" not in tags["scalars"]

@@ -10,12 +10,15 @@ import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-HISTORY_KEYS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/macro_f1", "val/weighted_f1")
+TRAIN_KEYS = ("train/loss_epoch", "train/acc")
+VAL_KEYS = ("val/loss", "val/acc", "val/macro_f1", "val/weighted_f1")
 
 
 class EpochHistory(Callback):
     """One row per validated epoch: the epoch's scalar metrics, learning rates and elapsed training time.
 
+    Lightning validates before it closes the training epoch, so the row is opened at validation end (val metrics,
+    learning rates, time) and completed at train-epoch end, when that epoch's train/loss and train/acc exist.
     Its state is saved in checkpoints, so a resumed run keeps the rows of the epochs before the interruption.
     """
 
@@ -35,11 +38,17 @@ class EpochHistory(Callback):
             return
         metrics = trainer.callback_metrics
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step, "time_s": self.elapsed()}
-        row.update({k: float(metrics[k]) for k in HISTORY_KEYS if k in metrics})
+        row.update({k: float(metrics[k]) for k in VAL_KEYS if k in metrics})
         for opt in trainer.optimizers:
             for i, group in enumerate(opt.param_groups):
                 row[f"lr/{group.get('name', i)}"] = float(group["lr"])
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        row = next((r for r in self.rows if r["epoch"] == trainer.current_epoch), None)
+        if row is not None:  # epochs without validation (check_val_every_n_epoch > 1) have no row
+            metrics = trainer.callback_metrics
+            row.update({k: float(metrics[k]) for k in TRAIN_KEYS if k in metrics})
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "elapsed": self.elapsed()}
