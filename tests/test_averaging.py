@@ -50,7 +50,7 @@ def test_val_test_and_checkpoint_are_the_same_averaged_model(tmp_path: Path) -> 
     dm.datasets["test"] = dm.datasets["val"]  # test on the val images: both reports must then agree exactly
     model = FERClassifier(FERCNN(), optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9), channels_last=False)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, monitor="val/acc", mode="max")
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, precision="32-true",
                         callbacks=[EMAWeights(decay=0.9), checkpoint], default_root_dir=tmp_path)
     trainer.fit(model, datamodule=dm)
