@@ -165,7 +165,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     _check_ddp_launch(trainer)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
-    checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+    # the monitored checkpoint (best model), not the unmonitored one that keeps last.ckpt
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
     best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     fit_time, epoch_rows = history.elapsed(), list(history.rows)  # before validate() restores older callback state
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -59,6 +60,18 @@ def test_short_run_writes_record_checkpoints_and_tensorboard(make_cfg: Callable[
     hp = events.Scalars("hparams/val_acc")
     assert hp[-1].value == pytest.approx(record["val"]["accuracy"])
     assert "hp_metric" not in tags["scalars"]
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_val_did_not_improve(make_cfg: Callable[..., DictConfig]) -> None:
+    # monitor epoch, mode min: epoch 0 stays the best, so only the unmonitored checkpoint can refresh last.ckpt
+    cfg = make_cfg(*SHORT, "trainer.max_epochs=3", "logger=csv", "test=false",
+                   "callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min")
+    record = train(cfg)
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    assert record["best"]["epoch"] == 0 and record["best"]["ckpt_path"].endswith("epoch_000.ckpt")
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (2, record["global_step"])
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
 
 
 def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
