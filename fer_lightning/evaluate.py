@@ -33,6 +33,7 @@ from fer_lightning.data.splits import DataFormatError
 from fer_lightning.module import TTA_VIEWS
 from fer_lightning.report import markdown_table, save_figure
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
+from fer_lightning.tta import TEN_CROP_FRACTION, check_views
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,17 @@ def tta_views(requested: Any, default: Any) -> list[str]:
     if not views or any(v not in TTA_VIEWS for v in views):
         raise EvaluationError(f"tta={views}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
     return views
+
+
+def ten_crop_fraction(requested: Any, default: float) -> float:
+    """The ten_crop crop side: `tta_crop` if given, else the checkpoint's, checked like the trainer checks it."""
+    crop = default if requested is None else requested
+    try:
+        crop = float(crop)
+        check_views(["ten_crop"], crop)
+    except (TypeError, ValueError):
+        raise EvaluationError(f"tta_crop={requested}: expected a fraction of the input side in (0, 1)") from None
+    return crop
 
 
 def eval_precision(requested: str | None, run_precision: Any) -> str:
@@ -136,7 +148,9 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     loaded = load_classifier(cfg.ckpt_path, raw_weights=raw_weights)
     run_cfg = loaded.config
     views = tta_views(cfg.get("tta"), loaded.model.hparams.tta)
+    crop = ten_crop_fraction(cfg.get("tta_crop"), loaded.model.hparams.get("tta_crop", TEN_CROP_FRACTION))
     loaded.model.hparams.tta = views
+    loaded.model.hparams.tta_crop = crop
     requested = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
     settings = data_settings(OmegaConf.to_container(run_cfg.get("data") or {}, resolve=True), requested)
     precision = eval_precision(cfg.get("precision"), OmegaConf.select(run_cfg, "trainer.precision"))
@@ -148,8 +162,9 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     markdown = markdown_table(formatted(table))
     source = settings["path"] if settings["path"] else f"synthetic {settings['synthetic']}"
     weights = ", raw (not averaged) weights" if raw_weights else ""
+    crop_note = f" (ten_crop side {crop:g})" if "ten_crop" in views else ""
     header = (f"# {split} classification report\n\ncheckpoint `{loaded.path}` (epoch {loaded.epoch}{weights}), data "
-              f"{source}, TTA {views}, precision {precision}\n\n")
+              f"{source}, TTA {views}{crop_note}, precision {precision}\n\n")
     paths = {name: out_dir / f"{split}_{suffix}" for name, suffix in (
         ("markdown", "report.md"), ("csv", "report.csv"), ("figure", "confusion_matrix.png"),
         ("json", "evaluation.json"))}
@@ -159,7 +174,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     save_figure(fig, paths["figure"])
     plt.close(fig)
     record = {"ckpt_path": str(loaded.path), "checkpoint_epoch": loaded.epoch, "raw_weights": raw_weights,
-              "split": split, "tta": views,
+              "split": split, "tta": views, "tta_crop": crop,
               "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
               "files": {name: str(path) for name, path in paths.items()}}
     atomic_write_json(paths["json"], record)

@@ -84,6 +84,29 @@ def test_tta_override_is_applied_and_recorded(trained: dict[str, Any], tmp_path:
         evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "tta=[vflip]"), tmp_path)
 
 
+def test_tta_crop_override_reaches_the_model(trained: dict[str, Any], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import fer_lightning.module as module
+
+    crops: list[float] = []
+
+    def recording(model: Any, x: Any, views: Any, crop: float) -> Any:
+        crops.append(crop)
+        return average_logits(model, x, views, crop)
+
+    average_logits = module.average_logits
+    monkeypatch.setattr(module, "average_logits", recording)
+    ckpt = f"ckpt_path={trained['best']['ckpt_path']}"
+    assert evaluate(eval_cfg(ckpt, "tta=[ten_crop]"), tmp_path / "default")["tta_crop"] == pytest.approx(0.9)
+    assert crops and all(crop == pytest.approx(0.9) for crop in crops)
+    crops.clear()
+    assert evaluate(eval_cfg(ckpt, "tta=[ten_crop]", "tta_crop=0.5"), tmp_path / "half")["tta_crop"] == 0.5
+    assert crops and all(crop == 0.5 for crop in crops)
+    assert "ten_crop side 0.5" in (tmp_path / "half" / "val_report.md").read_text()
+    with pytest.raises(EvaluationError, match=r"tta_crop=1.5: expected a fraction"):
+        evaluate(eval_cfg(ckpt, "tta_crop=1.5"), tmp_path / "bad")
+
+
 def test_data_path_replaces_the_checkpoints_source() -> None:
     run = {"path": None, "synthetic": {"n_train": 96}, "cache_dir": None, "val_fraction": 0.2, "split_seed": 3,
            "eval_batch_size": 48}
