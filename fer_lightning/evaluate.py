@@ -33,7 +33,7 @@ from fer_lightning.data.splits import DataFormatError
 from fer_lightning.module import TTA_VIEWS
 from fer_lightning.report import markdown_table, save_figure
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
-from fer_lightning.tta import TEN_CROP_FRACTION, check_views
+from fer_lightning.tta import TEN_CROP_FRACTION, check_crop
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def ten_crop_fraction(requested: Any, default: float) -> float:
     crop = default if requested is None else requested
     try:
         crop = float(crop)
-        check_views(["ten_crop"], crop)
+        check_crop(crop)
     except (TypeError, ValueError):
         raise EvaluationError(f"tta_crop={requested}: expected a fraction of the input side in (0, 1)") from None
     return crop

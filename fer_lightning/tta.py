@@ -22,6 +22,11 @@ def check_views(views: Sequence[str], crop: float = TEN_CROP_FRACTION) -> None:
     unknown = [v for v in views if v not in TTA_VIEWS]
     if unknown or not views:
         raise ValueError(f"model.tta={list(views)}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
+    check_crop(crop)
+
+
+def check_crop(crop: float) -> None:
+    """Raise ValueError unless the ten_crop crop side is a fraction of the input side in (0, 1)."""
     if not 0.0 < crop < 1.0:
         raise ValueError(f"model.tta_crop={crop}: expected a fraction of the input side in (0, 1)")
 
