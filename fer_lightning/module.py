@@ -7,13 +7,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning import LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.metrics import classification_report, evaluation_metrics, scalar_logs
+from fer_lightning.mixing import build_batch_mix, cross_entropy
 from fer_lightning.tta import TEN_CROP_FRACTION, TTA_VIEWS, average_logits, check_views
 
 __all__ = ["TTA_VIEWS", "FERClassifier", "NonFiniteLossError"]
@@ -35,6 +35,7 @@ class FERClassifier(LightningModule):
         tta: evaluation views whose logits are averaged (identity, hflip, ten_crop; `fer_lightning.tta`), used
             for val and test.
         tta_crop: side of each ten_crop crop as a fraction of the input side.
+        mixup_alpha, cutmix_alpha, mix_prob: Mixup / CutMix of training batches (`fer_lightning.mixing`; 0: off).
         channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
         compile: wrap the network with torch.compile.
     """
@@ -49,6 +50,9 @@ class FERClassifier(LightningModule):
         backbone_lr: float | None = None,
         tta: Sequence[str] = ("identity",),
         tta_crop: float = TEN_CROP_FRACTION,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
         channels_last: bool = True,
         compile: bool = False,
         class_names: Sequence[str] = CLASS_NAMES,
@@ -64,6 +68,7 @@ class FERClassifier(LightningModule):
         weights = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
         self.register_buffer("class_weights", weights)
         num_classes = len(self.class_names)
+        self.batch_mix = build_batch_mix(mixup_alpha, cutmix_alpha, mix_prob, num_classes)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.eval_metrics = nn.ModuleDict({s: evaluation_metrics(num_classes) for s in ("val", "test")})
         self.reports: dict[str, dict[str, Any]] = {}
@@ -84,16 +89,18 @@ class FERClassifier(LightningModule):
         """Test-time augmentation: mean of the logits over the configured views."""
         return average_logits(self, x, self.hparams.tta, self.hparams.tta_crop)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            logits.float(), labels, weight=self.class_weights, label_smoothing=self.hparams.label_smoothing
-        )
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Weighted, smoothed cross-entropy; targets are class indices or (mixed batches) label distributions."""
+        return cross_entropy(logits, targets, self.class_weights, self.hparams.label_smoothing)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
+        targets = labels
+        if self.batch_mix is not None:
+            images, targets = self.batch_mix(images, labels)
         logits = self(images)
-        loss = self.loss(logits, labels)
-        self.train_acc.update(logits.detach(), labels)
+        loss = self.loss(logits, targets)
+        self.train_acc.update(logits.detach(), labels)  # each image's own label, also in a mix
         bad = ~torch.isfinite(loss.detach())
         self._loss_not_finite = bad if self._loss_not_finite is None else self._loss_not_finite | bad
         # Accumulated on the device; read by the loggers every `log_every_n_steps`, never per step.
