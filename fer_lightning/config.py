@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 OPTIMIZED_METRICS = ("val/acc", "val/macro_f1")
+EVAL_WEIGHTS = ("best", "last")
 
 
 class ConfigError(ValueError):
@@ -82,6 +83,8 @@ def check_config(cfg: DictConfig) -> None:
                               f"trainer.max_epochs={cfg.trainer.max_epochs}, or the backbone never trains")
     if cfg.optimized_metric not in OPTIMIZED_METRICS:
         raise ConfigError(f"optimized_metric={cfg.optimized_metric}: expected one of {', '.join(OPTIMIZED_METRICS)}")
+    if cfg.get("eval_weights", "best") not in EVAL_WEIGHTS:
+        raise ConfigError(f"eval_weights={cfg.eval_weights}: expected one of {', '.join(EVAL_WEIGHTS)}")
     interval = (cfg.get("scheduler") or {}).get("interval", "epoch")
     if interval not in ("epoch", "step"):
         raise ConfigError(f"scheduler.interval={interval}: expected epoch or step")

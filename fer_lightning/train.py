@@ -1,4 +1,4 @@
-"""Train a FER model: seed -> data -> model -> fit -> evaluate the best checkpoint -> write metrics.json.
+"""Train a FER model: seed -> data -> model -> fit -> evaluate the best (or last) checkpoint -> write metrics.json.
 
     python -m fer_lightning.train [group=option ...] [key=value ...]
     python -m fer_lightning.train -m optimizer=adamw,sgd        # a sweep; a failing job does not stop it
@@ -125,6 +125,12 @@ def _check_ddp_launch(trainer: L.Trainer) -> None:
                           "cluster=slurm (one SLURM task per device)")
 
 
+def _last_checkpoint(trainer: L.Trainer) -> str | None:
+    """The final epoch's checkpoint (the unmonitored last.ckpt callback's), or None: the weights fit ended with."""
+    last = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and not c.monitor), None)
+    return last.best_model_path if last is not None and last.best_model_path else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
     started = time.perf_counter()
@@ -168,13 +174,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # the monitored checkpoint (best model), not the unmonitored one that keeps last.ckpt
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
     best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    eval_path = best_path if cfg.get("eval_weights", "best") == "best" else _last_checkpoint(trainer)
     fit_time, epoch_rows = history.elapsed(), list(history.rows)  # before validate() restores older callback state
 
-    trainer.validate(model, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+    trainer.validate(model, datamodule=datamodule, ckpt_path=eval_path, verbose=False)
     val_report = model.reports.get("val")
     test_report = None
     if cfg.get("test") and datamodule.has_split("test"):
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=eval_path, verbose=False)
         test_report = model.reports.get("test")
 
     best_epoch = None
@@ -198,6 +205,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best": {"monitor": checkpoint.monitor if checkpoint else None, "epoch": best_epoch,
                  "score": float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None
                  else None, "ckpt_path": best_path},
+        "evaluated": {"weights": cfg.get("eval_weights", "best"), "ckpt_path": eval_path},
         "val": val_report,
         "test": test_report,
         "history": epoch_rows,

@@ -73,6 +73,7 @@ def test_cnn_best_keeps_the_reports_network(make_cfg: Callable[..., DictConfig])
     assert best.model.net._target_ == make_cfg("experiment=seed_cnn", tiny=False).model.net._target_
     assert (best.imbalance.strategy, best.imbalance.power, best.model.label_smoothing) == ("weighted_loss", 0.5, 0.1)
     assert best.callbacks.ema._target_.endswith("EMAWeights") and best.augment.erasing_p > 0
+    assert (best.trainer.max_epochs, best.eval_weights) == (120, "last")  # the measured recipe: final weights
     optimizer = best.optimizer
     assert (optimizer._target_, optimizer.lr, optimizer.weight_decay) == ("torch.optim.AdamW", 2e-3, 0.05)
     assert make_cfg("experiment=cnn_best", "scheduler=cosine", tiny=False).scheduler._target_.endswith("cosine")

@@ -74,6 +74,28 @@ def test_last_checkpoint_is_the_last_epoch_even_when_val_did_not_improve(make_cf
     assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
 
 
+@pytest.mark.parametrize(("eval_weights", "epoch", "name"), [("best", 0, "epoch_000.ckpt"), ("last", 2, "last.ckpt")])
+def test_eval_weights_picks_the_checkpoint_the_record_reports(make_cfg: Callable[..., DictConfig], eval_weights: str,
+                                                              epoch: int, name: str) -> None:
+    # as above, epoch 0 stays the monitored best; the record's val report must be that epoch's or the final one's
+    cfg = make_cfg(*SHORT, "trainer.max_epochs=3", "logger=csv", "test=false", f"eval_weights={eval_weights}",
+                   "callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min",
+                   "optimizer.lr=0.05")
+    record = train(cfg)
+    assert record["evaluated"] == {"weights": eval_weights, "ckpt_path": str(Path(cfg.paths.output_dir) /
+                                                                             "checkpoints" / name)}
+    keys = ("acc", "macro_f1", "weighted_f1")
+    by_epoch = {row["epoch"]: tuple(round(row[f"val/{k}"], 5) for k in keys) for row in record["history"]}
+    assert len(set(by_epoch.values())) == 3  # the epochs are distinguishable by their val metrics
+    reported = tuple(round(record["val"][k], 5) for k in ("accuracy", "macro_f1", "weighted_f1"))
+    assert reported == by_epoch[epoch]
+
+
+def test_unknown_eval_weights_is_a_config_error(make_cfg: Callable[..., DictConfig]) -> None:
+    with pytest.raises(ValueError, match="eval_weights=middle: expected one of best, last"):
+        train(make_cfg("debug=fast_dev_run", "eval_weights=middle"))
+
+
 def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "fer_lightning.train", "-m", *TINY_DATA, *SHORT,
