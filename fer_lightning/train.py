@@ -125,10 +125,11 @@ def _check_ddp_launch(trainer: L.Trainer) -> None:
                           "cluster=slurm (one SLURM task per device)")
 
 
-def _last_checkpoint(trainer: L.Trainer) -> str | None:
-    """The final epoch's checkpoint (the unmonitored last.ckpt callback's), or None: the weights fit ended with."""
-    last = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and not c.monitor), None)
-    return last.best_model_path if last is not None and last.best_model_path else None
+def _checkpoint(trainer: L.Trainer, monitored: bool) -> tuple[ModelCheckpoint | None, str | None]:
+    """The monitored checkpoint callback (best model) or the unmonitored one (last.ckpt), and the file it saved."""
+    callback = next((c for c in trainer.checkpoint_callbacks
+                     if isinstance(c, ModelCheckpoint) and bool(c.monitor) == monitored), None)
+    return callback, (callback.best_model_path or None) if callback is not None else None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -171,10 +172,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     _check_ddp_launch(trainer)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
-    # the monitored checkpoint (best model), not the unmonitored one that keeps last.ckpt
-    checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
-    best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
-    eval_path = best_path if cfg.get("eval_weights", "best") == "best" else _last_checkpoint(trainer)
+    checkpoint, best_path = _checkpoint(trainer, monitored=True)
+    eval_weights = cfg.get("eval_weights", "best")
+    eval_path = best_path if eval_weights == "best" else _checkpoint(trainer, monitored=False)[1]
     fit_time, epoch_rows = history.elapsed(), list(history.rows)  # before validate() restores older callback state
 
     trainer.validate(model, datamodule=datamodule, ckpt_path=eval_path, verbose=False)
@@ -205,7 +205,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best": {"monitor": checkpoint.monitor if checkpoint else None, "epoch": best_epoch,
                  "score": float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None
                  else None, "ckpt_path": best_path},
-        "evaluated": {"weights": cfg.get("eval_weights", "best"), "ckpt_path": eval_path},
+        "evaluated": {"weights": eval_weights, "ckpt_path": eval_path},
         "val": val_report,
         "test": test_report,
         "history": epoch_rows,
