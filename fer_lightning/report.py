@@ -2,6 +2,11 @@
 
     python -m fer_lightning.report outputs/multiruns/<date>/<time>_ablation_optimizer [more dirs]
         [--group-by optimizer ...] [--where scheduler=plateau ...] [--out DIR]
+        [--time-to 0.65,0.68] [--baseline optimizer=adamw]
+
+--time-to: epochs and seconds of training until val accuracy first reached each threshold (from each record's
+per-epoch history), so recipes compare on cost; --baseline: every row's paired-seed difference against the named
+row (mean over shared seeds of row - baseline) with a 95 % t-interval.
 
 It reads only what runs leave on disk - each job's metrics.json (train.py's record) and its .hydra/ folder -
 so a table can be rebuilt at any time, also from several sweeps or single runs together. Jobs that failed or
@@ -13,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_text
+from fer_lightning.stats import check_threshold, paired_difference, time_to
 
 # Per-job numbers taken from a record: (column, split, key in the classification report).
 SUMMARY_METRICS = (("val_acc", "val", "accuracy"), ("val_macro_f1", "val", "macro_f1"),
@@ -188,9 +194,17 @@ def class_names(jobs: Sequence[Job]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def job_metrics(job: Job, classes: Sequence[str]) -> dict[str, Any]:
-    """The numbers of one completed job: summary metrics, per-class F1, epochs, fit time."""
+def time_to_columns(threshold: float) -> tuple[str, str]:
+    return f"epochs_to_{threshold:g}", f"s_to_{threshold:g}"
+
+
+def job_metrics(job: Job, classes: Sequence[str], thresholds: Sequence[float] = ()) -> dict[str, Any]:
+    """The numbers of one completed job: summary metrics, per-class F1, epochs, fit time, time to thresholds."""
     row: dict[str, Any] = {}
+    for threshold in thresholds:
+        reached = time_to(job.record.get("history") or [], threshold)
+        epochs, seconds = time_to_columns(threshold)
+        row[epochs], row[seconds] = reached if reached else (None, None)
     for column, split, key in SUMMARY_METRICS:
         report = job.record.get(split) or {}
         row[column] = report.get(key)
@@ -206,11 +220,13 @@ def setting_label(keys: Sequence[str], values: Sequence[Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) or "all jobs"
 
 
-def ablation_frame(jobs: Sequence[Job], keys: Sequence[str]) -> pd.DataFrame:
-    """One row per setting: n, mean and sample std (`<metric>_std`) over the completed jobs of that setting."""
+def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
+    """One row per setting: n, mean and sample std (`<metric>_std`) over the completed jobs of that setting.
+    Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
     done = [job for job in jobs if job.status == "completed"]
     classes = class_names(done)
-    rows = [{**{k: job.setting(k) for k in keys}, "seed": job.seed, **job_metrics(job, classes)} for job in done]
+    rows = [{**{k: job.setting(k) for k in keys}, "seed": job.seed, **job_metrics(job, classes, thresholds)}
+            for job in done]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -220,8 +236,9 @@ def ablation_frame(jobs: Sequence[Job], keys: Sequence[str]) -> pd.DataFrame:
     grouped = frame.groupby(by, sort=False)
     table = grouped[metric_columns].mean()
     spread = grouped[metric_columns].std().add_suffix("_std")
-    table = pd.concat([grouped.size().rename("n"), table, spread], axis=1)
-    ordered = ["n"] + [c for m in metric_columns for c in (m, f"{m}_std")]
+    reached = [grouped[time_to_columns(t)[1]].count().rename(f"reached_{t:g}") for t in thresholds]
+    table = pd.concat([grouped.size().rename("n"), table, spread, *reached], axis=1)
+    ordered = ["n"] + [c for m in metric_columns for c in (m, f"{m}_std")] + [f"reached_{t:g}" for t in thresholds]
     table = table[ordered].dropna(axis=1, how="all").reset_index()
     if not keys:
         table = table.rename(columns={"index": "setting"})
@@ -248,6 +265,71 @@ def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple
     return shown
 
 
+def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str, list[str]]:
+    """'mean epochs / mean s (reached/n)' per threshold; '-' where no job of the row reached it."""
+    cells: dict[str, list[str]] = {}
+    for threshold in thresholds:
+        epochs, seconds = time_to_columns(threshold)
+        column = []
+        for _, row in table.iterrows():
+            reached = int(row.get(f"reached_{threshold:g}", 0))
+            if not reached:
+                column.append(f"- (0/{int(row['n'])})")
+            else:
+                column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{int(row['n'])})")
+        cells[f"to val acc {threshold:g}"] = column
+    return cells
+
+
+BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
+
+
+def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
+    """`optimizer=adamw` (or `k1=v1,k2=v2` for several row keys) -> {key: value}; every key must be a row key."""
+    if not baseline:
+        return None
+    parsed = parse_where([part for part in baseline.split(",") if part], option="--baseline")
+    unknown = [k for k in parsed if k not in keys]
+    if unknown:
+        raise ValueError(f"--baseline {baseline}: {', '.join(unknown)} is not a row key of this table "
+                         f"(rows differ in: {', '.join(keys) or 'nothing'}); use --group-by to set them")
+    return parsed
+
+
+def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[str, str]) -> pd.DataFrame:
+    """Per row: paired-seed difference (row - baseline) of val acc and macro-F1, mean and 95 % t-interval."""
+    done = [job for job in jobs if job.status == "completed"]
+    label_of = {id(job): tuple(job.setting(k) for k in keys) for job in done}
+    wanted = tuple(baseline.get(k) for k in keys)
+    if wanted not in set(label_of.values()):
+        rows = sorted({setting_label(keys, v) for v in label_of.values()})
+        raise ValueError(f"--baseline {setting_label(keys, wanted)}: no completed row with that setting; "
+                         f"rows: {'; '.join(rows)}")
+    metric = {column: {} for column, _ in BASELINE_METRICS}
+    for job in done:
+        for column, split, key in SUMMARY_METRICS:
+            if column in metric and isinstance(job.record.get(split), dict):
+                metric[column].setdefault(label_of[id(job)], {})[job.seed] = job.record[split].get(key)
+    rows = []
+    for label in dict.fromkeys(label_of[id(job)] for job in done):
+        row: dict[str, Any] = dict(zip(keys, label, strict=True))
+        for column, title in BASELINE_METRICS:
+            values = metric[column]
+            interval = paired_difference(values.get(label, {}), values.get(wanted, {}))
+            if label == wanted:
+                row[title] = "baseline"
+            elif interval is None:
+                row[title] = "no shared seed"
+            elif interval.n < 2:
+                row[title] = f"{interval.estimate:+.4f} (1 seed, no interval)"
+            else:
+                marker = " *" if interval.excludes_zero() else ""
+                row[title] = (f"{interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] "
+                              f"n={interval.n}{marker}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.DataFrame:
     rows = []
     for job in jobs:
@@ -263,7 +345,8 @@ def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.D
 
 
 def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[str], roots: Sequence[Path],
-                    where: dict[str, str] | None = None) -> str:
+                    where: dict[str, str] | None = None, thresholds: Sequence[float] = (),
+                    baseline: pd.DataFrame | None = None) -> str:
     labels = list(keys) or ["setting"]
     selection = f" (jobs with {', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
     parts = [f"# Ablation: {', '.join(str(r) for r in roots)}{selection}\n",
@@ -276,7 +359,16 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
         summary = [(c, SUMMARY_LABELS[c]) for c in (*(m for m, _, _ in SUMMARY_METRICS), "epochs", "fit_time_s")]
         shown = _display(table, labels, summary)
         shown.insert(len(labels) + 1, "failed", table["failed"])
+        for title, cells in time_to_cells(table, thresholds).items():
+            shown[title] = cells
         parts.append(markdown_table(shown, len(labels)))
+        if thresholds:
+            parts.append("`to val acc t`: mean epochs / seconds of training until the per-epoch val accuracy first "
+                         "reached t, over the (reached/n) jobs that reached it.\n")
+        if baseline is not None and not baseline.empty:
+            parts += ["\n## Paired difference against the baseline\n",
+                      "Mean over the seeds both rows ran of (row - baseline), 95 % t-interval over those per-seed "
+                      "differences; * marks an interval that excludes 0.\n", markdown_table(baseline, len(labels))]
         prefixes = ("val_f1_", "test_f1_")
         names = list(dict.fromkeys(c.removeprefix(p) for c in table.columns for p in prefixes
                                    if c.startswith(p) and not c.endswith("_std")))
@@ -319,19 +411,35 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
 # -------------------------------------------------------------------------------------------------- CLI
 
 
-def parse_where(conditions: Sequence[str]) -> dict[str, str]:
+def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str, str]:
     """`['scheduler=plateau']` -> {'scheduler': 'plateau'}; ValueError (one line) for a condition without '='."""
     parsed = {}
     for condition in conditions:
         key, sep, value = condition.partition("=")
         if not sep or not key:
-            raise ValueError(f"--where {condition!r}: expected KEY=VALUE, e.g. scheduler=plateau")
+            raise ValueError(f"{option} {condition!r}: expected KEY=VALUE, e.g. scheduler=plateau")
         parsed[key] = value
     return parsed
 
 
+def parse_thresholds(text: str | Sequence[float] | None) -> list[float]:
+    """`'0.65,0.68'` -> [0.65, 0.68]; ValueError naming --time-to for anything outside (0, 1]."""
+    if text is None:
+        return []
+    parts = [p for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"--time-to {part!r}: expected accuracies in (0, 1], e.g. 0.65,0.68") from None
+        values.append(check_threshold(value))
+    return values
+
+
 def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = None,
-                 out: str | Path | None = None, where: Sequence[str] = ()) -> dict[str, Any]:
+                 out: str | Path | None = None, where: Sequence[str] = (), time_to: str | None = None,
+                 baseline: str | None = None) -> dict[str, Any]:
     """Find the jobs (those matching every `where` KEY=VALUE), write ablation.md / ablation.csv / val_acc.png;
     return the tables and the paths. `where` lets one table take a shared baseline row from another sweep."""
     roots = [Path(r) for r in roots]
@@ -343,10 +451,13 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
         raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} under "
                                 f"{', '.join(map(str, roots))}")
     keys = list(group_by) if group_by else varying_keys(jobs)
-    table = ablation_frame(jobs, keys)
+    thresholds = parse_thresholds(time_to)
+    baseline_setting = parse_baseline(baseline, keys)
+    table = ablation_frame(jobs, keys, thresholds)
+    paired = baseline_frame(jobs, keys, baseline_setting) if baseline_setting else None
     failures = failures_frame(jobs, keys, roots[0])
     out_dir = Path(out) if out is not None else roots[0]
-    markdown = render_markdown(table, failures, keys, roots, conditions)
+    markdown = render_markdown(table, failures, keys, roots, conditions, thresholds, paired)
     paths = {"markdown": out_dir / "ablation.md", "csv": out_dir / "ablation.csv", "plot": out_dir / "val_acc.png"}
     atomic_write_text(paths["markdown"], markdown)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
@@ -356,7 +467,8 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     else:
         save_figure(fig, paths["plot"])
         plt.close(fig)
-    return {"jobs": jobs, "keys": keys, "table": table, "failures": failures, "markdown": markdown, "paths": paths}
+    return {"jobs": jobs, "keys": keys, "table": table, "failures": failures, "markdown": markdown, "paths": paths,
+            "baseline": paired}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -367,9 +479,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--where", nargs="+", metavar="KEY=VALUE", default=[],
                         help="only jobs with these settings, e.g. scheduler=plateau (a baseline shared by sweeps)")
     parser.add_argument("--out", help="output directory (default: the first dir)")
+    parser.add_argument("--time-to", metavar="T1,T2", help="val accuracy thresholds in (0, 1], e.g. 0.65,0.68: "
+                        "epochs and seconds until each was first reached")
+    parser.add_argument("--baseline", metavar="KEY=VALUE", help="the row every other row is compared with "
+                        "(paired by seed, 95 %% t-interval), e.g. optimizer=adamw")
     args = parser.parse_args(argv)
     try:
-        result = build_report(args.dirs, args.group_by, args.out, args.where)
+        result = build_report(args.dirs, args.group_by, args.out, args.where, args.time_to, args.baseline)
     except (FileNotFoundError, OSError, ValueError) as error:
         print(f"report: error: {error}", file=sys.stderr)
         return 2

@@ -136,3 +136,61 @@ def test_helpers() -> None:
                                                                                   "d": "x=y"}
     frame = pd.DataFrame({"k": ["a|b"], "v": [0.5], "w": [float("nan")]})
     assert markdown_table(frame) == "| k | v | w |\n|---|---:|---:|\n| a\\|b | 0.5 |  |\n"
+
+
+def timed(acc: float, seconds_per_epoch: float, curve: list[float]) -> dict[str, Any]:
+    """A completed record whose history has val accuracies `curve` at `seconds_per_epoch` per epoch."""
+    record = completed(acc, epochs=len(curve))
+    record["history"] = [{"epoch": e, "time_s": seconds_per_epoch * (e + 1), "val/acc": v} for e, v in enumerate(curve)]
+    return record
+
+
+@pytest.fixture
+def paired_sweep(tmp_path: Path) -> Path:
+    """optimizer x seeds 1-3: adamw 0.68/0.69/0.70, sgd 0.66/0.66/0.69 (per-seed differences -0.02, -0.03, -0.01)."""
+    root = tmp_path / "paired"
+    accs = {"adamw": (0.68, 0.69, 0.70), "sgd": (0.66, 0.66, 0.69)}
+    curves = {"adamw": [0.60, 0.66, 0.69], "sgd": [0.50, 0.60, 0.66]}
+    job = 0
+    for optimizer, values in accs.items():
+        for seed, acc in enumerate(values, start=1):
+            curve = curves[optimizer] if seed != 3 or optimizer == "adamw" else [0.5, 0.55, 0.6]
+            write_job(root / str(job), [f"optimizer={optimizer}", f"seed={seed}"], {"optimizer": optimizer},
+                      timed(acc, 10.0 * seed, curve))
+            job += 1
+    return root
+
+
+def test_time_to_columns_from_the_history(paired_sweep: Path) -> None:
+    result = build_report([paired_sweep], time_to="0.65,0.68")
+    table = result["table"].set_index("optimizer")
+    # adamw reaches 0.65 at epoch 2 in every seed, after 20, 40, 60 s; 0.68 at epoch 3 (30, 60, 90 s)
+    assert table.loc["adamw", "epochs_to_0.65"] == pytest.approx(2.0)
+    assert table.loc["adamw", "s_to_0.65"] == pytest.approx(40.0)
+    assert table.loc["adamw", "s_to_0.68"] == pytest.approx(60.0)
+    # sgd: seeds 1 and 2 reach 0.65 at epoch 3 (30 s, 60 s), seed 3 never; nobody reaches 0.68
+    assert table.loc["sgd", "reached_0.65"] == 2 and table.loc["sgd", "s_to_0.65"] == pytest.approx(45.0)
+    assert table.loc["sgd", "reached_0.68"] == 0
+    assert "| 2.0 ep / 40 s (3/3) | 3.0 ep / 60 s (3/3) |" in result["markdown"]
+    assert "| 3.0 ep / 45 s (2/3) | - (0/3) |" in result["markdown"]
+
+
+def test_paired_baseline_difference_with_t_interval(paired_sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(paired_sweep), "--baseline", "optimizer=adamw"]) == 0
+    out = capsys.readouterr().out
+    # differences -0.02, -0.03, -0.01: mean -0.02, s 0.01, half-width 4.302653 * 0.01 / sqrt(3) = 0.024841
+    assert "| sgd | -0.0200 [-0.0448, +0.0048] n=3 |" in out
+    assert "| adamw | baseline |" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--baseline", "scheduler=plateau"], "--baseline scheduler=plateau: scheduler is not a row key"),
+    (["--baseline", "optimizer=adam"], "--baseline optimizer=adam: no completed row with that setting"),
+    (["--time-to", "0.65,1.5"], "--time-to 1.5: expected accuracies in (0, 1]"),
+    (["--time-to", "abc"], "--time-to 'abc': expected accuracies in (0, 1]"),
+])
+def test_bad_time_to_and_baseline_are_one_line(paired_sweep: Path, args: list[str], message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(paired_sweep), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"report: error: {message}") and err.count("\n") == 1
