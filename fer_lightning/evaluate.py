@@ -2,6 +2,10 @@
 
     python -m fer_lightning.evaluate ckpt_path=outputs/runs/.../checkpoints/epoch_012.ckpt
         [split=test] [data.path=/path/to/fer2013.csv.gz] [tta=[identity,hflip]] [raw_weights=true] [output_dir=DIR]
+        [bootstrap=1000] [compare_ckpt_path=other.ckpt]
+
+bootstrap=N adds 95 % percentile-bootstrap intervals over the split's images for accuracy and macro-F1;
+compare_ckpt_path evaluates a second checkpoint on the same images and views and adds McNemar's test of the two.
 
 Everything not given comes from the checkpoint's own run (data source, input profile, TTA, precision, eval
 batch size), so the best checkpoint evaluated on val reproduces the run's metrics.json val report, and a
@@ -33,6 +37,7 @@ from fer_lightning.data.splits import DataFormatError
 from fer_lightning.module import TTA_VIEWS
 from fer_lightning.report import markdown_table, save_figure
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
+from fer_lightning.stats import Interval, McNemar, bootstrap_intervals, mcnemar
 from fer_lightning.tta import TEN_CROP_FRACTION, check_crop
 
 log = logging.getLogger(__name__)
@@ -109,8 +114,38 @@ def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, p
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     loaded.model.reports.pop(split, None)
+    loaded.model.collect_predictions = True
     (trainer.validate if split == "val" else trainer.test)(loaded.model, datamodule=datamodule, verbose=False)
     return loaded.model.reports[split]
+
+
+def bootstrap_resamples(requested: Any) -> int:
+    """`bootstrap`: 0 (off) or a number of resamples; EvaluationError naming the key otherwise."""
+    try:
+        resamples = int(requested or 0)
+        if resamples < 0 or resamples != float(requested or 0):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise EvaluationError(f"bootstrap={requested}: expected 0 (off) or a number of resamples, e.g. 1000") from None
+    return resamples
+
+
+def interval_dict(interval: Interval) -> dict[str, float]:
+    return {"estimate": interval.estimate, "low": interval.low, "high": interval.high, "n": interval.n}
+
+
+def statistics_lines(intervals: Mapping[str, Interval] | None, test: McNemar | None, other: str | None,
+                     other_accuracy: float | None) -> str:
+    """The header lines the Markdown report gets for the bootstrap intervals and McNemar's test."""
+    lines = []
+    if intervals:
+        lines += [f"95 % bootstrap interval over images ({intervals['accuracy'].n} images): "
+                  + "; ".join(f"{name} {iv.estimate:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
+                              for name, iv in intervals.items())]
+    if test is not None:
+        lines += [f"McNemar vs `{other}` (accuracy {other_accuracy:.4f}): {test.b} images only this checkpoint "
+                  f"gets right, {test.c} only the other; exact p = {test.p_value:.4g}"]
+    return "".join(f"{line}\n\n" for line in lines)
 
 
 def report_table(report: Mapping[str, Any]) -> pd.DataFrame:
@@ -154,8 +189,20 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     requested = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
     settings = data_settings(OmegaConf.to_container(run_cfg.get("data") or {}, resolve=True), requested)
     precision = eval_precision(cfg.get("precision"), OmegaConf.select(run_cfg, "trainer.precision"))
+    resamples = bootstrap_resamples(cfg.get("bootstrap"))
     datamodule = build_datamodule(loaded, settings, split)
-    report = run_split(loaded, datamodule, split, precision, str(cfg.get("accelerator", "auto")))
+    accelerator = str(cfg.get("accelerator", "auto"))
+    report = run_split(loaded, datamodule, split, precision, accelerator)
+    targets, predictions = loaded.model.predictions[split]
+    intervals = (bootstrap_intervals(targets.numpy(), predictions.numpy(), len(report["class_names"]), resamples)
+                 if resamples else None)
+    comparison, other, other_report = None, None, None
+    if cfg.get("compare_ckpt_path"):
+        other = load_classifier(cfg.compare_ckpt_path, raw_weights=raw_weights)
+        other.model.hparams.tta, other.model.hparams.tta_crop = views, crop
+        other_report = run_split(other, datamodule, split, precision, accelerator)
+        other_targets, other_predictions = other.model.predictions[split]
+        comparison = mcnemar((predictions == targets).numpy(), (other_predictions == other_targets).numpy())
 
     out_dir = Path(out_dir)
     table = report_table(report)
@@ -165,18 +212,30 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     crop_note = f" (ten_crop side {crop:g})" if "ten_crop" in views else ""
     header = (f"# {split} classification report\n\ncheckpoint `{loaded.path}` (epoch {loaded.epoch}{weights}), data "
               f"{source}, TTA {views}{crop_note}, precision {precision}\n\n")
+    header += statistics_lines(intervals, comparison, str(other.path) if other else None,
+                               other_report["accuracy"] if other_report else None)
     paths = {name: out_dir / f"{split}_{suffix}" for name, suffix in (
         ("markdown", "report.md"), ("csv", "report.csv"), ("figure", "confusion_matrix.png"),
-        ("json", "evaluation.json"))}
+        ("json", "evaluation.json"), ("predictions", "predictions.csv"))}
     atomic_write_text(paths["markdown"], header + markdown)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.4f"))
     fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], f"{split} {loaded.path.name}")
     save_figure(fig, paths["figure"])
     plt.close(fig)
+    per_image = pd.DataFrame({"index": range(len(targets)), "target": targets.numpy(),
+                              "prediction": predictions.numpy()})
+    atomic_write_text(paths["predictions"], per_image.to_csv(index=False))
     record = {"ckpt_path": str(loaded.path), "checkpoint_epoch": loaded.epoch, "raw_weights": raw_weights,
               "split": split, "tta": views, "tta_crop": crop,
               "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
               "files": {name: str(path) for name, path in paths.items()}}
+    if intervals:
+        record["bootstrap"] = {"resamples": resamples, "confidence": 0.95,
+                               **{name: interval_dict(iv) for name, iv in intervals.items()}}
+    if comparison is not None and other is not None and other_report is not None:
+        record["mcnemar"] = {"other_ckpt_path": str(other.path), "other_accuracy": other_report["accuracy"],
+                             "only_this_correct": comparison.b, "only_other_correct": comparison.c,
+                             "statistic": comparison.statistic, "p_value": comparison.p_value}
     atomic_write_json(paths["json"], record)
     return {**record, "markdown": markdown}
 

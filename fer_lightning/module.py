@@ -72,6 +72,13 @@ class FERClassifier(LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.eval_metrics = nn.ModuleDict({s: evaluation_metrics(num_classes) for s in ("val", "test")})
         self.reports: dict[str, dict[str, Any]] = {}
+        # "final/" while train() evaluates the chosen checkpoint after fit, so those numbers do not extend the
+        # per-epoch val/* curves in TensorBoard (a curve whose best epoch was not the last would jump at the end)
+        self.log_prefix = ""
+        # evaluate's bootstrap / McNemar need every image's prediction: (targets, predictions) per stage, on the host
+        self.collect_predictions = False
+        self.predictions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._batches: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._loss_not_finite: torch.Tensor | None = None  # flag kept on the device; read every few steps
 
     def configure_model(self) -> None:
@@ -84,6 +91,12 @@ class FERClassifier(LightningModule):
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
+
+    def set_tta(self, views: Sequence[str], crop: float | None = None) -> None:
+        """Evaluate with other views from now on (train's `final_tta`: cheap views per epoch, more at the end)."""
+        crop = self.hparams.tta_crop if crop is None else crop
+        check_views(views, crop)
+        self.hparams.tta, self.hparams.tta_crop = list(views), crop
 
     def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Test-time augmentation: mean of the logits over the configured views."""
@@ -130,16 +143,23 @@ class FERClassifier(LightningModule):
     def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         images, labels = batch
         logits = self.evaluation_logits(images)
-        self.log(f"{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True, sync_dist=True)
+        self.log(f"{self.log_prefix}{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True,
+                 sync_dist=True)
         self.eval_metrics[stage].update(logits, labels)
+        if self.collect_predictions:
+            self._batches.append((labels.cpu(), logits.argmax(dim=-1).cpu()))
 
     def _evaluation_epoch_end(self, stage: str) -> None:
         metrics = self.eval_metrics[stage]
         results = metrics.compute()
         metrics.reset()
         # results are already summed over DDP ranks (torchmetrics syncs in compute); sync_dist only tells Lightning
-        self.log_dict(scalar_logs(stage, results, self.class_names), sync_dist=True)
+        self.log_dict(scalar_logs(f"{self.log_prefix}{stage}", results, self.class_names), sync_dist=True)
         self.reports[stage] = classification_report(results, self.class_names)
+        if self.collect_predictions and self._batches:
+            targets, predictions = zip(*self._batches, strict=True)
+            self.predictions[stage] = (torch.cat(targets), torch.cat(predictions))
+        self._batches = []
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluation_step("val", batch)

@@ -161,3 +161,29 @@ def test_cli_writes_into_output_dir_and_prints_the_table(trained: dict[str, Any]
     assert f"| accuracy |  |  | {trained['test']['accuracy']:.4f} | 48 |" in result.stdout
     assert {"test_report.md", "test_report.csv", "test_confusion_matrix.png", "test_evaluation.json",
             ".hydra"} <= {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_bootstrap_and_mcnemar_agree_with_the_per_image_predictions(trained: dict[str, Any], tiny_checkpoint: Path,
+                                                                    tmp_path: Path) -> None:
+    ckpt = f"ckpt_path={trained['best']['ckpt_path']}"
+    result = evaluate(eval_cfg(ckpt, "bootstrap=200", f"compare_ckpt_path={tiny_checkpoint}"), tmp_path / "a")
+    mine = pd.read_csv(tmp_path / "a" / "val_predictions.csv")
+    assert len(mine) == 48
+    assert (mine["target"] == mine["prediction"]).mean() == pytest.approx(result["report"]["accuracy"])
+    boot = result["bootstrap"]
+    assert boot["resamples"] == 200 and boot["accuracy"]["estimate"] == pytest.approx(result["report"]["accuracy"])
+    assert boot["accuracy"]["low"] <= boot["accuracy"]["estimate"] <= boot["accuracy"]["high"]
+    assert boot["macro_f1"]["estimate"] == pytest.approx(result["report"]["macro_f1"], abs=1e-6)
+
+    other = evaluate(eval_cfg(f"ckpt_path={tiny_checkpoint}", "tta=[identity]"), tmp_path / "b")
+    theirs = pd.read_csv(tmp_path / "b" / "val_predictions.csv")
+    mine_right, theirs_right = mine["target"] == mine["prediction"], theirs["target"] == theirs["prediction"]
+    test = result["mcnemar"]
+    assert test["only_this_correct"] == int((mine_right & ~theirs_right).sum())
+    assert test["only_other_correct"] == int((~mine_right & theirs_right).sum())
+    assert test["other_accuracy"] == pytest.approx(other["report"]["accuracy"])
+    assert 0.0 <= test["p_value"] <= 1.0
+    markdown = (tmp_path / "a" / "val_report.md").read_text()
+    assert "95 % bootstrap interval over images (48 images)" in markdown and "McNemar vs" in markdown
+    with pytest.raises(EvaluationError, match="bootstrap=-5: expected 0"):
+        evaluate(eval_cfg(ckpt, "bootstrap=-5"), tmp_path / "bad")
