@@ -177,6 +177,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     eval_path = best_path if eval_weights == "best" else _checkpoint(trainer, monitored=False)[1]
     fit_time, epoch_rows = history.elapsed(), list(history.rows)  # before validate() restores older callback state
 
+    model.log_prefix = "final/"
+    if cfg.get("final_tta"):
+        model.set_tta(list(cfg.final_tta))
     trainer.validate(model, datamodule=datamodule, ckpt_path=eval_path, verbose=False)
     val_report = model.reports.get("val")
     test_report = None
@@ -205,7 +208,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best": {"monitor": checkpoint.monitor if checkpoint else None, "epoch": best_epoch,
                  "score": float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None
                  else None, "ckpt_path": best_path},
-        "evaluated": {"weights": eval_weights, "ckpt_path": eval_path},
+        "evaluated": {"weights": eval_weights, "ckpt_path": eval_path, "tta": list(model.hparams.tta)},
         "val": val_report,
         "test": test_report,
         "history": epoch_rows,

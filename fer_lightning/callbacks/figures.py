@@ -40,10 +40,11 @@ class ConfusionMatrixFigure(Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if report is None or not loggers or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        title = f"{stage} epoch {trainer.current_epoch}"
+        tag = f"{getattr(pl_module, 'log_prefix', '')}{stage}"
+        title = f"{tag} epoch {trainer.current_epoch}"
         fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], title)
         for logger in loggers:
-            logger.experiment.add_figure(f"{stage}/confusion_matrix", fig, global_step=trainer.global_step, close=False)
+            logger.experiment.add_figure(f"{tag}/confusion_matrix", fig, global_step=trainer.global_step, close=False)
         plt.close(fig)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

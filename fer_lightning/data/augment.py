@@ -63,6 +63,9 @@ class BatchAugment:
 
     def __init__(self, profile: AugmentProfile) -> None:
         self.profile = profile
+        # side of the training crops when it differs from the profile's (progressive resizing trains smaller
+        # images early, callbacks.ProgressiveResize); evaluation always uses profile.image_size
+        self.train_size: int | None = None
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         p = self.profile
@@ -125,7 +128,8 @@ class BatchAugment:
         x = _as_float(images)
         b, src = x.shape[0], x.shape[-1]
         theta = self._affine(b, src, x, generator)
-        grid = F.affine_grid(theta, [b, 1, p.image_size, p.image_size], align_corners=False)
+        size = self.train_size or p.image_size
+        grid = F.affine_grid(theta, [b, 1, size, size], align_corners=False)
         x = F.grid_sample(x, grid, mode=p.interpolation, padding_mode="zeros", align_corners=False)
         if p.brightness:
             x = x * _uniform(b, 1 - p.brightness, 1 + p.brightness, x, generator).view(-1, 1, 1, 1)
