@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning import release as released
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.module import FERClassifier
@@ -38,8 +39,12 @@ class LoadedCheckpoint:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors."""
-    path = Path(path)
+    """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors.
+    `pretrained` names the model released inside the package (fer_lightning/weights/fer_cnn.pt)."""
+    try:
+        path = released.resolve(path)
+    except FileNotFoundError as error:
+        raise CheckpointError(str(error)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -60,6 +65,7 @@ def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckp
     `raw_weights=True` loads the raw ones, to measure what the average adds.
     """
     checkpoint = read_checkpoint(path)
+    path = released.resolve(path)
     if raw_weights:
         if "current_model_state" not in checkpoint:
             raise CheckpointError(f"{path}: no raw weights beside averaged ones (the run did not use callbacks=ema); "

@@ -9,7 +9,16 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def _config_dir() -> str:
+    """The Hydra configs: `fer_lightning/conf` inside an installed wheel (the top-level conf/ is packaged there,
+    see pyproject.toml), else the checkout's top-level conf/ (source tree, editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return str(packaged if (packaged / "train.yaml").is_file() else here.parent / "conf")
+
+
+CONFIG_DIR = _config_dir()
 OPTIMIZED_METRICS = ("val/acc", "val/macro_f1")
 EVAL_WEIGHTS = ("best", "last")
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from fer_lightning.atomicio import atomic_path
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
-from fer_lightning.cli import run_checked
+from fer_lightning.cli import fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
@@ -185,12 +185,13 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     if not cfg.ckpt_path:
-        raise SystemExit("export: ckpt_path=... is required (python -m fer_lightning.export ckpt_path=X.ckpt)")
+        fail("export", ValueError("ckpt_path=... is required (python -m fer_lightning.export ckpt_path=X.ckpt, or "
+                                  "ckpt_path=pretrained for the released model)"))
     output = cfg.output or Path(HydraConfig.get().runtime.output_dir) / f"model{FORMATS.get(cfg.format, '')}"
     try:
         export_checkpoint(cfg.ckpt_path, cfg.format, output, fold_tta=cfg.fold_tta, opset=cfg.opset, check=cfg.verify)
-    except (CheckpointError, ValueError, ExportError) as error:
-        raise SystemExit(f"export: {error}") from None
+    except (CheckpointError, ValueError, OSError, ExportError) as error:
+        fail("export", error)
 
 
 def run() -> None:

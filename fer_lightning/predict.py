@@ -1,6 +1,7 @@
 """Predict emotions of the faces in an image, a folder or a video with a trained checkpoint.
 
-    python -m fer_lightning.predict ckpt_path=.../best.ckpt input=photo.jpg [output_dir=...] [detector=whole_image]
+    python -m fer_lightning.predict input=photo.jpg [ckpt_path=.../last.ckpt] [output_dir=...] [detector=whole_image]
+    (without ckpt_path: the model released inside the package, fer_lightning/weights/fer_cnn.pt)
     fer-predict ...   (the same, installed as a script)
 
 A thin Hydra entry point: detector and predictor come from fer_lightning.inference, the loop and the tables
@@ -19,11 +20,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.checkpoint import CheckpointError
-from fer_lightning.cli import run_checked
+from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.inference.detect import FaceDetector, HaarFaceDetector, WholeImageDetector
 from fer_lightning.inference.pipeline import PredictionRun, summarize, write_tables
 from fer_lightning.inference.predictor import Predictor
+from fer_lightning.release import PRETRAINED, RELEASED_PATH
 from fer_lightning.runrecord import environment_info
 
 log = logging.getLogger(__name__)
@@ -40,16 +42,18 @@ def build_detector(cfg: DictConfig) -> FaceDetector:
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
     """Run the prediction described by `cfg` (detector: injected, else from cfg) and return the summary."""
     started = time.perf_counter()
-    for key in ("ckpt_path", "input"):
-        if not cfg.get(key):
-            raise ValueError(f"{key}=... is required (python -m fer_lightning.predict ckpt_path=X.ckpt input=PATH)")
+    if not cfg.get("input"):
+        raise ValueError("input=... is required (python -m fer_lightning.predict input=photo.jpg|folder|clip.mp4)")
+    ckpt_path = cfg.get("ckpt_path") or PRETRAINED
+    if not cfg.get("ckpt_path"):
+        log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
     output_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
-    predictor = Predictor.from_checkpoint(cfg.ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
+    predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
                                           device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
     run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
                         video_stride=cfg.video_stride, progress=cfg.progress)
     items = run.run(cfg.input)
-    meta = {"checkpoint": str(cfg.ckpt_path), "input": str(cfg.input), "detector": cfg.detector,
+    meta = {"checkpoint": str(predictor.checkpoint), "input": str(cfg.input), "detector": cfg.detector,
             "margin": cfg.margin, "precision": cfg.precision, "video_stride": cfg.video_stride,
             "preprocessing": predictor.contract(),
             "wall_time_s": round(time.perf_counter() - started, 3), "versions": environment_info()["versions"]}
@@ -64,8 +68,10 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
 def main(cfg: DictConfig) -> None:
     try:
         predict(cfg)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"predict: {error}") from None
+    except (CheckpointError, OSError, ValueError) as error:
+        if expected_failure(error) is None:
+            raise
+        fail("predict", error)
 
 
 def run() -> None:

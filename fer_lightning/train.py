@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
 from fer_lightning.checkpoint import AtomicCheckpointIO, find_resume_checkpoint, read_checkpoint
-from fer_lightning.cli import run_checked
+from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR, ConfigError, check_config
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
 
@@ -149,7 +149,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         atomic_write_json(run_dir / RECORD_NAME, {"status": "running", "task_name": cfg.task_name,
                                                   "run_dir": str(run_dir), "seed": cfg.seed,
                                                   "overrides": _overrides()})
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data, augment=OmegaConf.to_container(cfg.augment, resolve=True),
                              imbalance=cfg.imbalance.strategy, imbalance_power=cfg.imbalance.get("power", 1.0),
@@ -283,7 +283,10 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as error:
         _record_failure(cfg, error)
         if not multirun:
-            raise
+            expected = expected_failure(error)
+            if expected is None:
+                raise
+            fail("train", expected)
         log.error("job failed: %s: %s", type(error).__name__, error)
         # Optuna's sweeper aborts the whole study on None and leaves the trial RUNNING on NaN; -inf completes
         # the trial as the worst value (both objectives are maximised) and the sweep goes on.

@@ -169,5 +169,5 @@ def test_cli_exits_with_the_one_line_error_before_hydra_starts() -> None:
     result = subprocess.run([sys.executable, "-m", "fer_lightning.train", "scheduler=cosin"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: scheduler=cosin: unknown option; expected one of cosine, inverse_sqrt, "
-                                     "linear, none, plateau, warmup_cosine")
+    assert result.stderr.strip() == ("train: error: scheduler=cosin: unknown option; expected one of cosine, "
+                                     "inverse_sqrt, linear, none, plateau, warmup_cosine")

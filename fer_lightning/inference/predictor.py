@@ -1,6 +1,6 @@
 """Predictor: face boxes -> 48x48 gray crops -> the checkpoint's own evaluation transform -> class probabilities.
 
-    predictor = Predictor.from_checkpoint("outputs/runs/.../checkpoints/best.ckpt")
+    predictor = Predictor.from_pretrained()  # or .from_checkpoint("outputs/runs/.../checkpoints/last.ckpt")
     for face in predictor.predict("photo.jpg"):
         print(face.box, face.label, face.score)
 
@@ -26,6 +26,7 @@ from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.detect import Box, FaceDetector, HaarFaceDetector
 from fer_lightning.inference.images import to_gray
 from fer_lightning.module import FERClassifier
+from fer_lightning.release import PRETRAINED
 
 # Haar boxes are a little tighter than FER-2013's crops: on 200 real faces pasted into canvases the pasted
 # square was 1.06x the detected side (median), i.e. about 3 % more on each side.
@@ -114,6 +115,12 @@ class Predictor:
         predictor = cls(loaded.model, loaded.profile, detector, **kwargs)
         predictor.checkpoint = loaded.path
         return predictor
+
+    @classmethod
+    def from_pretrained(cls, detector: FaceDetector | None = None, **kwargs: Any) -> Predictor:
+        """A predictor for the model released inside the package (fer_lightning/weights/fer_cnn.pt; its card,
+        with the recipe and val accuracy: `fer_lightning.release.released_card()`)."""
+        return cls.from_checkpoint(PRETRAINED, detector, **kwargs)
 
     @property
     def detector(self) -> FaceDetector:

@@ -1,0 +1,18 @@
+"""Lightning callbacks: two-stage fine-tuning, EMA weights, progressive resizing, confusion-matrix figures, the run
+record."""
+
+from fer_lightning.callbacks.averaging import EMAWeights
+from fer_lightning.callbacks.figures import ConfusionMatrixFigure
+from fer_lightning.callbacks.finetuning import FreezeThenFinetune
+from fer_lightning.callbacks.record import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
+from fer_lightning.callbacks.resize import ProgressiveResize
+
+__all__ = [
+    "ConfigInCheckpoint",
+    "ConfusionMatrixFigure",
+    "EMAWeights",
+    "EpochHistory",
+    "FreezeThenFinetune",
+    "ProgressiveResize",
+    "RNGStateInCheckpoint",
+]

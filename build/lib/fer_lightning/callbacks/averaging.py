@@ -1,0 +1,52 @@
+"""EMA of the weights, evaluated wherever the trainer evaluates: validation, the best checkpoint, and test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from lightning import LightningModule, Trainer
+from lightning.pytorch.callbacks import WeightAveraging
+
+
+def ema_update(decay: float, warmup: bool) -> Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor], int], None]:
+    """`multi_avg_fn` for AveragedModel: ema <- d * ema + (1 - d) * current, with d = min(decay, (1+n)/(10+n))
+    after n updates when `warmup` (timm's ModelEmaV3 ramp), so early, poor weights fade out quickly."""
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"callbacks.ema.decay={decay}: expected a value in [0, 1]")
+
+    @torch.no_grad()
+    def update(ema: Sequence[torch.Tensor], current: Sequence[torch.Tensor], num_averaged: int) -> None:
+        n = int(num_averaged)  # AveragedModel reads n_averaged on the host at every update anyway
+        d = min(decay, (1.0 + n) / (10.0 + n)) if warmup else decay
+        for e, c in zip(ema, current, strict=True):
+            if e.is_floating_point():
+                e.lerp_(c, 1.0 - d)
+            else:  # BatchNorm's num_batches_tracked
+                e.copy_(e * d + c * (1.0 - d))
+
+    return update
+
+
+class EMAWeights(WeightAveraging):
+    """Exponential moving average of the parameters and BatchNorm buffers, updated after every optimizer step
+    (Lightning's WeightAveraging with an EMA rule that ramps up), swapped in for validation and test.
+
+    Checkpoints store the averaged weights as `state_dict` (the raw ones beside them, for resuming), so the best
+    checkpoint is the EMA model wherever it is loaded: evaluate, predict, export. Lightning swaps the average in
+    for validation only; `trainer.test(ckpt_path=...)` in the same process restores the raw weights beside the
+    average and would test the raw ones, so this class swaps for test too - val and test are one model.
+    """
+
+    def __init__(self, decay: float = 0.999, warmup: bool = True, device: str | None = None,
+                 use_buffers: bool = True) -> None:
+        super().__init__(device=device, use_buffers=use_buffers, multi_avg_fn=ema_update(decay, warmup))
+        self.decay, self.warmup = decay, warmup
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._average_model is not None:
+            self._swap_models(pl_module)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._average_model is not None:
+            self._swap_models(pl_module)

@@ -1,0 +1,35 @@
+"""Two-stage transfer learning: head only for the first K epochs, then the whole network."""
+
+from __future__ import annotations
+
+from lightning import LightningModule
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch.optim import Optimizer
+
+
+class FreezeThenFinetune(BaseFinetuning):
+    """Freeze `net.backbone` until epoch `unfreeze_at_epoch`, then make it trainable.
+
+    Unlike Lightning's BackboneFinetuning, no parameter group is added at unfreeze time: FERClassifier creates
+    the backbone group (with its own, smaller LR) up front, so every scheduler - including ReduceLROnPlateau,
+    which ignores groups added later - steps it, and a resumed run rebuilds the same optimizer. While frozen,
+    the backbone's parameters get no gradients and the optimizer skips them. Unfreezing is re-applied at every
+    epoch >= K, so resuming from a checkpoint past K works.
+    """
+
+    def __init__(self, unfreeze_at_epoch: int = 5, train_bn: bool = False) -> None:
+        super().__init__()
+        if unfreeze_at_epoch < 0:
+            raise ValueError(f"unfreeze_at_epoch must be >= 0, got {unfreeze_at_epoch}")
+        self.unfreeze_at_epoch = unfreeze_at_epoch
+        self.train_bn = train_bn
+
+    def freeze_before_training(self, pl_module: LightningModule) -> None:
+        if not hasattr(pl_module.net, "backbone"):
+            raise ValueError("FreezeThenFinetune needs a network with a `backbone` (e.g. model=resnet18)")
+        if self.unfreeze_at_epoch > 0:
+            self.freeze(pl_module.net.backbone, train_bn=self.train_bn)
+
+    def finetune_function(self, pl_module: LightningModule, epoch: int, optimizer: Optimizer) -> None:
+        if epoch >= self.unfreeze_at_epoch:
+            self.make_trainable(pl_module.net.backbone)

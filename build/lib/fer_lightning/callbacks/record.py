@@ -1,0 +1,96 @@
+"""What a run remembers: per-epoch history (for metrics.json), and its config and RNG states in every checkpoint."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import Callback, LightningModule, Trainer
+
+TRAIN_KEYS = ("train/loss_epoch", "train/acc")
+VAL_KEYS = ("val/loss", "val/acc", "val/macro_f1", "val/weighted_f1")
+
+
+class EpochHistory(Callback):
+    """One row per validated epoch: the epoch's scalar metrics, learning rates and elapsed training time.
+
+    Lightning validates before it closes the training epoch, so the row is opened at validation end (val metrics,
+    learning rates, time) and completed at train-epoch end, when that epoch's train/loss and train/acc exist.
+    Its state is saved in checkpoints, so a resumed run keeps the rows of the epochs before the interruption.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._elapsed_before = 0.0
+        self._fit_start = time.perf_counter()
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self._elapsed_before + time.perf_counter() - self._fit_start
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        metrics = trainer.callback_metrics
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step, "time_s": self.elapsed()}
+        row.update({k: float(metrics[k]) for k in VAL_KEYS if k in metrics})
+        for opt in trainer.optimizers:
+            for i, group in enumerate(opt.param_groups):
+                row[f"lr/{group.get('name', i)}"] = float(group["lr"])
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        row = next((r for r in self.rows if r["epoch"] == trainer.current_epoch), None)
+        if row is not None:  # epochs without validation (check_val_every_n_epoch > 1) have no row
+            metrics = trainer.callback_metrics
+            row.update({k: float(metrics[k]) for k in TRAIN_KEYS if k in metrics})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "elapsed": self.elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict.get("rows", []))
+        self._elapsed_before = float(state_dict.get("elapsed", 0.0))
+
+
+class ConfigInCheckpoint(Callback):
+    """Stores the run's resolved config in every checkpoint: the network, and the input profile that
+    evaluation and inference must reproduce, travel with the weights."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["fer_lightning"] = {"config": self.config, "torch": str(torch.__version__)}
+
+
+class RNGStateInCheckpoint(Callback):
+    """Saves the Python, NumPy and torch RNG states with every checkpoint and restores them on resume, so a run
+    resumed from epoch k draws the same sampler order, augmentation and dropout as the uninterrupted run."""
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "python": random.getstate(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if not states or trainer.state.fn != "fit":
+            return
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+        n = states["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])

@@ -1,0 +1,118 @@
+"""Checkpoints: rebuild a trained classifier (and its input profile) from one, write them atomically, pick one
+to resume from.
+
+Checkpoints written by `fer_lightning.train` carry the run's resolved config (ConfigInCheckpoint), so
+evaluation, prediction and export need nothing but the .ckpt file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning import release as released
+from fer_lightning.atomicio import atomic_open
+from fer_lightning.data.augment import AugmentProfile
+from fer_lightning.module import FERClassifier
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, truncated, or was not written by fer_lightning.train."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: FERClassifier
+    config: DictConfig
+    profile: AugmentProfile
+    epoch: int | None
+    path: Path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors.
+    `pretrained` names the model released inside the package (fer_lightning/weights/fer_cnn.pt)."""
+    try:
+        path = released.resolve(path)
+    except FileNotFoundError as error:
+        raise CheckpointError(str(error)) from None
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, not a torch file, ...
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''}); is it truncated?") from None
+    if not isinstance(checkpoint, dict) or "fer_lightning" not in checkpoint or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a fer_lightning checkpoint (no run config); "
+                              "expected a .ckpt written by fer_lightning.train")
+    return checkpoint
+
+
+def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckpoint:
+    """The network with its trained weights (eval mode, CPU) plus the config and input profile of its run.
+
+    A run with callbacks=ema saves the averaged weights as `state_dict` and the raw ones beside them;
+    `raw_weights=True` loads the raw ones, to measure what the average adds.
+    """
+    checkpoint = read_checkpoint(path)
+    path = released.resolve(path)
+    if raw_weights:
+        if "current_model_state" not in checkpoint:
+            raise CheckpointError(f"{path}: no raw weights beside averaged ones (the run did not use callbacks=ema); "
+                                  "drop raw_weights=true")
+        checkpoint["state_dict"] = checkpoint["current_model_state"]
+    config = OmegaConf.create(checkpoint["fer_lightning"]["config"])
+    net_config = OmegaConf.to_container(config.model.net, resolve=True)
+    if "weights" in net_config:
+        net_config["weights"] = None  # the trained weights come from the state dict, no ImageNet download
+    net = instantiate(net_config)
+    hparams = {**checkpoint.get("hyper_parameters", {}), "compile": False}
+    model = FERClassifier(net, optimizer=None, **hparams)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    profile = AugmentProfile(**OmegaConf.to_container(config.augment, resolve=True))
+    return LoadedCheckpoint(model, config, profile, checkpoint.get("epoch"), Path(path))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp file in the same folder, flushed to disk, then renamed over the target:
+    a run killed mid-save (SIGKILL, power loss) leaves the previous checkpoint intact, never a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        with atomic_open(path) as handle:
+            torch.save(checkpoint, handle)
+
+
+def find_resume_checkpoint(target: str | Path) -> Path:
+    """The checkpoint to resume from: `target` itself, or for a run directory its checkpoints/last.ckpt.
+
+    Unreadable (e.g. truncated) candidates are reported and skipped in favour of the newest readable
+    checkpoint of the same run.
+    """
+    target = Path(target)
+    folder = target / "checkpoints" if target.is_dir() else target.parent
+    if not target.exists():
+        raise CheckpointError(f"ckpt_path={target}: no such checkpoint file or run directory")
+    others = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    first = [target] if target.is_file() else [folder / "last.ckpt"] if (folder / "last.ckpt").is_file() else []
+    candidates = list(dict.fromkeys(first + others))
+    if not candidates:
+        raise CheckpointError(f"ckpt_path={target}: no .ckpt files in {folder}")
+    for candidate in candidates:
+        try:
+            read_checkpoint(candidate)
+        except CheckpointError as error:
+            log.warning("skipping unreadable checkpoint: %s", error)
+            continue
+        return candidate
+    raise CheckpointError(f"ckpt_path={target}: no readable checkpoint among {', '.join(c.name for c in candidates)}")

@@ -1,0 +1,197 @@
+"""FERDataModule: one LightningDataModule for every source (challenge CSV, Kaggle folders, synthetic faces).
+
+The whole dataset stays in memory as one uint8 tensor per split; a batch is a tensor index, not 256 PIL images,
+so no worker processes are needed. Augmentation runs batched after the batch reaches the model's device
+(`on_after_batch_transfer`). Lightning wraps the training sampler for DDP, so every rank sees its own shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, WeightedRandomSampler
+
+from fer_lightning.data.augment import AugmentProfile, BatchAugment
+from fer_lightning.data.splits import CLASS_NAMES, NUM_CLASSES, DataFormatError, Split
+
+IMBALANCE_STRATEGIES = ("none", "sampler", "weighted_loss")
+
+
+class TensorBatchDataset(Dataset):
+    """Images and labels as tensors; `__getitems__` lets the DataLoader fetch a whole batch with one index."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)
+        return self.images[idx], self.labels[idx]
+
+
+def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """collate_fn: `__getitems__` already returns a stacked batch."""
+    return batch
+
+
+def class_counts(labels: torch.Tensor) -> torch.Tensor:
+    return torch.bincount(labels, minlength=NUM_CLASSES)
+
+
+def inverse_frequency_weights(labels: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """Class weights (N / (K * n_c)) ** power: 1 for every class when balanced, larger for rare classes.
+
+    power 1 is full inverse frequency (the report's); 0.5 (square root) corrects half-way on a log scale, which
+    keeps more of the accuracy that full rebalancing gives away on FER-2013's 16:1 happy:disgust ratio.
+    """
+    counts = class_counts(labels).double()
+    return ((counts.sum() / (NUM_CLASSES * counts)) ** power).float()
+
+
+class FERDataModule(LightningDataModule):
+    """Splits train = Training, val = PublicTest, test = PrivateTest from a data source, batched by indexing.
+
+    Args:
+        path: FER-2013 on disk (challenge CSV, Kaggle folder or its tar; see `sources.load_splits`), or None
+            for the embedded synthetic faces (`synthetic` holds `make_splits` arguments).
+        cache_dir, val_fraction, split_seed: passed to `load_splits` (val hold-out only for folder layouts
+            without PublicTest files).
+        augment: the input profile (AugmentProfile fields) used for training and evaluation transforms.
+        imbalance: "none", "sampler" (WeightedRandomSampler, inverse-frequency, with replacement, one epoch =
+            len(train)) or "weighted_loss" (class weights N/(K*n_c) exposed in `class_weights` for the loss).
+        imbalance_power: exponent on the inverse-frequency weights of either strategy (1: full correction).
+        device_resident: keep the uint8 dataset on the training device (True), never (False), or on CUDA only
+            ("auto"), so batches are indexed on the GPU without host-to-device copies of images.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        synthetic: Mapping[str, int] | None = None,
+        cache_dir: str | Path | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        augment: Mapping[str, Any] | AugmentProfile | None = None,
+        imbalance: str = "none",
+        imbalance_power: float = 1.0,
+        batch_size: int = 256,
+        eval_batch_size: int = 512,
+        pin_memory: bool = False,
+        device_resident: bool | str = "auto",
+    ) -> None:
+        super().__init__()
+        if imbalance not in IMBALANCE_STRATEGIES:
+            raise ValueError(f"imbalance.strategy={imbalance!r}: expected one of {', '.join(IMBALANCE_STRATEGIES)}")
+        self.path, self.synthetic = path, dict(synthetic or {})
+        self.cache_dir, self.val_fraction, self.split_seed = cache_dir, val_fraction, split_seed
+        profile = augment if isinstance(augment, AugmentProfile) else AugmentProfile(**dict(augment or {}))
+        self.augment = BatchAugment(profile)
+        if imbalance_power < 0:
+            raise ValueError(f"imbalance.power={imbalance_power}: expected >= 0 (1: full inverse frequency)")
+        self.imbalance, self.imbalance_power = imbalance, imbalance_power
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.pin_memory = pin_memory
+        self.device_resident = device_resident
+        self.datasets: dict[str, TensorBatchDataset] = {}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
+
+    def load_splits(self) -> Mapping[str, Split]:
+        if self.path is None:
+            from fer_lightning.data.synthetic import make_splits
+
+            return make_splits(**self.synthetic)
+        from fer_lightning.data.sources import load_splits
+
+        return load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.datasets:
+            self._load()
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        resident = self.device_resident is True or (self.device_resident == "auto" and device is not None
+                                                    and device.type == "cuda")
+        if resident and device is not None:
+            # ~80 MB of uint8 for all of FER-2013: moved once, then every batch is an index on the device
+            self.datasets = {k: TensorBatchDataset(d.images.to(device), d.labels.to(device))
+                             for k, d in self.datasets.items()}
+
+    def _load(self) -> None:
+        splits = self.load_splits()
+        self.datasets = {
+            name: TensorBatchDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
+            for name, split in splits.items()
+        }
+        for name in ("train", "val"):
+            if len(self.datasets.get(name, ())) == 0:
+                raise DataFormatError(f"data: split {name!r} has no images; training needs train and val")
+        if self.imbalance != "none":
+            counts = class_counts(self.datasets["train"].labels)
+            missing = [CLASS_NAMES[i] for i in range(NUM_CLASSES) if counts[i] == 0]
+            if missing:
+                raise DataFormatError(
+                    f"data: class(es) {', '.join(missing)} have no training images; "
+                    f"imbalance={self.imbalance} needs every class present (use imbalance=none)"
+                )
+
+    def has_split(self, name: str) -> bool:
+        return len(self.datasets.get(name, ())) > 0
+
+    @property
+    def class_weights(self) -> torch.Tensor | None:
+        """Loss weights under `weighted_loss` only, so sampler and weighted loss are never combined."""
+        if self.imbalance != "weighted_loss":
+            return None
+        return inverse_frequency_weights(self.datasets["train"].labels, self.imbalance_power)
+
+    def _loader(self, name: str, batch_size: int, sampler: torch.utils.data.Sampler) -> DataLoader:
+        dataset = self.datasets[name]
+        pin = self.pin_memory and dataset.labels.device.type == "cpu"
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_keep_batch, pin_memory=pin)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.datasets["train"]
+        if self.imbalance == "sampler":
+            labels = dataset.labels.cpu()
+            per_class = inverse_frequency_weights(labels, self.imbalance_power).double()
+            sampler = WeightedRandomSampler(per_class[labels], num_samples=len(dataset), replacement=True)
+        else:
+            sampler = RandomSampler(dataset)
+        return self._loader("train", self.batch_size, sampler)
+
+    def _eval_sampler(self, name: str) -> torch.utils.data.Sampler:
+        """In order; under DDP every world_size-th image per rank, without the padding of Lightning's default
+        DistributedSampler (which repeats images to even out the ranks), so the metrics, summed over the ranks,
+        count every image exactly once."""
+        dataset = self.datasets[name]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            return UnrepeatedDistributedSampler(dataset, num_replicas=self.trainer.world_size,
+                                                rank=self.trainer.global_rank, shuffle=False)
+        return SequentialSampler(dataset)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, self._eval_sampler("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.has_split("test"):
+            raise DataFormatError("data: the test split (PrivateTest) is empty in this source; evaluate on val")
+        return self._loader("test", self.eval_batch_size, self._eval_sampler("test"))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment on the device the model runs on: random per sample while fitting, resize/normalise otherwise."""
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        return (self.augment.train(images) if training else self.augment.eval(images)), labels

@@ -1,0 +1,83 @@
+"""Run an exported model the way a consumer outside this package would: read the sidecar contract, apply it.
+
+Used by export verification, the parity tests and the inference benchmark; it needs numpy plus onnxruntime
+(ONNX) or torch (TorchScript), never the training code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SIDECAR_SUFFIX = ".json"
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """model.onnx -> model.onnx.json (one sidecar per file, so an .onnx and a .pt of one stem never collide)."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + SIDECAR_SUFFIX)
+
+
+def preprocess(faces: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
+    """uint8 48x48 gray faces [N, 48, 48] -> float32 network input, following the contract's steps (numpy only;
+    contracts whose image_size is not 48 need the resize step, which this reference does not implement)."""
+    pre = contract["preprocessing"]
+    if pre["image_size"] != faces.shape[-1]:
+        raise NotImplementedError("resize: use fer_lightning's BatchAugment.eval or a matching resize")
+    x = faces.astype(np.float32)[:, None] / np.float32(255.0)
+    x = np.repeat(x, pre["channels"], axis=1)
+    mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class ExportedModel:
+    """An exported network plus its contract: `logits(x)` is one plain call, `probabilities(x)` adds the TTA
+    the contract asks for (unless it was folded into the graph at export)."""
+
+    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+        self.path = Path(model_path)
+        self.contract: dict[str, Any] = json.loads(sidecar_path(self.path).read_text())
+        self.format = self.contract["format"]
+        if self.format == "onnx":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
+        elif self.format == "torchscript":
+            import warnings
+
+            import torch
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream, still works
+                self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
+        else:
+            raise ValueError(f"{self.path}: unknown format {self.format!r} in the sidecar")
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if self.format == "onnx":
+            return self._session.run(None, {self._input: x})[0]
+        import torch
+
+        with torch.inference_mode():
+            return self._module(torch.from_numpy(x)).float().numpy()
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        views = ["identity"] if self.contract["tta_folded"] else self.contract["preprocessing"]["tta"]
+        logits = [self.logits(x[..., ::-1] if view == "hflip" else x) for view in views]
+        return softmax(np.mean(logits, axis=0))

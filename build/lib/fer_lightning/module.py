@@ -1,0 +1,201 @@
+"""FERClassifier: the one LightningModule for both networks (loss, metrics, TTA, optimizer/scheduler wiring)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from lightning import LightningModule
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from fer_lightning.data.splits import CLASS_NAMES
+from fer_lightning.metrics import classification_report, evaluation_metrics, scalar_logs
+from fer_lightning.mixing import build_batch_mix, cross_entropy
+from fer_lightning.tta import TEN_CROP_FRACTION, TTA_VIEWS, average_logits, check_views
+
+__all__ = ["TTA_VIEWS", "FERClassifier", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss: stop instead of training on garbage."""
+
+
+class FERClassifier(LightningModule):
+    """Cross-entropy classifier over `net` (any nn.Module; `backbone`/`head` attributes get separate LRs).
+
+    Args:
+        optimizer: partial optimizer (Hydra `_partial_: true`), called with parameter groups (None: inference).
+        scheduler: partial from `fer_lightning.schedulers`, called with (optimizer, max_epochs, steps_per_epoch).
+        class_weights: per-class loss weights (the data module's `weighted_loss` strategy), kept as a buffer.
+        backbone_lr: LR of the backbone group (None: same as the head). The group exists from the start so
+            schedulers and checkpoints see it even while the backbone is frozen.
+        tta: evaluation views whose logits are averaged (identity, hflip, ten_crop; `fer_lightning.tta`), used
+            for val and test.
+        tta_crop: side of each ten_crop crop as a fraction of the input side.
+        mixup_alpha, cutmix_alpha, mix_prob: Mixup / CutMix of training batches (`fer_lightning.mixing`; 0: off).
+        channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
+        compile: wrap the network with torch.compile.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., dict[str, Any]] | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        backbone_lr: float | None = None,
+        tta: Sequence[str] = ("identity",),
+        tta_crop: float = TEN_CROP_FRACTION,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
+        channels_last: bool = True,
+        compile: bool = False,
+        class_names: Sequence[str] = CLASS_NAMES,
+    ) -> None:
+        super().__init__()
+        check_views(tta, tta_crop)
+        # Plain values only, so checkpoints load with torch.load(weights_only=True); the network and the
+        # optimizer/scheduler factories are rebuilt from the run config stored in the checkpoint.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.class_names = tuple(class_names)
+        weights = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
+        self.register_buffer("class_weights", weights)
+        num_classes = len(self.class_names)
+        self.batch_mix = build_batch_mix(mixup_alpha, cutmix_alpha, mix_prob, num_classes)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.eval_metrics = nn.ModuleDict({s: evaluation_metrics(num_classes) for s in ("val", "test")})
+        self.reports: dict[str, dict[str, Any]] = {}
+        # "final/" while train() evaluates the chosen checkpoint after fit, so those numbers do not extend the
+        # per-epoch val/* curves in TensorBoard (a curve whose best epoch was not the last would jump at the end)
+        self.log_prefix = ""
+        # evaluate's bootstrap / McNemar need every image's prediction: (targets, predictions) per stage, on the host
+        self.collect_predictions = False
+        self.predictions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._loss_not_finite: torch.Tensor | None = None  # flag kept on the device; read every few steps
+
+    def configure_model(self) -> None:
+        if self.hparams.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.hparams.compile:
+            self.net.compile()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def set_tta(self, views: Sequence[str], crop: float | None = None) -> None:
+        """Evaluate with other views from now on (train's `final_tta`: cheap views per epoch, more at the end)."""
+        crop = self.hparams.tta_crop if crop is None else crop
+        check_views(views, crop)
+        self.hparams.tta, self.hparams.tta_crop = list(views), crop
+
+    def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Test-time augmentation: mean of the logits over the configured views."""
+        return average_logits(self, x, self.hparams.tta, self.hparams.tta_crop)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Weighted, smoothed cross-entropy; targets are class indices or (mixed batches) label distributions."""
+        return cross_entropy(logits, targets, self.class_weights, self.hparams.label_smoothing)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        targets = labels
+        if self.batch_mix is not None:
+            images, targets = self.batch_mix(images, labels)
+        logits = self(images)
+        loss = self.loss(logits, targets)
+        self.train_acc.update(logits.detach(), labels)  # each image's own label, also in a mix
+        bad = ~torch.isfinite(loss.detach())
+        self._loss_not_finite = bad if self._loss_not_finite is None else self._loss_not_finite | bad
+        # Accumulated on the device; read by the loggers every `log_every_n_steps`, never per step.
+        self.log("train/loss", loss, on_step=True, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def check_loss_finite(self) -> None:
+        """Raise if any loss since the last check was NaN/inf (one host sync per call, not per step)."""
+        bad = self._loss_not_finite is not None and bool(self._loss_not_finite)
+        if self.trainer.world_size > 1:  # DDP: every rank stops together, none waits in an all-reduce
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
+            self._loss_not_finite = None
+            raise NonFiniteLossError(
+                f"train/loss became NaN or infinite by epoch {self.current_epoch}, step {self.global_step}; "
+                "lower optimizer.lr, add trainer.gradient_clip_val, or check the data"
+            )
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (batch_idx + 1) % max(1, self.trainer.log_every_n_steps) == 0:
+            self.check_loss_finite()
+
+    def on_train_epoch_end(self) -> None:
+        self.check_loss_finite()
+
+    def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        images, labels = batch
+        logits = self.evaluation_logits(images)
+        self.log(f"{self.log_prefix}{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True,
+                 sync_dist=True)
+        self.eval_metrics[stage].update(logits, labels)
+        if self.collect_predictions:
+            self._batches.append((labels.cpu(), logits.argmax(dim=-1).cpu()))
+
+    def _evaluation_epoch_end(self, stage: str) -> None:
+        metrics = self.eval_metrics[stage]
+        results = metrics.compute()
+        metrics.reset()
+        # results are already summed over DDP ranks (torchmetrics syncs in compute); sync_dist only tells Lightning
+        self.log_dict(scalar_logs(f"{self.log_prefix}{stage}", results, self.class_names), sync_dist=True)
+        self.reports[stage] = classification_report(results, self.class_names)
+        if self.collect_predictions and self._batches:
+            targets, predictions = zip(*self._batches, strict=True)
+            self.predictions[stage] = (torch.cat(targets), torch.cat(predictions))
+        self._batches = []
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluation_epoch_end("val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluation_epoch_end("test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        return self.evaluation_logits(images).softmax(dim=-1)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Head and backbone as separate groups when the network has both, else one group."""
+        backbone, head = getattr(self.net, "backbone", None), getattr(self.net, "head", None)
+        if backbone is None or head is None:
+            return [{"params": list(self.net.parameters()), "name": "net"}]
+        groups: list[dict[str, Any]] = [{"params": list(head.parameters()), "name": "head"}]
+        backbone_group: dict[str, Any] = {"params": list(backbone.parameters()), "name": "backbone"}
+        if self.hparams.backbone_lr is not None:
+            backbone_group["lr"] = self.hparams.backbone_lr
+        return [*groups, backbone_group]
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("FERClassifier was built without an optimizer (inference only); pass optimizer=...")
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
+        if self.scheduler_factory is None:
+            return optimizer
+        max_epochs = max(1, self.trainer.max_epochs or 1)
+        total_steps = self.trainer.estimated_stepping_batches
+        steps_per_epoch = max(1, math.ceil(total_steps / max_epochs)) if math.isfinite(total_steps) else 1
+        scheduler = self.scheduler_factory(optimizer, max_epochs=max_epochs, steps_per_epoch=steps_per_epoch)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,498 @@
+"""Ablation tables from finished sweeps: one row per setting (mean ± std over seeds), failures listed, curves.
+
+    python -m fer_lightning.report outputs/multiruns/<date>/<time>_ablation_optimizer [more dirs]
+        [--group-by optimizer ...] [--where scheduler=plateau ...] [--out DIR]
+        [--time-to 0.65,0.68] [--baseline optimizer=adamw]
+
+--time-to: epochs and seconds of training until val accuracy first reached each threshold (from each record's
+per-epoch history), so recipes compare on cost; --baseline: every row's paired-seed difference against the named
+row (mean over shared seeds of row - baseline) with a 95 % t-interval.
+
+It reads only what runs leave on disk - each job's metrics.json (train.py's record) and its .hydra/ folder -
+so a table can be rebuilt at any time, also from several sweeps or single runs together. Jobs that failed or
+never finished are listed in their own section instead of silently shrinking a row's n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.atomicio import atomic_open
+from fer_lightning.runrecord import RECORD_NAME, atomic_write_text
+from fer_lightning.stats import check_threshold, paired_difference, time_to
+
+# Per-job numbers taken from a record: (column, split, key in the classification report).
+SUMMARY_METRICS = (("val_acc", "val", "accuracy"), ("val_macro_f1", "val", "macro_f1"),
+                   ("val_weighted_f1", "val", "weighted_f1"), ("test_acc", "test", "accuracy"),
+                   ("test_macro_f1", "test", "macro_f1"), ("test_weighted_f1", "test", "weighted_f1"))
+SUMMARY_LABELS = {"val_acc": "val acc", "val_macro_f1": "val macro-F1", "val_weighted_f1": "val weighted-F1",
+                  "test_acc": "test acc", "test_macro_f1": "test macro-F1", "test_weighted_f1": "test weighted-F1",
+                  "epochs": "epochs", "fit_time_s": "fit time (s)"}
+NOT_A_SETTING = ("seed",)  # aggregated over, never a column
+
+
+# ------------------------------------------------------------------------------------------ shared writers
+
+
+def markdown_table(frame: pd.DataFrame, label_columns: int = 1) -> str:
+    """GitHub Markdown (no `tabulate` dependency): the first `label_columns` left-aligned, the rest right."""
+    def cell(value: Any) -> str:
+        return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).replace("|", r"\|")
+
+    columns = [str(c) for c in frame.columns]
+    align = ["---" if i < label_columns else "---:" for i in range(len(columns))]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
+    """PNG written atomically: no half-written image is ever visible."""
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=dpi)
+
+
+# ------------------------------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class Job:
+    """One training job as found on disk."""
+
+    path: Path
+    status: str  # completed | failed | unfinished
+    overrides: dict[str, str]
+    record: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, Any] = field(default_factory=dict)
+    config: DictConfig | None = None
+    error: str = ""
+
+    @property
+    def seed(self) -> Any:
+        seed = self.record.get("seed", self.overrides.get("seed"))
+        if seed is None and self.config is not None:
+            seed = OmegaConf.select(self.config, "seed", default=None, throw_on_resolution_failure=False)
+        return seed
+
+    def setting(self, key: str) -> str:
+        """The value of `key` in this job: its override, else its group choice, else its config value."""
+        if key in self.overrides:
+            return self.overrides[key]
+        if key in self.choices:
+            return str(self.choices[key])
+        if self.config is not None:
+            value = OmegaConf.select(self.config, key, default=None, throw_on_resolution_failure=False)
+            if value is not None:
+                return str(value)
+        return "-"
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
+    """`['optimizer=sgd', '+trainer.limit_train_batches=2']` -> {'optimizer': 'sgd', 'trainer.limit_...': '2'}."""
+    parsed: dict[str, str] = {}
+    for override in overrides:
+        key, sep, value = str(override).partition("=")
+        key = key.lstrip("+~")
+        if key and not key.startswith("hydra."):
+            parsed[key] = value if sep else "(deleted)"
+    return parsed
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return OmegaConf.load(path) if path.is_file() else None
+    except Exception:  # a half-written or hand-edited file must not stop the whole table
+        return None
+
+
+def _is_training_dir(path: Path) -> bool:
+    """A .hydra/ of `fer_lightning.train` (not of `evaluate`, whose config has no trainer)."""
+    config = _load_yaml(path / ".hydra" / "config.yaml")
+    return isinstance(config, DictConfig) and "trainer" in config and "task_name" in config
+
+
+def load_job(path: Path) -> Job:
+    """A job's status, overrides, group choices and config from its metrics.json and .hydra/."""
+    hydra_dir = path / ".hydra"
+    config = _load_yaml(hydra_dir / "config.yaml")
+    hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml")
+    chosen = OmegaConf.select(hydra_cfg, "hydra.runtime.choices") if isinstance(hydra_cfg, DictConfig) else None
+    # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode still has a value
+    choices = {k: v for k, v in (chosen or {}).items() if not str(k).startswith("hydra/")}
+    listed = _load_yaml(hydra_dir / "overrides.yaml")
+    file_overrides = list(listed) if listed is not None else []
+    record_file = path / RECORD_NAME
+    job = Job(path, "unfinished", parse_overrides(file_overrides), choices=choices,
+              config=config if isinstance(config, DictConfig) else None,
+              error=f"no {RECORD_NAME} (still running, or killed)")
+    if not record_file.is_file():
+        return job
+    try:
+        record = json.loads(record_file.read_text())
+    except (OSError, ValueError) as error:
+        job.status, job.error = "failed", f"{RECORD_NAME} unreadable: {error}"
+        return job
+    job.record = record
+    if record.get("overrides") is not None:
+        job.overrides = parse_overrides(record["overrides"])
+    status = record.get("status")
+    if status == "failed":
+        job.status, job.error = "failed", str(record.get("error", "failed (no reason recorded)"))
+    elif status not in (None, "completed"):  # train.py writes "running" when a job starts
+        job.error = f"{RECORD_NAME} says {status!r} (still running, or killed)"
+    elif not isinstance(record.get("val"), dict):
+        job.status, job.error = "failed", f"{RECORD_NAME} has no val report"
+    else:
+        job.status, job.error = "completed", ""
+    return job
+
+
+def _natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:
+    """Job 10 after job 9."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts)
+
+
+def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
+    """Every job under `roots` (recursively; a root may itself be a single run), in sweep order."""
+    found: list[Path] = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: no such directory")
+        candidates = {p.parent for p in root.rglob(RECORD_NAME)}
+        candidates |= {p.parent for p in root.rglob(".hydra") if p.is_dir() and _is_training_dir(p.parent)}
+        found += [d for d in sorted(candidates, key=lambda d: _natural_key(d.relative_to(root))) if d not in found]
+    return [load_job(path) for path in found]
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+
+def varying_keys(jobs: Sequence[Job]) -> list[str]:
+    """Override keys whose value differs between jobs (seed excluded: it is what rows average over)."""
+    keys = dict.fromkeys(k for job in jobs for k in job.overrides if k not in NOT_A_SETTING)
+    return [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
+
+
+def class_names(jobs: Sequence[Job]) -> list[str]:
+    """The classes as the records name them, in their order (the records, not this package, are the truth)."""
+    names = (n for job in jobs for split in ("val", "test") for n in (job.record.get(split) or {}).get("per_class", {}))
+    return list(dict.fromkeys(names))
+
+
+def time_to_columns(threshold: float) -> tuple[str, str]:
+    return f"epochs_to_{threshold:g}", f"s_to_{threshold:g}"
+
+
+def job_metrics(job: Job, classes: Sequence[str], thresholds: Sequence[float] = ()) -> dict[str, Any]:
+    """The numbers of one completed job: summary metrics, per-class F1, epochs, fit time, time to thresholds."""
+    row: dict[str, Any] = {}
+    for threshold in thresholds:
+        reached = time_to(job.record.get("history") or [], threshold)
+        epochs, seconds = time_to_columns(threshold)
+        row[epochs], row[seconds] = reached if reached else (None, None)
+    for column, split, key in SUMMARY_METRICS:
+        report = job.record.get(split) or {}
+        row[column] = report.get(key)
+    for split in ("val", "test"):
+        per_class = (job.record.get(split) or {}).get("per_class", {})
+        for name in classes:
+            row[f"{split}_f1_{name}"] = per_class.get(name, {}).get("f1")
+    row["epochs"], row["fit_time_s"] = job.record.get("epochs"), job.record.get("fit_time_s")
+    return row
+
+
+def setting_label(keys: Sequence[str], values: Sequence[Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) or "all jobs"
+
+
+def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
+    """One row per setting: n, mean and sample std (`<metric>_std`) over the completed jobs of that setting.
+    Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
+    done = [job for job in jobs if job.status == "completed"]
+    classes = class_names(done)
+    rows = [{**{k: job.setting(k) for k in keys}, "seed": job.seed, **job_metrics(job, classes, thresholds)}
+            for job in done]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
+    frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
+    by = list(keys) or (lambda _: "all jobs")
+    grouped = frame.groupby(by, sort=False)
+    table = grouped[metric_columns].mean()
+    spread = grouped[metric_columns].std().add_suffix("_std")
+    reached = [grouped[time_to_columns(t)[1]].count().rename(f"reached_{t:g}") for t in thresholds]
+    table = pd.concat([grouped.size().rename("n"), table, spread, *reached], axis=1)
+    ordered = ["n"] + [c for m in metric_columns for c in (m, f"{m}_std")] + [f"reached_{t:g}" for t in thresholds]
+    table = table[ordered].dropna(axis=1, how="all").reset_index()
+    if not keys:
+        table = table.rename(columns={"index": "setting"})
+    failed = [[job.setting(k) for k in keys] for job in jobs if job.status != "completed"]
+    table.insert(len(keys) or 1, "failed", [failed.count([row[k] for k in keys]) for _, row in table.iterrows()])
+    return table
+
+
+def _mean_std(mean: float, std: float, n: int, digits: int = 4) -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 and not pd.isna(std) else f"{mean:.{digits}f}"
+
+
+def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Label columns, n, then 'mean ± std' cells for the metrics present."""
+    shown = table[list(labels)].copy()
+    shown["n"] = table["n"]
+    for column, title in columns:
+        if column in table:
+            digits = 1 if column in ("epochs", "fit_time_s") else 4
+            std = table[f"{column}_std"] if f"{column}_std" in table else pd.Series(float("nan"), index=table.index)
+            shown[title] = [_mean_std(m, s, n, digits) for m, s, n in zip(table[column], std, table["n"], strict=True)]
+    return shown
+
+
+def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str, list[str]]:
+    """'mean epochs / mean s (reached/n)' per threshold; '-' where no job of the row reached it."""
+    cells: dict[str, list[str]] = {}
+    for threshold in thresholds:
+        epochs, seconds = time_to_columns(threshold)
+        column = []
+        for _, row in table.iterrows():
+            reached = int(row.get(f"reached_{threshold:g}", 0))
+            if not reached:
+                column.append(f"- (0/{int(row['n'])})")
+            else:
+                column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{int(row['n'])})")
+        cells[f"to val acc {threshold:g}"] = column
+    return cells
+
+
+BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
+
+
+def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
+    """`optimizer=adamw` (or `k1=v1,k2=v2` for several row keys) -> {key: value}; every key must be a row key."""
+    if not baseline:
+        return None
+    parsed = parse_where([part for part in baseline.split(",") if part], option="--baseline")
+    unknown = [k for k in parsed if k not in keys]
+    if unknown:
+        raise ValueError(f"--baseline {baseline}: {', '.join(unknown)} is not a row key of this table "
+                         f"(rows differ in: {', '.join(keys) or 'nothing'}); use --group-by to set them")
+    return parsed
+
+
+def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[str, str]) -> pd.DataFrame:
+    """Per row: paired-seed difference (row - baseline) of val acc and macro-F1, mean and 95 % t-interval."""
+    done = [job for job in jobs if job.status == "completed"]
+    label_of = {id(job): tuple(job.setting(k) for k in keys) for job in done}
+    wanted = tuple(baseline.get(k) for k in keys)
+    if wanted not in set(label_of.values()):
+        rows = sorted({setting_label(keys, v) for v in label_of.values()})
+        raise ValueError(f"--baseline {setting_label(keys, wanted)}: no completed row with that setting; "
+                         f"rows: {'; '.join(rows)}")
+    metric = {column: {} for column, _ in BASELINE_METRICS}
+    for job in done:
+        for column, split, key in SUMMARY_METRICS:
+            if column in metric and isinstance(job.record.get(split), dict):
+                metric[column].setdefault(label_of[id(job)], {})[job.seed] = job.record[split].get(key)
+    rows = []
+    for label in dict.fromkeys(label_of[id(job)] for job in done):
+        row: dict[str, Any] = dict(zip(keys, label, strict=True))
+        for column, title in BASELINE_METRICS:
+            values = metric[column]
+            interval = paired_difference(values.get(label, {}), values.get(wanted, {}))
+            if label == wanted:
+                row[title] = "baseline"
+            elif interval is None:
+                row[title] = "no shared seed"
+            elif interval.n < 2:
+                row[title] = f"{interval.estimate:+.4f} (1 seed, no interval)"
+            else:
+                marker = " *" if interval.excludes_zero() else ""
+                row[title] = (f"{interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] "
+                              f"n={interval.n}{marker}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.DataFrame:
+    rows = []
+    for job in jobs:
+        if job.status == "completed":
+            continue
+        try:
+            where = str(job.path.relative_to(root))
+        except ValueError:
+            where = str(job.path)
+        rows.append({"job": where, "status": job.status, **{k: job.setting(k) for k in keys}, "seed": job.seed,
+                     "reason": job.error})
+    return pd.DataFrame(rows)
+
+
+def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[str], roots: Sequence[Path],
+                    where: dict[str, str] | None = None, thresholds: Sequence[float] = (),
+                    baseline: pd.DataFrame | None = None) -> str:
+    labels = list(keys) or ["setting"]
+    selection = f" (jobs with {', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
+    parts = [f"# Ablation: {', '.join(str(r) for r in roots)}{selection}\n",
+             "val: the best checkpoint's validation (PublicTest) report, the split used for model selection; "
+             "test: PrivateTest, evaluated once on that checkpoint. Cells are mean ± sample std over n completed "
+             "jobs (seeds); `failed` counts this setting's failed or unfinished jobs.\n"]
+    if table.empty:
+        parts.append("No completed job.\n")
+    else:
+        summary = [(c, SUMMARY_LABELS[c]) for c in (*(m for m, _, _ in SUMMARY_METRICS), "epochs", "fit_time_s")]
+        shown = _display(table, labels, summary)
+        shown.insert(len(labels) + 1, "failed", table["failed"])
+        for title, cells in time_to_cells(table, thresholds).items():
+            shown[title] = cells
+        parts.append(markdown_table(shown, len(labels)))
+        if thresholds:
+            parts.append("`to val acc t`: mean epochs / seconds of training until the per-epoch val accuracy first "
+                         "reached t, over the (reached/n) jobs that reached it.\n")
+        if baseline is not None and not baseline.empty:
+            parts += ["\n## Paired difference against the baseline\n",
+                      "Mean over the seeds both rows ran of (row - baseline), 95 % t-interval over those per-seed "
+                      "differences; * marks an interval that excludes 0.\n", markdown_table(baseline, len(labels))]
+        prefixes = ("val_f1_", "test_f1_")
+        names = list(dict.fromkeys(c.removeprefix(p) for c in table.columns for p in prefixes
+                                   if c.startswith(p) and not c.endswith("_std")))
+        for split in ("val", "test"):
+            per_class = [(f"{split}_f1_{name}", name) for name in names]
+            if any(c in table for c, _ in per_class):
+                parts += [f"\n## Per-class F1 ({split})\n", markdown_table(_display(table, labels, per_class),
+                                                                          len(labels))]
+    if not failures.empty:
+        parts += ["\n## Failed or unfinished jobs\n", markdown_table(failures, len(failures.columns))]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------- plot
+
+
+def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
+    """Val accuracy per epoch, one line per setting (mean over its completed jobs); None without history."""
+    curves: dict[str, list[pd.Series]] = {}
+    for job in jobs:
+        history = [r for r in job.record.get("history") or [] if r.get("val/acc") is not None]
+        if job.status != "completed" or not history:
+            continue
+        series = pd.Series({int(r["epoch"]) + 1: float(r["val/acc"]) for r in history})
+        curves.setdefault(setting_label(keys, [job.setting(k) for k in keys]), []).append(series)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    for label, series in curves.items():
+        mean = pd.concat(series, axis=1).mean(axis=1).sort_index()
+        ax.plot(mean.index, mean.values, marker="o" if len(mean) < 30 else None, markersize=3,
+                label=f"{label} (n={len(series)})")
+    ax.set(xlabel="epoch", ylabel="val accuracy", title="Validation accuracy per epoch (mean over seeds)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+
+def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str, str]:
+    """`['scheduler=plateau']` -> {'scheduler': 'plateau'}; ValueError (one line) for a condition without '='."""
+    parsed = {}
+    for condition in conditions:
+        key, sep, value = condition.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{option} {condition!r}: expected KEY=VALUE, e.g. scheduler=plateau")
+        parsed[key] = value
+    return parsed
+
+
+def parse_thresholds(text: str | Sequence[float] | None) -> list[float]:
+    """`'0.65,0.68'` -> [0.65, 0.68]; ValueError naming --time-to for anything outside (0, 1]."""
+    if text is None:
+        return []
+    parts = [p for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"--time-to {part!r}: expected accuracies in (0, 1], e.g. 0.65,0.68") from None
+        values.append(check_threshold(value))
+    return values
+
+
+def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = None,
+                 out: str | Path | None = None, where: Sequence[str] = (), time_to: str | None = None,
+                 baseline: str | None = None) -> dict[str, Any]:
+    """Find the jobs (those matching every `where` KEY=VALUE), write ablation.md / ablation.csv / val_acc.png;
+    return the tables and the paths. `where` lets one table take a shared baseline row from another sweep."""
+    roots = [Path(r) for r in roots]
+    conditions = parse_where(where)
+    found = find_jobs(roots)
+    jobs = [job for job in found if all(job.setting(k) == v for k, v in conditions.items())]
+    if not jobs:
+        selection = f" with {', '.join(where)}" if conditions and found else ""
+        raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} under "
+                                f"{', '.join(map(str, roots))}")
+    keys = list(group_by) if group_by else varying_keys(jobs)
+    thresholds = parse_thresholds(time_to)
+    baseline_setting = parse_baseline(baseline, keys)
+    table = ablation_frame(jobs, keys, thresholds)
+    paired = baseline_frame(jobs, keys, baseline_setting) if baseline_setting else None
+    failures = failures_frame(jobs, keys, roots[0])
+    out_dir = Path(out) if out is not None else roots[0]
+    markdown = render_markdown(table, failures, keys, roots, conditions, thresholds, paired)
+    paths = {"markdown": out_dir / "ablation.md", "csv": out_dir / "ablation.csv", "plot": out_dir / "val_acc.png"}
+    atomic_write_text(paths["markdown"], markdown)
+    atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
+    fig = val_acc_figure(jobs, keys)
+    if fig is None:
+        del paths["plot"]
+    else:
+        save_figure(fig, paths["plot"])
+        plt.close(fig)
+    return {"jobs": jobs, "keys": keys, "table": table, "failures": failures, "markdown": markdown, "paths": paths,
+            "baseline": paired}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fer_lightning.report", description=__doc__.split("\n")[0])
+    parser.add_argument("dirs", nargs="+", help="multirun or run directories (searched recursively)")
+    parser.add_argument("--group-by", nargs="+", metavar="KEY",
+                        help="row keys, e.g. optimizer (default: the override keys that vary across jobs, not seed)")
+    parser.add_argument("--where", nargs="+", metavar="KEY=VALUE", default=[],
+                        help="only jobs with these settings, e.g. scheduler=plateau (a baseline shared by sweeps)")
+    parser.add_argument("--out", help="output directory (default: the first dir)")
+    parser.add_argument("--time-to", metavar="T1,T2", help="val accuracy thresholds in (0, 1], e.g. 0.65,0.68: "
+                        "epochs and seconds until each was first reached")
+    parser.add_argument("--baseline", metavar="KEY=VALUE", help="the row every other row is compared with "
+                        "(paired by seed, 95 %% t-interval), e.g. optimizer=adamw")
+    args = parser.parse_args(argv)
+    try:
+        result = build_report(args.dirs, args.group_by, args.out, args.where, args.time_to, args.baseline)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        print(f"report: error: {error}", file=sys.stderr)
+        return 2
+    print(result["markdown"])
+    print("wrote " + ", ".join(str(p) for p in result["paths"].values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Statistics that decide whether one recipe beats another: time to an accuracy, paired-seed differences with a
+t-interval, bootstrap intervals over images, and McNemar's test between two classifiers on the same images.
+
+Pure functions on plain numbers and arrays (no Lightning, no files), so each one is tested against values
+computed by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+
+def check_threshold(threshold: float, option: str = "--time-to") -> float:
+    """A target accuracy in (0, 1]; ValueError naming the option otherwise."""
+    if not (isinstance(threshold, int | float) and 0.0 < float(threshold) <= 1.0):
+        raise ValueError(f"{option} {threshold!r}: expected accuracies in (0, 1], e.g. 0.65,0.68")
+    return float(threshold)
+
+
+def time_to(history: Sequence[Mapping[str, Any]], threshold: float,
+            metric: str = "val/acc") -> tuple[int, float] | None:
+    """(1-based epoch, seconds of training) of the first history row whose `metric` reaches `threshold`;
+    None if no row does. Rows are train.py's per-epoch history (`epoch` from 0, `time_s` since the fit began)."""
+    check_threshold(threshold)
+    for row in sorted(history, key=lambda r: r.get("epoch", 0)):
+        value = row.get(metric)
+        if value is not None and float(value) >= threshold:
+            return int(row["epoch"]) + 1, float(row["time_s"])
+    return None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+
+    def excludes_zero(self) -> bool:
+        return self.low > 0.0 or self.high < 0.0
+
+
+def mean_t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Mean of `values` with the Student-t interval mean ± t_{n-1} * s / sqrt(n) (NaN bounds for n < 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    n = int(x.size)
+    if n == 0:
+        raise ValueError("mean_t_interval: no values")
+    mean = float(x.mean())
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n)
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def paired_difference(candidate: Mapping[Any, float], baseline: Mapping[Any, float],
+                      confidence: float = 0.95) -> Interval | None:
+    """Mean over the seeds both rows ran of (candidate - baseline), with a t-interval on the per-seed
+    differences: pairing by seed removes the seed's own effect (data order, initialisation) from the comparison.
+    None when the rows share no seed."""
+    seeds = [s for s in candidate if s in baseline]
+    if not seeds:
+        return None
+    return mean_t_interval([candidate[s] - baseline[s] for s in seeds], confidence)
+
+
+def macro_f1(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
+    """Unweighted mean over classes of F1; a class absent from both targets and predictions is left out of the
+    mean, as torchmetrics' multiclass F1 (average="macro"), which the training records use, leaves it out."""
+    confusion = np.bincount(targets * num_classes + predictions, minlength=num_classes * num_classes)
+    confusion = confusion.reshape(num_classes, num_classes)
+    tp = np.diag(confusion).astype(np.float64)
+    denominator = confusion.sum(0) + confusion.sum(1)
+    seen = denominator > 0
+    return float((2 * tp[seen] / denominator[seen]).mean()) if seen.any() else 0.0
+
+
+def bootstrap_intervals(targets: Sequence[int], predictions: Sequence[int], num_classes: int,
+                        resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict[str, Interval]:
+    """Percentile bootstrap over images for accuracy and macro-F1 of one classifier on one split: how much the
+    numbers would move on another draw of the same number of test images (not across training seeds)."""
+    if resamples < 1:
+        raise ValueError(f"bootstrap={resamples}: expected a number of resamples >= 1 (e.g. 1000)")
+    y = np.asarray(targets, dtype=np.int64)
+    p = np.asarray(predictions, dtype=np.int64)
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError("bootstrap_intervals: targets and predictions need the same, non-zero length")
+    rng = np.random.default_rng(seed)
+    accuracies = np.empty(resamples)
+    f1s = np.empty(resamples)
+    for i in range(resamples):
+        idx = rng.integers(0, y.size, y.size)
+        accuracies[i] = float((y[idx] == p[idx]).mean())
+        f1s[i] = macro_f1(y[idx], p[idx], num_classes)
+    tail = 100 * (1 - confidence) / 2
+    result = {}
+    for name, estimate, samples in (("accuracy", float((y == p).mean()), accuracies),
+                                    ("macro_f1", macro_f1(y, p, num_classes), f1s)):
+        low, high = np.percentile(samples, [tail, 100 - tail])
+        result[name] = Interval(estimate, float(low), float(high), int(y.size))
+    return result
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's test on paired predictions: b = images only A gets right, c = only B gets right."""
+
+    b: int
+    c: int
+    statistic: float  # chi-squared with continuity correction, (|b - c| - 1)^2 / (b + c)
+    p_value: float  # exact two-sided binomial p-value on the b + c discordant images
+
+
+def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemar:
+    """Whether two classifiers' accuracies on the same images differ by more than chance: only the images on
+    which they disagree count. The exact binomial p-value is used (valid for few discordant images too)."""
+    a = np.asarray(correct_a, dtype=bool)
+    b_ = np.asarray(correct_b, dtype=bool)
+    if a.shape != b_.shape or a.size == 0:
+        raise ValueError("mcnemar: both classifiers need predictions on the same, non-empty set of images")
+    b = int((a & ~b_).sum())
+    c = int((~a & b_).sum())
+    if b + c == 0:
+        return McNemar(0, 0, 0.0, 1.0)
+    statistic = (abs(b - c) - 1) ** 2 / (b + c)
+    p_value = float(scipy_stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    return McNemar(b, c, float(statistic), min(1.0, p_value))

@@ -1,0 +1,65 @@
+"""Test-time augmentation: the views evaluation averages logits over, shared by FERClassifier and folded exports.
+
+Views: `identity`; `hflip` (mirror the width axis); `ten_crop` (torchvision's ten crops: the four corners and
+the centre, each also mirrored, of side `crop` x the input side, each resized back to the input size - the
+classic FER-2013 ten-crop protocol, as a zoom of 1/crop the model's scale augmentation has seen).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2.functional import ten_crop
+
+TTA_VIEWS = ("identity", "hflip", "ten_crop")
+TEN_CROP_FRACTION = 0.9
+
+
+def check_views(views: Sequence[str], crop: float = TEN_CROP_FRACTION) -> None:
+    """Raise ValueError (one line, naming the key) for an empty or unknown view list or a bad crop fraction."""
+    unknown = [v for v in views if v not in TTA_VIEWS]
+    if unknown or not views:
+        raise ValueError(f"model.tta={list(views)}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
+    check_crop(crop)
+
+
+def check_crop(crop: float) -> None:
+    """Raise ValueError unless the ten_crop crop side is a fraction of the input side in (0, 1)."""
+    if not 0.0 < crop < 1.0:
+        raise ValueError(f"model.tta_crop={crop}: expected a fraction of the input side in (0, 1)")
+
+
+def view_count(views: Sequence[str]) -> int:
+    return sum(10 if v == "ten_crop" else 1 for v in views)
+
+
+def ten_crops(x: torch.Tensor, crop: float = TEN_CROP_FRACTION) -> list[torch.Tensor]:
+    height, width = x.shape[-2:]
+    side = [max(1, round(crop * height)), max(1, round(crop * width))]
+    return [F.interpolate(c, size=(height, width), mode="bilinear", align_corners=False) for c in ten_crop(x, side)]
+
+
+def views_of(x: torch.Tensor, views: Sequence[str], crop: float = TEN_CROP_FRACTION) -> list[torch.Tensor]:
+    """The batch `x` [B, C, H, W] under each view, in order (ten_crop contributes ten batches)."""
+    batches: list[torch.Tensor] = []
+    for view in views:
+        if view == "identity":
+            batches.append(x)
+        elif view == "hflip":
+            batches.append(x.flip(-1))
+        elif view == "ten_crop":
+            batches += ten_crops(x, crop)
+        else:
+            raise ValueError(f"unknown TTA view {view!r}: expected one of {', '.join(TTA_VIEWS)}")
+    return batches
+
+
+def average_logits(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: Sequence[str],
+                   crop: float = TEN_CROP_FRACTION) -> torch.Tensor:
+    """Mean of `net`'s float32 logits over the views (one forward pass per view batch)."""
+    batches = views_of(x, views, crop)
+    if len(batches) == 1:
+        return net(batches[0]).float()
+    return torch.stack([net(b).float() for b in batches]).mean(0)
