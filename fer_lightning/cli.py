@@ -120,9 +120,37 @@ def fail(cli: str, error: BaseException) -> NoReturn:
     raise SystemExit(2)
 
 
+def _override(args: list[str], key: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == key and "=" in a]
+    return values[-1] if values else None
+
+
+def check_resume_target(args: list[str]) -> str | None:
+    """Before Hydra creates or rewrites a run directory: a resume target must exist, and a completed run is only
+    re-run with force=true (its metrics.json and .hydra/ would be overwritten)."""
+    from fer_lightning.config import resume_run_dir
+    from fer_lightning.runrecord import RECORD_NAME
+
+    target = _override(args, "ckpt_path")
+    if not target or target == "null":
+        return None
+    if not Path(target).exists():
+        return f"ckpt_path={target}: no such checkpoint file or run directory (nothing was created)"
+    run_dir = Path(resume_run_dir(target, ""))
+    record = run_dir / RECORD_NAME if str(run_dir) else None
+    force = (_override(args, "force") or "false").lower() == "true"
+    if record is not None and record.is_file() and '"status": "completed"' in record.read_text() and not force:
+        return (f"ckpt_path={target}: {run_dir} is a completed run; resuming would overwrite its {RECORD_NAME}. "
+                "Train longer into a new directory (ckpt_path=<its last.ckpt> hydra.run.dir=<new dir>), or pass "
+                "force=true")
+    return None
+
+
 def run_checked(main: Callable[[], object], config_name: str, cli: str | None = None) -> None:
     """Command-line entry of a Hydra app: reject a bad override in one line (exit 2), then hand over to Hydra."""
     problem = check_overrides(sys.argv[1:], config_name)
+    if problem is None and config_name == "train" and "-m" not in sys.argv and "--multirun" not in sys.argv:
+        problem = check_resume_target(sys.argv[1:])
     if problem:
         print(f"{cli or config_name}: error: {problem}", file=sys.stderr)
         raise SystemExit(2)

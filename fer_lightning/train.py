@@ -27,8 +27,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
-from fer_lightning.checkpoint import AtomicCheckpointIO, find_resume_checkpoint, read_checkpoint
-from fer_lightning.cli import expected_failure, fail, run_checked
+from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint, read_checkpoint
+from fer_lightning.cli import expected_failure, fail, log_to_files, run_checked
 from fer_lightning.config import CONFIG_DIR, ConfigError, check_config
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
 
@@ -96,6 +96,17 @@ def _warn_config_drift(cfg: DictConfig, checkpoint: Path) -> None:
                     ", ".join(differing))
 
 
+def _check_compatible(model: L.LightningModule, checkpoint: Path) -> None:
+    """The resume checkpoint's weights must fit this run's network (same keys and shapes)."""
+    saved = read_checkpoint(checkpoint)["state_dict"]
+    current = model.state_dict()
+    wrong = [k for k in current if k not in saved or tuple(saved[k].shape) != tuple(current[k].shape)]
+    wrong += [k for k in saved if k not in current]
+    if wrong:
+        raise CheckpointError(f"ckpt_path={checkpoint}: its weights do not fit this run's network ({len(wrong)} "
+                              f"tensors differ, e.g. {wrong[0]}); resume with the original run's overrides")
+
+
 def threads_per_job(cfg: DictConfig) -> int | None:
     """CPU threads for this job: `threads_per_job`, else the launcher's share (submitit's cpus_per_task, or the
     cores divided by joblib's n_jobs) so parallel sweep jobs do not oversubscribe the machine."""
@@ -141,14 +152,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP: Lightning keeps it and its ranks inherit it
     run_dir = Path(cfg.paths.output_dir)
+    if completed_record(run_dir) is not None and not cfg.get("force"):
+        raise ConfigError(f"{run_dir}: this run already completed; re-running into it would overwrite its "
+                          f"{RECORD_NAME} (use a new directory, or force=true)")
     resume_from = _resume_checkpoint(cfg, run_dir)
     if resume_from is not None:
         _warn_config_drift(cfg, resume_from)
         log.info("resuming from %s", resume_from)
-    if rank_zero_only.rank == 0:  # DDP: every rank runs train(); only rank 0 writes the record
-        atomic_write_json(run_dir / RECORD_NAME, {"status": "running", "task_name": cfg.task_name,
-                                                  "run_dir": str(run_dir), "seed": cfg.seed,
-                                                  "overrides": _overrides()})
+    log.info("run directory: %s", run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data, augment=OmegaConf.to_container(cfg.augment, resolve=True),
@@ -161,6 +172,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if class_weights is not None:
         model_kwargs["class_weights"] = class_weights.tolist()
     model = instantiate(cfg.model, **model_kwargs, _convert_="all")
+    if resume_from is not None:  # a checkpoint of another network fails here, before the run directory is touched
+        _check_compatible(model, resume_from)
+    if rank_zero_only.rank == 0:  # DDP: every rank runs train(); only rank 0 writes the record
+        atomic_write_json(run_dir / RECORD_NAME, {"status": "running", "task_name": cfg.task_name,
+                                                  "run_dir": str(run_dir), "seed": cfg.seed,
+                                                  "overrides": _overrides(), "tags": list(cfg.get("tags") or [])})
 
     history = EpochHistory()
     config_dict = OmegaConf.to_container(cfg, resolve=True)
@@ -196,6 +213,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "task_name": cfg.task_name,
         "run_dir": str(run_dir),
         "overrides": _overrides(),
+        "tags": list(cfg.get("tags") or []),
         "resumed_from": str(resume_from) if resume_from else None,
         "seed": cfg.seed,
         "threads": torch.get_num_threads(),
@@ -255,7 +273,11 @@ def failure_reason(error: BaseException) -> str:
 
 
 def _record_failure(cfg: DictConfig, error: BaseException) -> None:
+    """failure.txt and a failed metrics.json - never over a completed run's record (a refused or failed resume)."""
     run_dir = Path(cfg.paths.output_dir)
+    if completed_record(run_dir) is not None:
+        log_to_files("".join(traceback.format_exception(error)))
+        return
     reason = failure_reason(error)
     rank = rank_zero_only.rank
     trace = "".join(traceback.format_exception(error))

@@ -55,7 +55,7 @@ def test_train_missing_file_is_one_line(tmp_path: Path, monkeypatch: pytest.Monk
 
     err = run_cli(main, ["train", "data=fer2013", f"data.path={tmp_path}/nope.csv.gz", f"hydra.run.dir={tmp_path}/r",
                          *QUIET], monkeypatch, capsys)
-    assert_one_line(err, "train", "nope.csv.gz")
+    assert_one_line(err, "train", "nope.csv.gz", "data.path is required", "Kaggle folder")
 
 
 def test_evaluate_a_jpeg_as_checkpoint_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

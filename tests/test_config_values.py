@@ -1,0 +1,81 @@
+"""Values are checked before any data is loaded (one line naming key, value and what is allowed), and a resume
+never destroys a completed run or creates a directory for a target that does not exist."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+from fer_lightning.cli import check_resume_target
+from fer_lightning.config import ConfigError, check_config
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.batch_size=abc", "data.batch_size=abc: expected an integer >= 1"),
+    ("data.batch_size=0", "data.batch_size=0: expected an integer >= 1"),
+    ("data.batch_size=-5", "data.batch_size=-5: expected an integer >= 1"),
+    ("data.eval_batch_size=0", "data.eval_batch_size=0: expected an integer >= 1"),
+    ("optimizer.lr=-1", "optimizer.lr=-1: expected a number > 0"),
+    ("optimizer.lr=abc", "optimizer.lr=abc: expected a number > 0"),
+    ("seed=abc", "seed=abc: expected an integer"),
+    ("threads_per_job=-1", "threads_per_job=-1: expected an integer >= 1"),
+    ("model.label_smoothing=2", "model.label_smoothing=2: expected a number >= 0 and < 1"),
+    ("model.mix_prob=5", "model.mix_prob=5: expected a number >= 0 and <= 1"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0: expected an integer >= 1"),
+    ("data.val_fraction=1.5", "data.val_fraction=1.5: expected a number > 0 and < 1"),
+    ("model.tta=hflip", "model.tta=hflip: expected a list of views, e.g. model.tta=[hflip]"),
+])
+def test_bad_values_name_the_key_and_the_range(override: str, message: str,
+                                               make_cfg: Callable[..., DictConfig]) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_config(make_cfg(override))
+    assert str(error.value) == message
+
+
+def test_good_values_pass(make_cfg: Callable[..., DictConfig]) -> None:
+    check_config(make_cfg("optimizer.lr=1e-3", "threads_per_job=2", "model.label_smoothing=0.1"))
+
+
+@pytest.mark.parametrize("path", ["null", "/nonexistent/fer2013.csv.gz"])
+def test_real_data_config_without_a_path_is_an_error(path: str, make_cfg: Callable[..., DictConfig]) -> None:
+    with pytest.raises(ConfigError, match="data.path is required .*Kaggle folder"):
+        check_config(make_cfg("data=fer2013", f"data.path={path}", tiny=False))
+
+
+def test_a_missing_resume_target_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    target = tmp_path / "typo" / "checkpoints" / "last.ckpt"
+    problem = check_resume_target([f"ckpt_path={target}"])
+    assert problem is not None and "no such checkpoint file or run directory" in problem
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_completed_run_is_only_resumed_with_force(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    record = {"status": "completed", "val": {"accuracy": 0.7}}
+    (run / "metrics.json").write_text(json.dumps(record, indent=2))
+    for target in (run, run / "checkpoints" / "last.ckpt"):
+        problem = check_resume_target([f"ckpt_path={target}"])
+        assert problem is not None and "is a completed run" in problem and "force=true" in problem
+        assert check_resume_target([f"ckpt_path={target}", "force=true"]) is None
+    assert json.loads((run / "metrics.json").read_text()) == record
+
+
+def test_train_refuses_to_overwrite_a_completed_record(make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    from fer_lightning.train import _record_failure, train
+
+    cfg = make_cfg()
+    run = Path(cfg.paths.output_dir)
+    run.mkdir(parents=True)
+    record = {"status": "completed", "val": {"accuracy": 0.7}}
+    (run / "metrics.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="already completed") as error:
+        train(cfg)
+    _record_failure(cfg, error.value)  # what main() does with any failure: the completed record stays
+    assert json.loads((run / "metrics.json").read_text()) == record
+    assert not (run / "failure.txt").exists()
