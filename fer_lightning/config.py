@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,6 +32,8 @@ def fast_precision() -> str:
     Measured on this project's 2-core CPU: channels_last + bf16 autocast 3.4x faster than fp32 NCHW
     (benchmarks/bench_pipeline.py); the same val accuracy at equal budget (docs/results.md).
     """
+    import torch  # here, not at module level: the CLIs' config checks run before torch is imported
+
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     is_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)

@@ -61,6 +61,11 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
     summary = summarize(items)
     log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable", summary)
     log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
+    if summary["items"] == 0:
+        raise ValueError(f"input={cfg.input}: no image or video found there (tables written to {output_dir})")
+    if summary["error"] == summary["items"]:
+        raise ValueError(f"input={cfg.input}: none of the {summary['items']} inputs could be read (reasons in "
+                         f"{csv_path})")
     return {**summary, "csv": str(csv_path), "json": str(json_path), "output_dir": str(output_dir)}
 
 

@@ -18,3 +18,14 @@ class KillAfterEpochs(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CtrlCAtEpoch(L.Callback):
+    """Raise KeyboardInterrupt (what Ctrl-C delivers) at the start of epoch `epoch`."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt

@@ -67,7 +67,7 @@ def test_a_completed_run_is_only_resumed_with_force(tmp_path: Path) -> None:
 
 
 def test_train_refuses_to_overwrite_a_completed_record(make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
-    from fer_lightning.train import _record_failure, train
+    from fer_lightning.train import record_failure, train
 
     cfg = make_cfg()
     run = Path(cfg.paths.output_dir)
@@ -76,6 +76,35 @@ def test_train_refuses_to_overwrite_a_completed_record(make_cfg: Callable[..., D
     (run / "metrics.json").write_text(json.dumps(record))
     with pytest.raises(ConfigError, match="already completed") as error:
         train(cfg)
-    _record_failure(cfg, error.value)  # what main() does with any failure: the completed record stays
+    record_failure(cfg, error.value)  # what main() does with any failure: the completed record stays
     assert json.loads((run / "metrics.json").read_text()) == record
     assert not (run / "failure.txt").exists()
+
+
+def test_ctrl_c_marks_the_record_interrupted(make_cfg: Callable[..., DictConfig], monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from fer_lightning.train import main
+
+    run = tmp_path / "ctrl_c"
+    argv = ["train", "trainer.max_epochs=2", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "logger=csv",
+            "+callbacks.ctrl_c._target_=tests.helpers.CtrlCAtEpoch", "+callbacks.ctrl_c.epoch=1",
+            "data.synthetic.n_train=96", "data.synthetic.n_val=48", "data.synthetic.n_test=48",
+            "data.batch_size=32", f"hydra.run.dir={run}", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    monkeypatch.setattr(sys, "argv", argv)
+    GlobalHydra.instance().clear()
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):
+            main()
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after a graceful stop
+        GlobalHydra.instance().clear()
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and f"ckpt_path={run}" in record["resume"]
+    assert (run / "checkpoints" / "last.ckpt").is_file()  # epoch 0 was saved: the run resumes from there

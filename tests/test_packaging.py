@@ -1,0 +1,21 @@
+"""The wheel carries what an installed package needs: the Hydra configs and the released model with its card."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def test_wheel_ships_the_configs_and_the_released_model(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path), str(REPO_ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("fer_lightning-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    repo_configs = {f"fer_lightning/conf/{p.relative_to(REPO_ROOT / 'conf').as_posix()}"
+                    for p in (REPO_ROOT / "conf").rglob("*.yaml")}
+    assert repo_configs and repo_configs <= names, sorted(repo_configs - names)[:5]
+    assert {"fer_lightning/weights/fer_cnn.pt", "fer_lightning/weights/fer_cnn.json"} <= names
