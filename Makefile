@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test lint tensorboard clean help
+.PHONY: install demo test wheel-check lint tensorboard clean help
 
 install: $(STAMP) ## create .venv and install the package with its dev tools
 
@@ -20,6 +20,9 @@ demo: $(STAMP) ## train the report's CNN on synthetic faces for a few epochs (~2
 
 test: $(STAMP) ## run the test suite (fast: synthetic fixtures, tiny shapes, fast_dev_run)
 	$(PY) -m pytest -q --durations=15
+
+wheel-check: ## build the wheel, install it into a fresh venv, train (fast_dev_run) and predict outside the checkout
+	bash .ci/wheel_check.sh
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check fer_lightning tests benchmarks docs

@@ -9,8 +9,8 @@ python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
 "$py" -m pip install --quiet --disable-pip-version-check wheel setuptools >/dev/null
 "$py" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$work/dist" "$repo" >/dev/null
-"$py" -m pip install --quiet --disable-pip-version-check "$work/dist"/fer_lightning-*.whl opencv-python-headless \
-    >/dev/null
+wheel_file=$(ls "$work/dist"/fer_lightning-*.whl)
+"$py" -m pip install --quiet --disable-pip-version-check "${wheel_file}[infer]" >/dev/null
 cd "$work"
 "$py" - <<'PY'
 import pathlib, fer_lightning, fer_lightning.config as c

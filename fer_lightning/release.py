@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ckpt", type=Path, help="checkpoint inside it (default: the one metrics.json evaluated)")
     parser.add_argument("--tta", default="identity,hflip", help="views the released model applies (default: flip)")
     parser.add_argument("--out", type=Path, default=RELEASED_PATH)
+    parser.add_argument("--note", default="", help="free text for the card (e.g. how the run was made)")
     parser.add_argument("--result", action="append", default=[], metavar="KEY=EVALUATION_JSON",
                         help="add an evaluate run's numbers to the card, e.g. val_flip=outputs/.../val_evaluation.json")
     args = parser.parse_args(argv)
@@ -128,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra[key] = {"split": evaluation["split"], "tta": evaluation["tta"],
                           "accuracy": evaluation["report"]["accuracy"], "macro_f1": evaluation["report"]["macro_f1"],
                           **({"bootstrap": evaluation["bootstrap"]} if "bootstrap" in evaluation else {})}
+        if args.note:
+            extra["note"] = args.note
         card = make_release(args.run_dir, ckpt, args.out, args.tta.split(","), extra)
     except (OSError, KeyError, ValueError) as error:
         print(f"release: error: {error}", file=sys.stderr)

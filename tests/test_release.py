@@ -16,8 +16,13 @@ from fer_lightning.inference import Predictor
 from fer_lightning.release import MAX_BYTES, RELEASED_PATH, card_path, make_release, released_card, sha256
 
 # Predictor.from_pretrained().probabilities(generate_faces(4, seed=2026).images), recorded at release time
-EXPECTED_LABELS: list[str] = []
-EXPECTED_PROBABILITIES: list[list[float]] = []
+EXPECTED_LABELS = ["surprise", "neutral", "surprise", "neutral"]
+EXPECTED_PROBABILITIES = [
+    [0.023394, 0.041927, 0.235159, 0.009241, 0.032184, 0.610983, 0.047113],
+    [0.022796, 0.045506, 0.222763, 0.009737, 0.162486, 0.161959, 0.374754],
+    [0.032786, 0.068874, 0.076189, 0.304304, 0.028666, 0.376758, 0.112423],
+    [0.020195, 0.053203, 0.085899, 0.033102, 0.088245, 0.209017, 0.510339],
+]
 
 
 def test_released_file_matches_its_card() -> None:

@@ -35,9 +35,10 @@ def evaluation(record: dict) -> tuple:
 
 def test_same_seed_same_metrics(make_cfg: Callable[..., DictConfig]) -> None:
     first = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler"))
-    second = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler"))
+    # force=true: the same run directory again (a completed record is otherwise never overwritten)
+    second = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler", "force=true"))
     assert evaluation(first) == evaluation(second)
-    other = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler", "seed=7"))
+    other = train(make_cfg(*QUICK, "trainer.max_epochs=2", "imbalance=sampler", "seed=7", "force=true"))
     assert evaluation(other) != evaluation(first)
 
 

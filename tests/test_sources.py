@@ -384,12 +384,42 @@ def test_cache_invalidated_by_source_change(
     st = src_csv.stat()
     os.utime(src_csv, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     load_splits(src_csv, cache)
-    assert len(calls) == 2
+    assert len(calls) == 1  # touched, same bytes: still the cached content
     rows = make_rows(5, {"Training": 2, "PublicTest": 1})
     write_csv(src_csv, rows)
-    os.utime(src_csv, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # same mtime, new size
+    os.utime(src_csv, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # new content, old mtime kept
     assert_splits_equal(load_splits(src_csv, cache), expected(rows))
-    assert len(calls) == 3
+    assert len(calls) == 2
+
+
+def test_same_size_edit_with_kept_mtime_is_not_served_stale(tmp_path: Path, src_csv: Path) -> None:
+    """`cp -p` / `touch -r` / `tar x` keep the mtime: the cache must key on content, not on size + mtime."""
+    cache = tmp_path / "cache"
+    before = load_splits(src_csv, cache)
+    st = src_csv.stat()
+    text = src_csv.read_text()
+    first_label = text.splitlines()[1].split(",")[0]
+    swapped = "3" if first_label != "3" else "4"
+    lines = text.splitlines(keepends=True)
+    lines[1] = swapped + lines[1][len(first_label):]
+    src_csv.write_text("".join(lines))
+    os.utime(src_csv, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert src_csv.stat().st_size == st.st_size
+    after = load_splits(src_csv, cache)
+    assert not np.array_equal(after["train"].labels, before["train"].labels) or \
+        not np.array_equal(after["val"].labels, before["val"].labels)
+
+
+def test_stale_cache_temp_files_are_removed(tmp_path: Path, src_csv: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale, fresh = cache / ".fer2013-csv-x.npz.abc.tmp", cache / ".fer2013-csv-y.npz.def.tmp"
+    for tmp in (stale, fresh):
+        tmp.write_bytes(b"partial")
+    old = stale.stat().st_mtime - 2 * sources.STALE_TEMP_S
+    os.utime(stale, (old, old))
+    load_splits(src_csv, cache)
+    assert not stale.exists() and fresh.exists()  # a fresh one may belong to a writer still running
 
 
 def test_folder_cache_keys_on_tree_and_holdout(

@@ -52,8 +52,11 @@ def test_short_run_writes_record_checkpoints_and_tensorboard(make_cfg: Callable[
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
     tags = events.Tags()
     assert {"val/acc", "val/macro_f1", "val/f1/fear", "val/precision/happy", "train/loss_epoch"} <= set(tags["scalars"])
-    assert "val/confusion_matrix" in tags["images"] and "test/confusion_matrix" in tags["images"]
-    assert any(tag.startswith("lr-") for tag in tags["scalars"])
+    # the post-fit evaluation of the chosen checkpoint has its own names: it does not extend the per-epoch curves
+    assert {"val/confusion_matrix", "final/val/confusion_matrix", "final/test/confusion_matrix"} <= set(tags["images"])
+    assert {"final/val/acc", "final/test/acc", "lr/net"} <= set(tags["scalars"])
+    assert len(events.Scalars("val/acc")) == 2  # one per epoch, nothing appended by the final evaluation
+    assert not any(tag.startswith("lr-") for tag in tags["scalars"])
     # each history row holds its own epoch's train metrics (Lightning validates before closing the epoch)
     logged = [e.value for e in events.Scalars("train/acc")]
     assert [row.get("train/acc") for row in on_disk["history"]] == pytest.approx(logged)
@@ -83,7 +86,8 @@ def test_eval_weights_picks_the_checkpoint_the_record_reports(make_cfg: Callable
                    "optimizer.lr=0.05")
     record = train(cfg)
     assert record["evaluated"] == {"weights": eval_weights, "ckpt_path": str(Path(cfg.paths.output_dir) /
-                                                                             "checkpoints" / name)}
+                                                                             "checkpoints" / name),
+                                   "tta": ["identity"]}
     keys = ("acc", "macro_f1", "weighted_f1")
     by_epoch = {row["epoch"]: tuple(round(row[f"val/{k}"], 5) for k in keys) for row in record["history"]}
     assert len(set(by_epoch.values())) == 3  # the epochs are distinguishable by their val metrics

@@ -15,12 +15,13 @@ import json
 import os
 import re
 import tarfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -28,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.splits import CLASS_NAMES, IMAGE_SIZE, SPLITS, USAGE_TO_SPLIT, DataFormatError, Split
 
-CACHE_VERSION = 1  # bump when parsing rules or the cache layout change: old cache files are then ignored
+CACHE_VERSION = 2  # bump when parsing rules or the cache layout change: old cache files are then ignored
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 CHUNK_ROWS = 2048  # CSV rows parsed per vectorised batch (bounds peak memory to tens of MB)
 MAX_LINE_CHARS = 1 << 20  # a real row is < 10 kB: stop at garbage lines before buffering gigabytes
@@ -352,33 +353,61 @@ def _detect(path: Path) -> tuple[Path, str]:
                           "or a folder holding train/ (or one such file)")
 
 
-def _fingerprint(path: Path) -> dict[str, int]:
-    """Cheap change detector: size + mtime of a file; count, total size, max mtime of a folder tree."""
+def _hash_file(path: str | Path, digest: Any) -> None:
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+
+
+def _fingerprint(path: Path) -> dict[str, object]:
+    """What the cache is keyed on: the source's content, not its mtime (a same-size edit whose mtime was kept by
+    `cp -p`, `touch -r` or `tar x` must not load stale labels). A file: blake2b of its bytes; a folder tree: of
+    every file's relative name, size and bytes, in sorted order."""
+    digest = hashlib.blake2b(digest_size=16)
     if path.is_file():
-        st = path.stat()
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    count = total = newest = 0
+        _hash_file(path, digest)
+        return {"size": path.stat().st_size, "blake2b": digest.hexdigest()}
+    files: list[tuple[str, str]] = []
     stack = [str(p) for p in (_child(path, "train"), _child(path, "test")) if p]
     while stack:
         folder = stack.pop()
-        newest = max(newest, os.stat(folder).st_mtime_ns)  # renames change folder mtimes
         with os.scandir(folder) as it:
             for e in it:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
                 else:
-                    st = e.stat()
-                    count, total, newest = count + 1, total + st.st_size, max(newest, st.st_mtime_ns)
-    return {"count": count, "size": total, "mtime_ns": newest}
+                    files.append((os.path.relpath(e.path, path), e.path))
+    total = 0
+    for name, full in sorted(files):
+        size = os.path.getsize(full) if os.path.exists(full) else -1  # a broken link: its own key, read later
+        total += max(size, 0)
+        digest.update(f"{name}\0{size}\0".encode())
+        if size >= 0:
+            _hash_file(full, digest)
+    return {"count": len(files), "size": total, "blake2b": digest.hexdigest()}
 
 
 def _cache_file(cache_dir: Path, source: Path, fmt: str, val_fraction: float, seed: int) -> Path:
-    key: dict[str, object] = {"v": CACHE_VERSION, "path": str(source.resolve()), "fmt": fmt}
+    key: dict[str, object] = {"v": CACHE_VERSION, "fmt": fmt}
     key.update(_fingerprint(source))
     if fmt == "folders":
         key.update(val_fraction=val_fraction, seed=seed)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir / f"fer2013-{fmt}-{digest}.npz"
+
+
+STALE_TEMP_S = 3600.0
+
+
+def _remove_stale_temps(cache_dir: Path) -> None:
+    """Temp files a killed cache write left behind (atomicio's `.<name>.*.tmp`), older than an hour."""
+    now = time.time()
+    for tmp in cache_dir.glob(".fer2013-*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def _load_cache(file: Path) -> dict[str, Split] | None:
@@ -416,7 +445,8 @@ def load_splits(
 
     `path`: a .csv/.csv.gz (challenge CSV), a .tar/.tar.gz/.tgz or a folder holding train/ (Kaggle layout),
     or a folder holding one CSV (preferred) or else one tar. `cache_dir`: None = no cache; otherwise one
-    uncompressed .npz keyed by the source's path, size, mtime (and val_fraction/seed for folders) is reused.
+    uncompressed .npz keyed by a blake2b hash of the source's content (and val_fraction/seed for folders) is
+    reused, so a moved or copied source still hits its cache and an edited one never does.
     `val_fraction`, `seed`: the stratified val hold-out, only for folder layouts without PublicTest_ names.
     Raises DataFormatError for any bad input (ValueError only for a val_fraction outside [0, 1)).
     """
@@ -426,6 +456,8 @@ def load_splits(
         source, fmt = _detect(Path(path).expanduser())
         cache = None if cache_dir is None else Path(cache_dir).expanduser()
         file = None if cache is None else _cache_file(cache, source, fmt, val_fraction, seed)
+    if cache is not None and cache.is_dir():
+        _remove_stale_temps(cache)
     if file is not None and (cached := _load_cache(file)) is not None:
         return cached
     with _reading(source, "read"):

@@ -47,11 +47,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(str(error)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or a legacy pickle
+        raise CheckpointError(f"{path}: not a fer_lightning checkpoint (not a torch.save file); expected a .ckpt "
+                              "written by fer_lightning.train, or ckpt_path=pretrained")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, not a torch file, ...
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else ''}); is it truncated?") from None
+    except Exception as error:  # truncated zip, foreign pickles, ...
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if "weights_only" in message or "Unsupported global" in message:
+            raise CheckpointError(f"{path}: not a fer_lightning checkpoint (it holds objects other than tensors "
+                                  "and plain values)") from None
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: {message}); is it "
+                              "truncated?") from None
     if not isinstance(checkpoint, dict) or "fer_lightning" not in checkpoint or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a fer_lightning checkpoint (no run config); "
                               "expected a .ckpt written by fer_lightning.train")

@@ -6,9 +6,12 @@ and the allowed values in one line, before any data is loaded.
 
 from __future__ import annotations
 
+import logging
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -75,10 +78,80 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
     return None
 
 
-def run_checked(main: Callable[[], object], config_name: str) -> None:
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Failures a user causes and can fix from the message alone: files that are missing or unreadable, and every
+# ValueError this package raises on purpose (ConfigError, DataFormatError, CheckpointError, ... all subclass it).
+EXPECTED_ERRORS = (ValueError, OSError)
+
+
+def _raised_here(error: BaseException) -> bool:
+    """True when the innermost frame that raised `error` is this package's code (a deliberate, worded error)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(PACKAGE_DIR)
+
+
+def expected_failure(error: BaseException) -> BaseException | None:
+    """The user-caused error in `error`'s cause chain (Hydra's InstantiationException wraps the real one), or None
+    for a bug, which keeps its traceback."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) or (isinstance(seen, ValueError) and _raised_here(seen)):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def log_to_files(message: str) -> None:
+    """Write `message` (e.g. a traceback) to the run's log files only, not to the terminal."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(logging.LogRecord("fer_lightning", logging.ERROR, __file__, 0, message, None, None))
+
+
+def fail(cli: str, error: BaseException) -> NoReturn:
+    """One line on stderr, `<cli>: error: <message>`, exit status 2; the traceback goes to the log file."""
+    log_to_files("".join(traceback.format_exception(error)))
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
+        message = f"{error.filename}: {message}"
+    print(f"{cli}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _override(args: list[str], key: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == key and "=" in a]
+    return values[-1] if values else None
+
+
+def check_resume_target(args: list[str]) -> str | None:
+    """Before Hydra creates or rewrites a run directory: a resume target must exist, and a completed run is only
+    re-run with force=true (its metrics.json and .hydra/ would be overwritten)."""
+    from fer_lightning.config import resume_run_dir
+    from fer_lightning.runrecord import RECORD_NAME
+
+    target = _override(args, "ckpt_path")
+    if not target or target == "null":
+        return None
+    if not Path(target).exists():
+        return f"ckpt_path={target}: no such checkpoint file or run directory (nothing was created)"
+    run_dir = Path(resume_run_dir(target, ""))
+    record = run_dir / RECORD_NAME if str(run_dir) else None
+    force = (_override(args, "force") or "false").lower() == "true"
+    if record is not None and record.is_file() and '"status": "completed"' in record.read_text() and not force:
+        return (f"ckpt_path={target}: {run_dir} is a completed run; resuming would overwrite its {RECORD_NAME}. "
+                "Train longer into a new directory (ckpt_path=<its last.ckpt> hydra.run.dir=<new dir>), or pass "
+                "force=true")
+    return None
+
+
+def run_checked(main: Callable[[], object], config_name: str, cli: str | None = None) -> None:
     """Command-line entry of a Hydra app: reject a bad override in one line (exit 2), then hand over to Hydra."""
     problem = check_overrides(sys.argv[1:], config_name)
+    if problem is None and config_name == "train" and "-m" not in sys.argv and "--multirun" not in sys.argv:
+        problem = check_resume_target(sys.argv[1:])
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"{cli or config_name}: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     main()

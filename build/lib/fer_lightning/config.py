@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,6 +32,8 @@ def fast_precision() -> str:
     Measured on this project's 2-core CPU: channels_last + bf16 autocast 3.4x faster than fp32 NCHW
     (benchmarks/bench_pipeline.py); the same val accuracy at equal budget (docs/results.md).
     """
+    import torch  # here, not at module level: the CLIs' config checks run before torch is imported
+
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     is_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
@@ -58,10 +59,60 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("fer.resume_run_dir", resume_run_dir)
 
 
+DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
+                "layout (train/<class>/*.png and test/<class>/*.png, or its .tar)")
+
+
+def _number(cfg: DictConfig, key: str, kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
+    """ConfigError naming `key`, its value and the allowed range unless the value is a `kind` within it."""
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None and optional:
+        return
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    expected = f"expected {'an integer' if kind is int else 'a number'}{' ' + ' and '.join(bounds) if bounds else ''}"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ConfigError(f"{key}={value}: {expected}")
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Types and ranges of the keys users set most, checked before any data is loaded (one line, naming the key)."""
+    _number(cfg, "seed", int)
+    _number(cfg, "threads_per_job", int, low=1, optional=True)
+    _number(cfg, "trainer.max_epochs", int, low=1)
+    _number(cfg, "data.batch_size", int, low=1)
+    _number(cfg, "data.eval_batch_size", int, low=1)
+    _number(cfg, "data.val_fraction", float, low=0, high=1, low_open=True, high_open=True)
+    _number(cfg, "optimizer.lr", float, low=0, low_open=True)
+    _number(cfg, "optimizer.weight_decay", float, low=0, optional=True)
+    _number(cfg, "model.label_smoothing", float, low=0, high=1, high_open=True)
+    _number(cfg, "model.mix_prob", float, low=0, high=1, optional=True)
+    tta = cfg.model.get("tta")
+    if isinstance(tta, str):
+        raise ConfigError(f"model.tta={tta}: expected a list of views, e.g. model.tta=[{tta}]")
+    data = cfg.get("data") or {}
+    path = data.get("path")
+    if data.get("synthetic") is None and (not path or not Path(str(path)).exists()):
+        found = f"data.path={path}: no such file or folder; " if path else ""
+        raise ConfigError(f"{found}data.path is required with a real-data config (data=fer2013): give "
+                          f"{DATA_LAYOUTS}, e.g. data.path=/data/fer2013.csv.gz (or use data=synthetic)")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Cross-key checks that single components cannot make on their own. Raises ConfigError (one line)."""
     from fer_lightning.data.datamodule import IMBALANCE_STRATEGIES
     from fer_lightning.tta import TEN_CROP_FRACTION, check_views
+
+    check_values(cfg)
 
     strategy = cfg.imbalance.strategy
     if strategy not in IMBALANCE_STRATEGIES:

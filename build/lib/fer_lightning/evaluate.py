@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks.figures import confusion_matrix_figure
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
+from fer_lightning.cli import log_to_files, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
@@ -244,8 +246,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> int:
     """Evaluate and print the table; known bad input ends in one line on stderr and status 2, not a traceback."""
     try:
         result = evaluate(cfg, out_dir)
-    except (CheckpointError, DataFormatError, EvaluationError) as error:
-        print(f"evaluate: error: {error}", file=sys.stderr)
+    except (CheckpointError, DataFormatError, EvaluationError, OSError) as error:
+        log_to_files("".join(traceback.format_exception(error)))
+        print(f"evaluate: error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         return 2
     print(result["markdown"])
     print(f"wrote {out_dir}")
@@ -260,5 +263,10 @@ def main(cfg: DictConfig) -> None:
         sys.exit(status)
 
 
+def cli() -> None:
+    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
+    run_checked(main, "evaluate")
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -29,7 +29,7 @@ from torch import nn
 
 from fer_lightning.atomicio import atomic_path
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
-from fer_lightning.cli import run_checked
+from fer_lightning.cli import fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
@@ -114,6 +114,11 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, contract:
                                     output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), opset_version=opset,
                                     external_data=False, verbose=False)
     proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the exporter may write another opset than asked for: record what the file holds
+        log.warning("export: opset=%s requested, the ONNX exporter wrote opset %s; the contract records %s",
+                    opset, written, written)
+    contract["opset"], contract["opset_requested"] = written, opset
     pre = contract["preprocessing"]
     props = {CONTRACT_KEY: json.dumps(contract), "class_names": json.dumps(contract["class_names"]),
              **{key: json.dumps(pre[key]) for key in ("image_size", "channels", "mean", "std", "interpolation", "tta")},
@@ -152,6 +157,8 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
     loaded = load_classifier(ckpt_path)
     output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"output={output}: is a directory; expected a file name, e.g. output={output / 'model.onnx'}")
     output.parent.mkdir(parents=True, exist_ok=True)
     net = copy.deepcopy(loaded.model.net).float().to(memory_format=torch.contiguous_format).eval()
     tta = tuple(loaded.model.hparams.tta)
@@ -185,12 +192,13 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     if not cfg.ckpt_path:
-        raise SystemExit("export: ckpt_path=... is required (python -m fer_lightning.export ckpt_path=X.ckpt)")
+        fail("export", ValueError("ckpt_path=... is required (python -m fer_lightning.export ckpt_path=X.ckpt, or "
+                                  "ckpt_path=pretrained for the released model)"))
     output = cfg.output or Path(HydraConfig.get().runtime.output_dir) / f"model{FORMATS.get(cfg.format, '')}"
     try:
         export_checkpoint(cfg.ckpt_path, cfg.format, output, fold_tta=cfg.fold_tta, opset=cfg.opset, check=cfg.verify)
-    except (CheckpointError, ValueError, ExportError) as error:
-        raise SystemExit(f"export: {error}") from None
+    except (CheckpointError, ValueError, OSError, ExportError) as error:
+        fail("export", error)
 
 
 def run() -> None:

@@ -117,7 +117,7 @@ class FERClassifier(LightningModule):
         bad = ~torch.isfinite(loss.detach())
         self._loss_not_finite = bad if self._loss_not_finite is None else self._loss_not_finite | bad
         # Accumulated on the device; read by the loggers every `log_every_n_steps`, never per step.
-        self.log("train/loss", loss, on_step=True, on_epoch=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
@@ -137,6 +137,13 @@ class FERClassifier(LightningModule):
         if (batch_idx + 1) % max(1, self.trainer.log_every_n_steps) == 0:
             self.check_loss_finite()
 
+    def on_train_epoch_start(self) -> None:
+        """One LR tag per param group, `lr/<group name>` (lr/net; lr/head and lr/backbone), whatever the optimizer,
+        so the LR curves of a sweep over optimizers overlay in TensorBoard."""
+        for optimizer in self.trainer.optimizers:
+            for i, group in enumerate(optimizer.param_groups):
+                self.log(f"lr/{group.get('name', i)}", float(group["lr"]), on_step=False, on_epoch=True)
+
     def on_train_epoch_end(self) -> None:
         self.check_loss_finite()
 
@@ -154,7 +161,10 @@ class FERClassifier(LightningModule):
         results = metrics.compute()
         metrics.reset()
         # results are already summed over DDP ranks (torchmetrics syncs in compute); sync_dist only tells Lightning
-        self.log_dict(scalar_logs(f"{self.log_prefix}{stage}", results, self.class_names), sync_dist=True)
+        logs = scalar_logs(f"{self.log_prefix}{stage}", results, self.class_names)
+        headline = {f"{self.log_prefix}{stage}/{k}" for k in ("acc", "macro_f1")}  # shown in the progress bar
+        self.log_dict({k: v for k, v in logs.items() if k in headline}, sync_dist=True, prog_bar=True)
+        self.log_dict({k: v for k, v in logs.items() if k not in headline}, sync_dist=True)
         self.reports[stage] = classification_report(results, self.class_names)
         if self.collect_predictions and self._batches:
             targets, predictions = zip(*self._batches, strict=True)

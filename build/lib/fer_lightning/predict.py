@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.checkpoint import CheckpointError
-from fer_lightning.cli import run_checked
+from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.inference.detect import FaceDetector, HaarFaceDetector, WholeImageDetector
 from fer_lightning.inference.pipeline import PredictionRun, summarize, write_tables
@@ -61,6 +61,11 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
     summary = summarize(items)
     log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable", summary)
     log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
+    if summary["items"] == 0:
+        raise ValueError(f"input={cfg.input}: no image or video found there (tables written to {output_dir})")
+    if summary["error"] == summary["items"]:
+        raise ValueError(f"input={cfg.input}: none of the {summary['items']} inputs could be read (reasons in "
+                         f"{csv_path})")
     return {**summary, "csv": str(csv_path), "json": str(json_path), "output_dir": str(output_dir)}
 
 
@@ -68,8 +73,10 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
 def main(cfg: DictConfig) -> None:
     try:
         predict(cfg)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"predict: {error}") from None
+    except (CheckpointError, OSError, ValueError) as error:
+        if expected_failure(error) is None:
+            raise
+        fail("predict", error)
 
 
 def run() -> None:

@@ -89,6 +89,15 @@ class Job:
             seed = OmegaConf.select(self.config, "seed", default=None, throw_on_resolution_failure=False)
         return seed
 
+    def matches(self, key: str, value: str) -> bool:
+        """`--where` semantics: equal setting, or for `tags` one of the run's tags."""
+        if key == "tags":
+            tags = self.record.get("tags")
+            if tags is None and self.config is not None:
+                tags = OmegaConf.select(self.config, "tags", default=None, throw_on_resolution_failure=False)
+            return value in [str(t) for t in (tags or [])]
+        return self.setting(key) == value
+
     def setting(self, key: str) -> str:
         """The value of `key` in this job: its override, else its group choice, else its config value."""
         if key in self.overrides:
@@ -445,7 +454,7 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     roots = [Path(r) for r in roots]
     conditions = parse_where(where)
     found = find_jobs(roots)
-    jobs = [job for job in found if all(job.setting(k) == v for k, v in conditions.items())]
+    jobs = [job for job in found if all(job.matches(k, v) for k, v in conditions.items())]
     if not jobs:
         selection = f" with {', '.join(where)}" if conditions and found else ""
         raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} under "

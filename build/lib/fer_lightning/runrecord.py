@@ -10,8 +10,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fer_lightning.atomicio import atomic_write_text
 
 RECORD_NAME = "metrics.json"
@@ -36,6 +34,8 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def environment_info() -> dict[str, Any]:
+    import torch
+
     versions = {}
     for package in ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics", "fer_lightning"):
         try:

@@ -2,298 +2,70 @@
 
     python -m fer_lightning.train [group=option ...] [key=value ...]
     python -m fer_lightning.train -m optimizer=adamw,sgd        # a sweep; a failing job does not stop it
+
+This entry point imports only Hydra: `--help` and a rejected override answer before torch and Lightning load
+(docs/performance.md); the job itself runs in `fer_lightning.training`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import hydra
-import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
-from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
-from fer_lightning.checkpoint import AtomicCheckpointIO, find_resume_checkpoint, read_checkpoint
-from fer_lightning.cli import run_checked
-from fer_lightning.config import CONFIG_DIR, ConfigError, check_config
-from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
+from fer_lightning.cli import expected_failure, fail, run_checked
+from fer_lightning.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
-
-HPARAM_GROUPS = ("model", "optimizer", "scheduler", "imbalance", "augment")
-
-
-def _instantiate_dict(configs: DictConfig | None) -> list[Any]:
-    return [instantiate(c) for c in (configs or {}).values() if c is not None and "_target_" in c]
-
-
-def _flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The settings shown in TensorBoard's HPARAMS tab (scalars only)."""
-    flat: dict[str, Any] = {"seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs,
-                            "batch_size": cfg.data.batch_size, "precision": str(cfg.trainer.precision)}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}/{key}" if prefix else str(key), value)
-        elif isinstance(node, list):
-            flat[prefix] = str(node)
-        elif node is None or isinstance(node, bool | int | float | str):
-            flat[prefix] = "null" if node is None else node
-
-    for group in HPARAM_GROUPS:
-        walk(group, OmegaConf.to_container(cfg.get(group), resolve=True) if cfg.get(group) else None)
-    return flat
-
-
-def objective(record: dict[str, Any], metric: str) -> float | None:
-    """The number a sweeper optimises: `val/acc` or `val/macro_f1` of the best checkpoint."""
-    split, _, name = metric.partition("/")
-    report = record.get(split) or {}
-    return report.get({"acc": "accuracy"}.get(name, name))
-
-
-def _overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """ckpt_path if given; with skip_completed, this job's own last.ckpt if an earlier attempt left one."""
-    if cfg.get("ckpt_path"):
-        return find_resume_checkpoint(cfg.ckpt_path)
-    if cfg.get("skip_completed") and (run_dir / "checkpoints").is_dir():
-        try:
-            return find_resume_checkpoint(run_dir)
-        except ValueError:
-            return None
-    return None
-
-
-def _warn_config_drift(cfg: DictConfig, checkpoint: Path) -> None:
-    """Resuming with other settings than the interrupted run silently changes the experiment: say so."""
-    saved = OmegaConf.create(read_checkpoint(checkpoint)["fer_lightning"]["config"])
-    now = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for config in (saved, now):  # training longer than first planned is a legitimate resume
-        config.trainer.pop("max_epochs", None)
-    differing = [group for group in ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "trainer",
-                                     "seed") if OmegaConf.select(saved, group) != OmegaConf.select(now, group)]
-    if differing:
-        log.warning("resuming %s with settings that differ from the checkpoint's run in: %s", checkpoint,
-                    ", ".join(differing))
-
-
-def threads_per_job(cfg: DictConfig) -> int | None:
-    """CPU threads for this job: `threads_per_job`, else the launcher's share (submitit's cpus_per_task, or the
-    cores divided by joblib's n_jobs) so parallel sweep jobs do not oversubscribe the machine."""
-    if cfg.get("threads_per_job"):
-        return int(cfg.threads_per_job)
-    if not HydraConfig.initialized():
-        return None
-    launcher = HydraConfig.get().launcher
-    if launcher.get("cpus_per_task"):
-        return int(launcher.cpus_per_task)
-    n_jobs = launcher.get("n_jobs")
-    if isinstance(n_jobs, int) and n_jobs > 1:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return max(1, cores // n_jobs)  # the cores this process may use (affinity/cgroups), shared out
-    return None
-
-
-def _check_ddp_launch(trainer: L.Trainer) -> None:
-    """Lightning starts the other DDP ranks of this machine by re-running the command line; in a sweep (-m) that
-    command is the whole sweep, which every rank would then run on its own. Refuse before any rank is started."""
-    launcher = trainer.strategy.launcher
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if (multirun and isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1
-            and not trainer.strategy.cluster_environment.creates_processes_externally):  # SLURM, torchrun: fine
-        raise ConfigError(f"trainer=ddp with {launcher.num_processes} processes in a sweep (-m): Lightning would "
-                          "re-run the whole sweep in every rank; run each job without -m, or submit the sweep with "
-                          "cluster=slurm (one SLURM task per device)")
-
-
-def _checkpoint(trainer: L.Trainer, monitored: bool) -> tuple[ModelCheckpoint | None, str | None]:
-    """The monitored checkpoint callback (best model) or the unmonitored one (last.ckpt), and the file it saved."""
-    callback = next((c for c in trainer.checkpoint_callbacks
-                     if isinstance(c, ModelCheckpoint) and bool(c.monitor) == monitored), None)
-    return callback, (callback.best_model_path or None) if callback is not None else None
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
-    started = time.perf_counter()
-    check_config(cfg)
-    threads = threads_per_job(cfg)
-    if threads:
-        torch.set_num_threads(threads)
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP: Lightning keeps it and its ranks inherit it
-    run_dir = Path(cfg.paths.output_dir)
-    resume_from = _resume_checkpoint(cfg, run_dir)
-    if resume_from is not None:
-        _warn_config_drift(cfg, resume_from)
-        log.info("resuming from %s", resume_from)
-    if rank_zero_only.rank == 0:  # DDP: every rank runs train(); only rank 0 writes the record
-        atomic_write_json(run_dir / RECORD_NAME, {"status": "running", "task_name": cfg.task_name,
-                                                  "run_dir": str(run_dir), "seed": cfg.seed,
-                                                  "overrides": _overrides()})
-    L.seed_everything(cfg.seed, workers=True)
-
-    datamodule = instantiate(cfg.data, augment=OmegaConf.to_container(cfg.augment, resolve=True),
-                             imbalance=cfg.imbalance.strategy, imbalance_power=cfg.imbalance.get("power", 1.0),
-                             _convert_="all")
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    model_kwargs: dict[str, Any] = {"optimizer": instantiate(cfg.optimizer), "scheduler": scheduler}
-    datamodule.setup("fit")
-    class_weights = datamodule.class_weights
-    if class_weights is not None:
-        model_kwargs["class_weights"] = class_weights.tolist()
-    model = instantiate(cfg.model, **model_kwargs, _convert_="all")
-
-    history = EpochHistory()
-    config_dict = OmegaConf.to_container(cfg, resolve=True)
-    callbacks: list[Callback] = [*_instantiate_dict(cfg.get("callbacks")), history, ConfigInCheckpoint(config_dict),
-                                 RNGStateInCheckpoint()]
-    loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                     plugins=[AtomicCheckpointIO()])
-    _check_ddp_launch(trainer)
-
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
-    checkpoint, best_path = _checkpoint(trainer, monitored=True)
-    eval_weights = cfg.get("eval_weights", "best")
-    eval_path = best_path if eval_weights == "best" else _checkpoint(trainer, monitored=False)[1]
-    fit_time, epoch_rows = history.elapsed(), list(history.rows)  # before validate() restores older callback state
-
-    model.log_prefix = "final/"
-    if cfg.get("final_tta"):
-        model.set_tta(list(cfg.final_tta))
-    trainer.validate(model, datamodule=datamodule, ckpt_path=eval_path, verbose=False)
-    val_report = model.reports.get("val")
-    test_report = None
-    if cfg.get("test") and datamodule.has_split("test"):
-        trainer.test(model, datamodule=datamodule, ckpt_path=eval_path, verbose=False)
-        test_report = model.reports.get("test")
-
-    best_epoch = None
-    if best_path and checkpoint is not None and checkpoint.best_model_score is not None:
-        best_epoch = next((r["epoch"] for r in epoch_rows if r.get(checkpoint.monitor) is not None
-                           and abs(r[checkpoint.monitor] - float(checkpoint.best_model_score)) < 1e-7), None)
-    record: dict[str, Any] = {
-        "status": "completed",
-        "task_name": cfg.task_name,
-        "run_dir": str(run_dir),
-        "overrides": _overrides(),
-        "resumed_from": str(resume_from) if resume_from else None,
-        "seed": cfg.seed,
-        "threads": torch.get_num_threads(),
-        "model": {"network": cfg.model.net._target_.rsplit(".", 1)[-1],
-                  "parameters": sum(p.numel() for p in model.net.parameters())},
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "fit_time_s": round(fit_time, 2),
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "best": {"monitor": checkpoint.monitor if checkpoint else None, "epoch": best_epoch,
-                 "score": float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None
-                 else None, "ckpt_path": best_path},
-        "evaluated": {"weights": eval_weights, "ckpt_path": eval_path, "tta": list(model.hparams.tta)},
-        "val": val_report,
-        "test": test_report,
-        "history": epoch_rows,
-        **environment_info(),
-    }
-    if not trainer.is_global_zero:
-        return record
-    atomic_write_json(run_dir / RECORD_NAME, record)
-    _log_final_hparams(cfg, loggers, val_report, test_report)
-    log.info("val acc %.4f macro-F1 %.4f; record: %s", val_report["accuracy"], val_report["macro_f1"],
-             run_dir / RECORD_NAME)
-    log.info("run directory: %s\nTensorBoard: make tensorboard  (or: tensorboard --logdir %s)", run_dir, run_dir)
-    return record
-
-
-def _log_final_hparams(cfg: DictConfig, loggers: list[Logger], val: dict[str, Any],
-                       test: dict[str, Any] | None) -> None:
-    """TensorBoard's HPARAMS tab: this run's settings beside its real final metrics (no placeholder hp_metric)."""
-    final = {"hparams/val_acc": val["accuracy"], "hparams/val_macro_f1": val["macro_f1"]}
-    if test:
-        final |= {"hparams/test_acc": test["accuracy"], "hparams/test_macro_f1": test["macro_f1"]}
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(_flat_hparams(cfg), metrics=final)
-            logger.experiment.flush()
-
-
-def completed_record(run_dir: Path) -> dict[str, Any] | None:
-    """The record of a job that already finished in `run_dir`, if any."""
-    try:
-        record = json.loads((run_dir / RECORD_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("status") == "completed" else None
-
-
-def failure_reason(error: BaseException) -> str:
-    """One line: the error and, if it wraps another (Hydra's InstantiationException does), the root cause."""
-    chain = [error]
-    while chain[-1].__cause__ is not None and len(chain) < 10:
-        chain.append(chain[-1].__cause__)
-    lines = [f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}" for e in chain]
-    return " <- ".join(dict.fromkeys(lines))
-
-
-def _record_failure(cfg: DictConfig, error: BaseException) -> None:
-    run_dir = Path(cfg.paths.output_dir)
-    reason = failure_reason(error)
-    rank = rank_zero_only.rank
-    trace = "".join(traceback.format_exception(error))
-    if rank != 0:  # DDP: a failing rank leaves its traceback; the record is rank 0's
-        (run_dir / f"failure_rank{rank}.txt").write_text(trace)
-        return
-    (run_dir / "failure.txt").write_text(trace)
-    atomic_write_json(run_dir / RECORD_NAME, {
-        "status": "failed", "error": reason, "task_name": cfg.task_name, "run_dir": str(run_dir), "seed": cfg.seed,
-        "overrides": _overrides(),
-        **environment_info(),
-    })
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """A failed job is recorded in its metrics.json either way; a single run then exits non-zero, a sweep goes on."""
+    from fer_lightning import training
+
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    done = completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
+    done = training.completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
     if done is not None:
         log.info("skip_completed: %s already finished", cfg.paths.output_dir)
-        return objective(done, cfg.optimized_metric)
+        return training.objective(done, cfg.optimized_metric)
     try:
-        record = train(cfg)
+        record = training.train(cfg)
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into a graceful stop and sys.exit(1)
+        training.record_interrupted(cfg)
+        raise
     except Exception as error:
-        _record_failure(cfg, error)
+        training.record_failure(cfg, error)
         if not multirun:
-            raise
+            expected = expected_failure(error)
+            if expected is None:
+                raise
+            fail("train", expected)
         log.error("job failed: %s: %s", type(error).__name__, error)
         # Optuna's sweeper aborts the whole study on None and leaves the trial RUNNING on NaN; -inf completes
         # the trial as the worst value (both objectives are maximised) and the sweep goes on.
         return float("-inf")
-    return objective(record, cfg.optimized_metric)
+    return training.objective(record, cfg.optimized_metric)
 
 
 def run() -> None:
     """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
     run_checked(main, "train")
+
+
+def __getattr__(name: str) -> Any:
+    """`from fer_lightning.train import train` (and the other job functions) still works: loaded on first use."""
+    from fer_lightning import training
+
+    try:
+        return getattr(training, name)
+    except AttributeError:
+        raise AttributeError(f"module 'fer_lightning.train' has no attribute {name!r}") from None
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from typing import Any
@@ -10,7 +11,20 @@ import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+log = logging.getLogger("fer_lightning.train")
+
 TRAIN_KEYS = ("train/loss_epoch", "train/acc")
+
+
+def summary_line(row: dict[str, Any], max_epochs: int | None) -> str:
+    """The line every epoch leaves in the terminal and the log: epoch, train loss, val acc / macro-F1, lr, time."""
+    parts = [f"epoch {row['epoch'] + 1}/{max_epochs or '?'}"]
+    for key, label, fmt in (("train/loss_epoch", "train loss", ".4f"), ("val/acc", "val acc", ".4f"),
+                            ("val/macro_f1", "macro-F1", ".4f")):
+        if key in row:
+            parts.append(f"{label} {row[key]:{fmt}}")
+    lrs = [f"{k} {v:.2e}" for k, v in row.items() if k.startswith("lr/")]
+    return " | ".join(parts + lrs + [f"{row['time_s']:.0f} s"])
 VAL_KEYS = ("val/loss", "val/acc", "val/macro_f1", "val/weighted_f1")
 
 
@@ -49,6 +63,8 @@ class EpochHistory(Callback):
         if row is not None:  # epochs without validation (check_val_every_n_epoch > 1) have no row
             metrics = trainer.callback_metrics
             row.update({k: float(metrics[k]) for k in TRAIN_KEYS if k in metrics})
+            if trainer.is_global_zero:
+                log.info("%s", summary_line(row, trainer.max_epochs))
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "elapsed": self.elapsed()}
