@@ -359,8 +359,9 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
     labels = list(keys) or ["setting"]
     selection = f" (jobs with {', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
     parts = [f"# Ablation: {', '.join(str(r) for r in roots)}{selection}\n",
-             "val: the best checkpoint's validation (PublicTest) report, the split used for model selection; "
-             "test: PrivateTest, evaluated once on that checkpoint. Cells are mean ± sample std over n completed "
+             "val: the evaluated checkpoint's validation (PublicTest) report (the best or the last epoch, as the run's "
+             "eval_weights says), the split used for model selection; test: PrivateTest, evaluated once on that "
+             "checkpoint. Cells are mean ± sample std over n completed "
              "jobs (seeds); `failed` counts this setting's failed or unfinished jobs.\n"]
     if table.empty:
         parts.append("No completed job.\n")
