@@ -7,7 +7,9 @@ evaluation, prediction and export need nothing but the .ckpt file.
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,9 @@ from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.module import FERClassifier
 
 log = logging.getLogger(__name__)
+
+
+LOW_DISK_BYTES = 64 * 2**20  # below this, a failed checkpoint write is reported as a full disk
 
 
 class CheckpointError(ValueError):
@@ -98,8 +103,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     a run killed mid-save (SIGKILL, power loss) leaves the previous checkpoint intact, never a truncated one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        with atomic_open(path) as handle:
-            torch.save(checkpoint, handle)
+        try:
+            with atomic_open(path) as handle:
+                torch.save(checkpoint, handle)
+        except (OSError, RuntimeError) as error:
+            # a full disk surfaces from torch's zip writer as "enforce fail ... unexpected pos", not as ENOSPC
+            folder = Path(path).parent
+            if getattr(error, "errno", None) == errno.ENOSPC or shutil.disk_usage(folder).free < LOW_DISK_BYTES:
+                raise OSError(errno.ENOSPC, f"no space left on {folder} while writing checkpoint {Path(path).name} "
+                              f"({shutil.disk_usage(folder).free // 2**20} MiB free); free some space and "
+                              "resume with ckpt_path=<run dir>") from error
+            raise
 
 
 def find_resume_checkpoint(target: str | Path) -> Path:

@@ -108,3 +108,31 @@ def test_ctrl_c_marks_the_record_interrupted(make_cfg: Callable[..., DictConfig]
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "interrupted" and f"ckpt_path={run}" in record["resume"]
     assert (run / "checkpoints" / "last.ckpt").is_file()  # epoch 0 was saved: the run resumes from there
+
+
+def test_a_full_disk_while_checkpointing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    import fer_lightning.checkpoint as checkpoint
+
+    def full_disk_save(obj: object, handle: object) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed; unexpected pos 64 vs 0")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk_save)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9, 1024))
+    with pytest.raises(OSError, match=f"no space left on {tmp_path}"):
+        checkpoint.AtomicCheckpointIO().save_checkpoint({"x": 1}, tmp_path / "last.ckpt")
+    assert list(tmp_path.iterdir()) == []  # no temp file left behind
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**12, 0, 10**12))
+    with pytest.raises(RuntimeError, match="enforce fail"):  # other failures are not disguised as a full disk
+        checkpoint.AtomicCheckpointIO().save_checkpoint({"x": 1}, tmp_path / "last.ckpt")
+
+
+def test_export_into_an_existing_directory_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from fer_lightning.export import export_checkpoint
+
+    with pytest.raises(ValueError, match="is a directory; expected a file name"):
+        export_checkpoint(tiny_checkpoint, "onnx", tmp_path)

@@ -499,3 +499,53 @@ def test_real_tar_matches_csv(src_real_csv_splits: dict[str, Split]) -> None:
             a = src_real_csv_splits[split].images[src_real_csv_splits[split].labels == c].mean(axis=0)
             b = tar[split].images[tar[split].labels == c].mean(axis=0)
             assert np.abs(a - b).mean() < 1.0
+
+
+# ------------------------------------------------------------------------- the readers' last holes
+
+
+def test_corrupt_gzip_is_reported_as_such(tmp_path: Path, src_rows: Rows) -> None:
+    good = write_csv(tmp_path / "ok.csv.gz", src_rows).read_bytes()
+    damaged = tmp_path / "damaged.csv.gz"
+    damaged.write_bytes(good[:20] + bytes(b ^ 0x5A for b in good[20:400]) + good[400:])
+    assert_bad(damaged, "gzip")
+    truncated = tmp_path / "truncated.csv.gz"
+    truncated.write_bytes(good[: len(good) // 2])
+    assert_bad(truncated, "gzip")
+
+
+def test_non_utf8_csv_says_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"emotion,pixels,Usage\n0," + b"\xe9\xff" + b",Training\n")
+    assert_bad(path, "expected UTF-8 text")
+
+
+def test_unterminated_quote_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text('emotion,pixels,Usage\n0,"' + " ".join(["1"] * 2304) + ",Training\n")
+    assert_bad(path, "unterminated quote")
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path: Path, src_rows: Rows) -> None:
+    folder = write_folders(tmp_path / "k", src_rows)
+    target = next((folder / "train" / "angry").iterdir())
+    gray8 = np.asarray(Image.open(target))
+    Image.fromarray(gray8.astype(np.uint16) * 257).save(target)  # the same picture at 16 bits
+    assert Image.open(target).mode.startswith("I")
+    splits = load_splits(folder)
+    index = sorted(p.name for p in (folder / "train" / "angry").iterdir()).index(target.name)
+    np.testing.assert_array_equal(splits["train"].images[index], gray8)
+
+
+def test_train_and_Train_both_present_is_refused(tmp_path: Path, src_rows: Rows) -> None:
+    folder = write_folders(tmp_path / "k", src_rows)
+    (folder / "Train" / "happy").mkdir(parents=True)
+    (folder / "Train" / "happy" / "x.png").write_bytes(png_bytes(src_rows[0][2]))
+    assert_bad(folder, "ambiguous folders", "Train/", "train/")
+
+
+def test_broken_symlink_is_named_as_one(tmp_path: Path, src_rows: Rows) -> None:
+    folder = write_folders(tmp_path / "k", src_rows)
+    (folder / "train" / "sad" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    message = assert_bad(folder, "broken symbolic link")
+    assert "gone.png" in message

@@ -17,6 +17,7 @@ import re
 import tarfile
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -164,6 +165,9 @@ def read_csv(path: Path) -> dict[str, Split]:
                 line = reader.line_num
                 if not row:
                     continue
+                if len(row) != len(header) and any("\n" in field or "\r" in field for field in row):
+                    raise DataFormatError(f"{path}: line {line}: unterminated quote (a field opened with \" runs "
+                                          "past the end of its line); expected rows of emotion,pixels,Usage")
                 if len(row) != len(header):
                     raise DataFormatError(f"{path}: line {line}: expected {len(header)} comma-separated "
                                           f"fields ({','.join(header)}), got {len(row)}")
@@ -181,9 +185,23 @@ def read_csv(path: Path) -> dict[str, Split]:
                 if len(texts) == CHUNK_ROWS:
                     images.append(_parse_pixels(texts, lines, path))
                     texts, lines = [], []
-    except (DataFormatError, MemoryError):
+    except DataFormatError as e:
+        if is_gzip and "longer than" in str(e):  # a damaged gzip stream decodes to one endless garbage "line"
+            raise DataFormatError(f"{path}: corrupt gzip stream (it decodes to garbage without line breaks); "
+                                  "re-download or re-compress the file") from e
         raise
-    except Exception as e:  # gzip/zlib/csv/unicode errors from corrupt files
+    except MemoryError:
+        raise
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"{path}: near line {line + 1}: expected UTF-8 text, found byte "
+                              f"0x{e.object[e.start]:02x}; is this the challenge CSV (or a binary file)?") from e
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataFormatError(f"{path}: corrupt or truncated gzip stream near line {line + 1} "
+                              f"({_describe(e)}); re-download or re-compress the file") from e
+    except csv.Error as e:
+        quote = "unterminated quote" if "EOF" in str(e) or "newline" in str(e) else _describe(e)
+        raise DataFormatError(f"{path}: near line {line + 1}: {quote}; expected rows of emotion,pixels,Usage") from e
+    except Exception as e:  # anything else from corrupt files
         raise DataFormatError(f"{path}: near line {line + 1}: cannot read CSV: {_describe(e)}") from e
     if texts:
         images.append(_parse_pixels(texts, lines, path))
@@ -217,8 +235,13 @@ def _entry(top: str, cls: str, name: str, where: str, read: Callable[[], bytes])
 
 
 def _child(root: Path, name: str) -> Path | None:
-    """The subfolder called `name` (any case), so Train/ and TEST/ work too."""
-    return next((p for p in sorted(root.iterdir()) if p.name.lower() == name and p.is_dir()), None)
+    """The subfolder called `name` (any case), so Train/ and TEST/ work too; two that differ only in case
+    (train/ and Train/) are refused, since reading one would silently drop the other's images."""
+    found = [p for p in sorted(root.iterdir()) if p.name.lower() == name and p.is_dir()]
+    if len(found) > 1:
+        raise DataFormatError(f"{root}: ambiguous folders {' and '.join(p.name + '/' for p in found)}; expected one "
+                              f"{name}/ folder (merge them or remove one)")
+    return found[0] if found else None
 
 
 def _list_directory(root: Path) -> list[_Entry]:
@@ -233,6 +256,9 @@ def _list_directory(root: Path) -> list[_Entry]:
             for f in sorted(cls_dir.iterdir()):
                 if f.name.startswith("."):
                     continue
+                if f.is_symlink() and not f.exists():
+                    raise DataFormatError(f"{f}: broken symbolic link (its target {os.readlink(f)} does not "
+                                          "exist); expected an image file")
                 if not f.is_file():
                     raise DataFormatError(f"{f}: expected {top}/<class>/<image>, found a nested folder")
                 entries.append(_entry("train" if top == "train" else "test", cls_dir.name, f.name, str(f),
@@ -278,6 +304,10 @@ def _decode(entry: _Entry) -> np.ndarray:
         if im.size != (IMAGE_SIZE, IMAGE_SIZE):
             w, h = im.size
             raise DataFormatError(f"{entry.where}: expected 48x48, got {w}x{h}; resize your images to 48x48")
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit integer) gray: scale, not clip at 255
+            wide = np.asarray(im, dtype=np.float64)
+            top = 65535.0 if im.mode.startswith("I;16") or wide.max() > 255 else 255.0
+            return np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8)
         return np.asarray(im.convert("L"), np.uint8)
 
 
