@@ -6,6 +6,7 @@ and the allowed values in one line, before any data is loaded.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 import traceback
@@ -23,6 +24,11 @@ from fer_lightning.config import CONFIG_DIR
 def _group_options(group: str) -> list[str] | None:
     folder = Path(CONFIG_DIR) / group
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else None
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
 def _values(value: str) -> list[str]:
@@ -43,7 +49,8 @@ def check_overrides(args: list[str], config_name: str = "train") -> str | None:
             continue
         for choice in _values(value):
             if choice not in options and choice != "null":
-                return f"{key}={choice}: unknown option; expected one of {', '.join(options)}"
+                return f"{key}={choice}: unknown option{_did_you_mean(choice, options)}; expected one of " \
+                       f"{', '.join(options)}"
         groups.append(f"{key}={_values(value)[0]}" if _values(value) else override)
     GlobalHydra.instance().clear()
     try:
@@ -71,8 +78,12 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
             return None  # a list index or a value: let Hydra judge
         if part not in node.keys():  # noqa: SIM118 - keys(), not `in`: a mandatory `???` value is still a key
             parent = ".".join(parts[:depth]) or "the config"
-            known = ", ".join(str(k) for k in node)
-            return (f"{key}: no key '{part}' in {parent}; expected one of {known} "
+            names = [str(k) for k in node]
+            close = difflib.get_close_matches(part, names, n=3, cutoff=0.6)
+            if close:  # a typo: point at the key that exists, not at adding a new one
+                fixed = ".".join([*parts[:depth], close[0], *parts[depth + 1:]])
+                return f"{key}: no key '{part}' in {parent}; did you mean {fixed}? (keys there: {', '.join(names)})"
+            return (f"{key}: no key '{part}' in {parent}; expected one of {', '.join(names)} "
                     f"(use +{key}=... to add a new key)")
         node = OmegaConf.select(node, part, throw_on_missing=False, throw_on_resolution_failure=False)
     return None

@@ -145,18 +145,25 @@ def test_impossible_combinations_fail_before_loading_data(make_cfg: Callable[...
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["optimizer=adamx"], "optimizer=adamx: unknown option; expected one of adam, adamw, sgd"),
-    (["optimizer=adamw,sgdd", "seed=1,2"], "optimizer=sgdd: unknown option; expected one of adam, adamw, sgd"),
-    (["optimizer.lrr=0.1"], "optimizer.lrr: no key 'lrr' in optimizer; expected one of _target_, _partial_, lr"),
-    (["experiment=seed_cnn", "data.pathh=x"], "data.pathh: no key 'pathh' in data; expected one of _target_, path"),
+    (["optimizer=adamx"], "optimizer=adamx: unknown option (did you mean adam or adamw?); expected one of adam, "
+                          "adamw, sgd"),
+    (["optimizer=adamw,sgdd", "seed=1,2"], "optimizer=sgdd: unknown option (did you mean sgd?); expected one of "
+                                           "adam, adamw, sgd"),
+    (["optimizer=rmsprop"], "optimizer=rmsprop: unknown option; expected one of adam, adamw, sgd"),
+    (["optimizer.lrr=0.1"], "optimizer.lrr: no key 'lrr' in optimizer; did you mean optimizer.lr? (keys there: "
+                            "_target_, _partial_, lr"),
+    (["experiment=seed_cnn", "data.pathh=x"], "data.pathh: no key 'pathh' in data; did you mean data.path?"),
     (["model=resnet18", "model.net.weight=null"],
-     "model.net.weight: no key 'weight' in model.net; expected one of _target_, num_classes, weights"),
+     "model.net.weight: no key 'weight' in model.net; did you mean model.net.weights?"),
+    (["trainer.new_thing=1"], "trainer.new_thing: no key 'new_thing' in trainer; expected one of "),
 ])
 def test_bad_overrides_get_one_line_naming_key_and_allowed_values(args: list[str], message: str) -> None:
     from fer_lightning.cli import check_overrides
 
     problem = check_overrides(args)
     assert problem is not None and problem.startswith(message) and "\n" not in problem
+    if "no key" in problem:  # +key= is advised only when no existing key is close (a new key, not a typo)
+        assert ("use +" in problem) == ("did you mean" not in problem)
 
 
 def test_good_overrides_pass_the_check() -> None:
@@ -170,5 +177,5 @@ def test_cli_exits_with_the_one_line_error_before_hydra_starts() -> None:
     result = subprocess.run([sys.executable, "-m", "fer_lightning.train", "scheduler=cosin"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("train: error: scheduler=cosin: unknown option; expected one of cosine, "
-                                     "inverse_sqrt, linear, none, plateau, warmup_cosine")
+    assert result.stderr.strip() == ("train: error: scheduler=cosin: unknown option (did you mean cosine?); "
+                                     "expected one of cosine, inverse_sqrt, linear, none, plateau, warmup_cosine")
