@@ -101,6 +101,7 @@ def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], spli
         path=settings["path"], synthetic=settings["synthetic"], cache_dir=settings["cache_dir"],
         val_fraction=settings["val_fraction"], split_seed=settings["split_seed"], augment=loaded.profile,
         imbalance="none", batch_size=settings["eval_batch_size"], eval_batch_size=settings["eval_batch_size"],
+        required_splits=(),  # only the evaluated split matters; checked below with a message saying what to do
     )
     datamodule.setup("validate" if split == "val" else "test")
     if not datamodule.has_split(split):

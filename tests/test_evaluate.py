@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from fer_lightning.checkpoint import CheckpointError
 from fer_lightning.config import CONFIG_DIR
+from fer_lightning.data.splits import DataFormatError
 from fer_lightning.evaluate import EvaluationError, data_settings, evaluate, run
 from fer_lightning.train import train
 from tests.conftest import REPO_ROOT, TINY_DATA, compose_config
@@ -187,3 +188,20 @@ def test_bootstrap_and_mcnemar_agree_with_the_per_image_predictions(trained: dic
     assert "95 % bootstrap interval over images (48 images)" in markdown and "McNemar vs" in markdown
     with pytest.raises(EvaluationError, match="bootstrap=-5: expected 0"):
         evaluate(eval_cfg(ckpt, "bootstrap=-5"), tmp_path / "bad")
+
+
+def test_a_source_holding_only_the_evaluated_split_is_enough(trained: dict[str, Any], tmp_path: Path) -> None:
+    """Another dataset in FER-2013 format, PrivateTest rows only: evaluation needs that split, not train/val."""
+    from fer_lightning.data.synthetic import generate_faces
+
+    faces = generate_faces(20, seed=5)
+    rows = [f"{label},{' '.join(map(str, image.ravel()))},PrivateTest"
+            for image, label in zip(faces.images, faces.labels, strict=True)]
+    csv = tmp_path / "private_only.csv"
+    csv.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    result = evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "split=test", f"data.path={csv}",
+                               f"data.cache_dir={tmp_path / 'cache'}"), tmp_path / "out")
+    assert result["report"]["support"] == 20
+    with pytest.raises((EvaluationError, DataFormatError), match="val"):
+        evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "split=val", f"data.path={csv}",
+                          f"data.cache_dir={tmp_path / 'cache2'}"), tmp_path / "out2")

@@ -7,7 +7,7 @@ so no worker processes are needed. Augmentation runs batched after the batch rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class FERDataModule(LightningDataModule):
         imbalance_power: exponent on the inverse-frequency weights of either strategy (1: full correction).
         device_resident: keep the uint8 dataset on the training device (True), never (False), or on CUDA only
             ("auto"), so batches are indexed on the GPU without host-to-device copies of images.
+        required_splits: the splits that must hold images: train and val to train; evaluation needs only the
+            split it evaluates (a CSV with PrivateTest rows only is a valid test source).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class FERDataModule(LightningDataModule):
         eval_batch_size: int = 512,
         pin_memory: bool = False,
         device_resident: bool | str = "auto",
+        required_splits: Sequence[str] = ("train", "val"),
     ) -> None:
         super().__init__()
         if imbalance not in IMBALANCE_STRATEGIES:
@@ -103,6 +106,7 @@ class FERDataModule(LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.pin_memory = pin_memory
         self.device_resident = device_resident
+        self.required_splits = tuple(required_splits)
         self.datasets: dict[str, TensorBatchDataset] = {}
 
     @property
@@ -116,7 +120,8 @@ class FERDataModule(LightningDataModule):
             return make_splits(**self.synthetic)
         from fer_lightning.data.sources import load_splits
 
-        return load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed)
+        return load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed,
+                           required=self.required_splits)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
@@ -135,9 +140,10 @@ class FERDataModule(LightningDataModule):
             name: TensorBatchDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
             for name, split in splits.items()
         }
-        for name in ("train", "val"):
+        for name in self.required_splits:
             if len(self.datasets.get(name, ())) == 0:
-                raise DataFormatError(f"data: split {name!r} has no images; training needs train and val")
+                raise DataFormatError(f"data: split {name!r} has no images; "
+                                      f"{'training needs train and val' if name != 'test' else 'nothing to test'}")
         if self.imbalance != "none":
             counts = class_counts(self.datasets["train"].labels)
             missing = [CLASS_NAMES[i] for i in range(NUM_CLASSES) if counts[i] == 0]

@@ -18,7 +18,7 @@ import tarfile
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -70,9 +70,14 @@ def _reading(where: object, what: str) -> Iterator[None]:
         raise DataFormatError(f"{where}: cannot {what}: {_describe(e)}") from e
 
 
-def _check_nonempty(splits: dict[str, Split], where: object, hint: dict[str, str]) -> dict[str, Split]:
-    """train and val must hold images (test may be empty: many copies lack PrivateTest)."""
-    for name in ("train", "val"):
+TRAINING_SPLITS = ("train", "val")
+
+
+def _check_nonempty(splits: dict[str, Split], where: object, hint: dict[str, str],
+                    required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
+    """The `required` splits must hold images: train and val for training (test may be empty: many copies lack
+    PrivateTest); only the evaluated split for evaluation (a PrivateTest-only CSV is a valid test set)."""
+    for name in required:
         if len(splits[name]) == 0:
             raise DataFormatError(f"{where}: the {name} split is empty; expected {hint[name]}")
     return splits
@@ -133,7 +138,7 @@ def _lines(f: io.TextIOBase, path: Path) -> Iterator[str]:
         yield line
 
 
-def read_csv(path: Path) -> dict[str, Split]:
+def read_csv(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
     """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes).
 
     Usage Training -> train, PublicTest -> val, PrivateTest -> test. Blank lines are skipped; line numbers in
@@ -209,7 +214,8 @@ def read_csv(path: Path) -> dict[str, Split]:
         raise DataFormatError(f"{path}: no data rows after the header; expected rows of emotion,pixels,Usage")
     all_images, all_labels, split_of = np.concatenate(images), np.array(labels, np.int64), np.array(usages)
     splits = {s: Split(all_images[split_of == s], all_labels[split_of == s]) for s in SPLITS}
-    return _check_nonempty(splits, path, {"train": "'Training' rows", "val": "'PublicTest' rows"})
+    return _check_nonempty(splits, path, {"train": "'Training' rows", "val": "'PublicTest' rows",
+                                          "test": "'PrivateTest' rows"}, required)
 
 
 # ----------------------------------------------------------------------------------------- folders
@@ -324,7 +330,8 @@ def _holdout(train: list[tuple[_Entry, np.ndarray]], val_fraction: float, seed: 
     return mask
 
 
-def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]:
+def read_folders(path: Path, val_fraction: float, seed: int,
+                 required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
     """Read the Kaggle layout ``train/<class>/*.jpg|jpeg|png``, ``test/<class>/*`` from a folder or a tar.
 
     Names ``PublicTest_*`` go to val and ``PrivateTest_*`` to test wherever they are; other files in test/ are
@@ -354,7 +361,8 @@ def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]
     return _check_nonempty(splits, path, {
         "train": "images in train/<class>/",
         "val": f"test/<class>/PublicTest_* images or a train hold-out (val_fraction={val_fraction})",
-    })
+        "test": "test/<class>/PrivateTest_* images (or a test/ folder without PublicTest_ names)",
+    }, required)
 
 
 # ------------------------------------------------------------------------------ detection and cache
@@ -468,7 +476,8 @@ def _save_cache(file: Path, splits: dict[str, Split]) -> None:
 
 
 def load_splits(
-    path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0
+    path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
+    required: Sequence[str] = TRAINING_SPLITS,
 ) -> dict[str, Split]:
     """Detect the format from the path, parse once, cache; keys 'train','val','test' always present
     ('test' may be empty).
@@ -491,7 +500,7 @@ def load_splits(
     if file is not None and (cached := _load_cache(file)) is not None:
         return cached
     with _reading(source, "read"):
-        splits = read_csv(source) if fmt == "csv" else read_folders(source, val_fraction, seed)
+        splits = read_csv(source, required) if fmt == "csv" else read_folders(source, val_fraction, seed, required)
     if file is not None:
         _save_cache(file, splits)
     return splits
