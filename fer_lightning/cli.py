@@ -26,8 +26,14 @@ def _group_options(group: str) -> list[str] | None:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else None
 
 
+def closest(word: str, choices: list[str], n: int = 2) -> list[str]:
+    """Names the user probably meant: those `word` begins (haar.scale -> scale_factor), else difflib's closest."""
+    started = [c for c in choices if c.startswith(word) and c != word]
+    return started[:n] or difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
+
+
 def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=2, cutoff=0.6)
+    close = closest(word, choices)
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
@@ -79,7 +85,7 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
         if part not in node.keys():  # noqa: SIM118 - keys(), not `in`: a mandatory `???` value is still a key
             parent = ".".join(parts[:depth]) or "the config"
             names = [str(k) for k in node]
-            close = difflib.get_close_matches(part, names, n=3, cutoff=0.6)
+            close = closest(part, names)
             if close:  # a typo: point at the key that exists, not at adding a new one
                 fixed = ".".join([*parts[:depth], close[0], *parts[depth + 1:]])
                 return f"{key}: no key '{part}' in {parent}; did you mean {fixed}? (keys there: {', '.join(names)})"

@@ -243,7 +243,7 @@ def test_predict_entry_point_on_face_crops(tiny_checkpoint: Path, tmp_path: Path
         run()
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith(
-        "predict: error: haar.scale: no key 'scale' in haar; expected one of cascade,")
+        "predict: error: haar.scale: no key 'scale' in haar; did you mean haar.scale_factor?")
 
 
 def test_predict_reports_a_missing_checkpoint_or_input_in_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:

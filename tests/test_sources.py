@@ -377,7 +377,7 @@ def test_cache_invalidated_by_source_change(
     cache = tmp_path / "cache"
     calls: list[Path] = []
     real = sources.read_csv
-    monkeypatch.setattr(sources, "read_csv", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(sources, "read_csv", lambda p, *rest: calls.append(p) or real(p, *rest))
     load_splits(src_csv, cache)
     load_splits(src_csv, cache)
     assert len(calls) == 1
@@ -429,7 +429,7 @@ def test_folder_cache_keys_on_tree_and_holdout(
     cache = tmp_path / "cache"
     calls: list[Path] = []
     real = sources.read_folders
-    monkeypatch.setattr(sources, "read_folders", lambda p, f, s: calls.append(p) or real(p, f, s))
+    monkeypatch.setattr(sources, "read_folders", lambda p, f, s, *rest: calls.append(p) or real(p, f, s, *rest))
     a = load_splits(folder, cache, val_fraction=0.34, seed=0)
     assert_splits_equal(load_splits(folder, cache, val_fraction=0.34, seed=0), a)
     load_splits(folder, cache, val_fraction=0.34, seed=1)
