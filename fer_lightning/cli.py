@@ -96,9 +96,6 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Failures a user causes and can fix from the message alone: files that are missing or unreadable, and every
-# ValueError this package raises on purpose (ConfigError, DataFormatError, CheckpointError, ... all subclass it).
-EXPECTED_ERRORS = (ValueError, OSError)
 
 
 def _raised_here(error: BaseException) -> bool:
@@ -109,7 +106,8 @@ def _raised_here(error: BaseException) -> bool:
 
 def expected_failure(error: BaseException) -> BaseException | None:
     """The user-caused error in `error`'s cause chain (Hydra's InstantiationException wraps the real one), or None
-    for a bug, which keeps its traceback."""
+    for a bug, which keeps its traceback. User-caused: files that are missing or unreadable (OSError), and every
+    ValueError this package raises on purpose (ConfigError, DataFormatError, CheckpointError, ... subclass it)."""
     seen: BaseException | None = error
     for _ in range(10):
         if seen is None:
@@ -127,13 +125,18 @@ def log_to_files(message: str) -> None:
             handler.emit(logging.LogRecord("fer_lightning", logging.ERROR, __file__, 0, message, None, None))
 
 
-def fail(cli: str, error: BaseException) -> NoReturn:
-    """One line on stderr, `<cli>: error: <message>`, exit status 2; the traceback goes to the log file."""
+def report_failure(cli: str, error: BaseException) -> None:
+    """One line on stderr, `<cli>: error: <message>`; the traceback goes to the log file."""
     log_to_files("".join(traceback.format_exception(error)))
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
         message = f"{error.filename}: {message}"
     print(f"{cli}: error: {message}", file=sys.stderr)
+
+
+def fail(cli: str, error: BaseException) -> NoReturn:
+    """report_failure, then exit status 2."""
+    report_failure(cli, error)
     raise SystemExit(2)
 
 
@@ -146,29 +149,28 @@ def check_resume_target(args: list[str]) -> str | None:
     """Before Hydra creates or rewrites a run directory: a resume target must exist, and a completed run is only
     re-run with force=true (its metrics.json and .hydra/ would be overwritten)."""
     from fer_lightning.config import resume_run_dir
-    from fer_lightning.runrecord import RECORD_NAME
+    from fer_lightning.runrecord import RECORD_NAME, completed_record
 
     target = _override(args, "ckpt_path")
     if not target or target == "null":
         return None
     if not Path(target).exists():
         return f"ckpt_path={target}: no such checkpoint file or run directory (nothing was created)"
-    run_dir = Path(resume_run_dir(target, ""))
-    record = run_dir / RECORD_NAME if str(run_dir) else None
+    run_dir = resume_run_dir(target, "")
     force = (_override(args, "force") or "false").lower() == "true"
-    if record is not None and record.is_file() and '"status": "completed"' in record.read_text() and not force:
+    if run_dir and completed_record(run_dir) is not None and not force:
         return (f"ckpt_path={target}: {run_dir} is a completed run; resuming would overwrite its {RECORD_NAME}. "
                 "Train longer into a new directory (ckpt_path=<its last.ckpt> hydra.run.dir=<new dir>), or pass "
                 "force=true")
     return None
 
 
-def run_checked(main: Callable[[], object], config_name: str, cli: str | None = None) -> None:
+def run_checked(main: Callable[[], object], config_name: str) -> None:
     """Command-line entry of a Hydra app: reject a bad override in one line (exit 2), then hand over to Hydra."""
     problem = check_overrides(sys.argv[1:], config_name)
     if problem is None and config_name == "train" and "-m" not in sys.argv and "--multirun" not in sys.argv:
         problem = check_resume_target(sys.argv[1:])
     if problem:
-        print(f"{cli or config_name}: error: {problem}", file=sys.stderr)
+        print(f"{config_name}: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     main()

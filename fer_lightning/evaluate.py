@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks.figures import confusion_matrix_figure
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
-from fer_lightning.cli import log_to_files, run_checked
+from fer_lightning.cli import report_failure, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
@@ -248,8 +247,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> int:
     try:
         result = evaluate(cfg, out_dir)
     except (CheckpointError, DataFormatError, EvaluationError, OSError) as error:
-        log_to_files("".join(traceback.format_exception(error)))
-        print(f"evaluate: error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        report_failure("evaluate", error)
         return 2
     print(result["markdown"])
     print(f"wrote {out_dir}")

@@ -16,7 +16,13 @@ from fer_lightning.metrics import classification_report, evaluation_metrics, sca
 from fer_lightning.mixing import build_batch_mix, cross_entropy
 from fer_lightning.tta import TEN_CROP_FRACTION, TTA_VIEWS, average_logits, check_views
 
-__all__ = ["TTA_VIEWS", "FERClassifier", "NonFiniteLossError"]
+__all__ = ["TTA_VIEWS", "FERClassifier", "NonFiniteLossError", "learning_rates"]
+
+
+def learning_rates(optimizers: Sequence[torch.optim.Optimizer]) -> dict[str, float]:
+    """`lr/<param group name>` (lr/net; lr/head, lr/backbone) -> current LR: the same tags for every optimizer."""
+    return {f"lr/{group.get('name', i)}": float(group["lr"])
+            for optimizer in optimizers for i, group in enumerate(optimizer.param_groups)}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -140,9 +146,7 @@ class FERClassifier(LightningModule):
     def on_train_epoch_start(self) -> None:
         """One LR tag per param group, `lr/<group name>` (lr/net; lr/head and lr/backbone), whatever the optimizer,
         so the LR curves of a sweep over optimizers overlay in TensorBoard."""
-        for optimizer in self.trainer.optimizers:
-            for i, group in enumerate(optimizer.param_groups):
-                self.log(f"lr/{group.get('name', i)}", float(group["lr"]), on_step=False, on_epoch=True)
+        self.log_dict(learning_rates(self.trainer.optimizers), on_step=False, on_epoch=True)
 
     def on_train_epoch_end(self) -> None:
         self.check_loss_finite()

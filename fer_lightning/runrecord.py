@@ -19,6 +19,15 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def completed_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """The record of a job that already finished in `run_dir`, if any."""
+    try:
+        record = json.loads((Path(run_dir) / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("status") == "completed" else None
+
+
 def git_commit(cwd: str | Path | None = None) -> str | None:
     """The commit of the code that ran (with '+dirty' if the tree had changes), or None outside git."""
     root = cwd or Path(__file__).resolve().parent

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
+from fer_lightning.runrecord import completed_record
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def main(cfg: DictConfig) -> float | None:
     from fer_lightning import training
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    done = training.completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
+    done = completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
     if done is not None:
         log.info("skip_completed: %s already finished", cfg.paths.output_dir)
         return training.objective(done, cfg.optimized_metric)

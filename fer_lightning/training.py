@@ -6,7 +6,6 @@ override answer at once); this module holds the work it hands over to.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -30,7 +29,7 @@ from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateIn
 from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint, read_checkpoint
 from fer_lightning.cli import log_to_files
 from fer_lightning.config import ConfigError, check_config
-from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, environment_info
+from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, completed_record, environment_info
 
 log = logging.getLogger(__name__)
 
@@ -253,15 +252,6 @@ def _log_final_hparams(cfg: DictConfig, loggers: list[Logger], val: dict[str, An
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(_flat_hparams(cfg), metrics=final)
             logger.experiment.flush()
-
-
-def completed_record(run_dir: Path) -> dict[str, Any] | None:
-    """The record of a job that already finished in `run_dir`, if any."""
-    try:
-        record = json.loads((run_dir / RECORD_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("status") == "completed" else None
 
 
 def failure_reason(error: BaseException) -> str:

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+from fer_lightning.module import learning_rates
+
 log = logging.getLogger("fer_lightning.train")
 
 TRAIN_KEYS = ("train/loss_epoch", "train/acc")
@@ -53,9 +55,7 @@ class EpochHistory(Callback):
         metrics = trainer.callback_metrics
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step, "time_s": self.elapsed()}
         row.update({k: float(metrics[k]) for k in VAL_KEYS if k in metrics})
-        for opt in trainer.optimizers:
-            for i, group in enumerate(opt.param_groups):
-                row[f"lr/{group.get('name', i)}"] = float(group["lr"])
+        row.update(learning_rates(trainer.optimizers))
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
