@@ -4,76 +4,30 @@
     (without ckpt_path: the model released inside the package, fer_lightning/weights/fer_cnn.pt)
     fer-predict ...   (the same, installed as a script)
 
-A thin Hydra entry point: detector and predictor come from fer_lightning.inference, the loop and the tables
-from fer_lightning.inference.pipeline.
+This entry point imports only Hydra: `--help` and a rejected override answer before torch loads
+(docs/performance.md); the job itself runs in `fer_lightning.prediction`.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from fer_lightning.checkpoint import CheckpointError
 from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
-from fer_lightning.inference.detect import FaceDetector, HaarFaceDetector, WholeImageDetector
-from fer_lightning.inference.pipeline import PredictionRun, summarize, write_tables
-from fer_lightning.inference.predictor import Predictor
-from fer_lightning.release import PRETRAINED, RELEASED_PATH
-from fer_lightning.runrecord import environment_info
-
-log = logging.getLogger(__name__)
-
-
-def build_detector(cfg: DictConfig) -> FaceDetector:
-    if cfg.detector == "haar":
-        return HaarFaceDetector(**OmegaConf.to_container(cfg.haar, resolve=True))
-    if cfg.detector == "whole_image":
-        return WholeImageDetector()
-    raise ValueError(f"detector={cfg.detector!r}: expected haar or whole_image")
-
-
-def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
-    """Run the prediction described by `cfg` (detector: injected, else from cfg) and return the summary."""
-    started = time.perf_counter()
-    if not cfg.get("input"):
-        raise ValueError("input=... is required (python -m fer_lightning.predict input=photo.jpg|folder|clip.mp4)")
-    ckpt_path = cfg.get("ckpt_path") or PRETRAINED
-    if not cfg.get("ckpt_path"):
-        log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
-    output_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
-    predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
-                                          device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
-    run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
-                        video_stride=cfg.video_stride, progress=cfg.progress)
-    items = run.run(cfg.input)
-    meta = {"checkpoint": str(predictor.checkpoint), "input": str(cfg.input), "detector": cfg.detector,
-            "margin": cfg.margin, "precision": cfg.precision, "video_stride": cfg.video_stride,
-            "preprocessing": predictor.contract(),
-            "wall_time_s": round(time.perf_counter() - started, 3), "versions": environment_info()["versions"]}
-    csv_path, json_path = write_tables(items, output_dir, predictor.class_names, meta)
-    summary = summarize(items)
-    log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable", summary)
-    log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
-    if summary["items"] == 0:
-        raise ValueError(f"input={cfg.input}: no image or video found there (tables written to {output_dir})")
-    if summary["error"] == summary["items"]:
-        raise ValueError(f"input={cfg.input}: none of the {summary['items']} inputs could be read (reasons in "
-                         f"{csv_path})")
-    return {**summary, "csv": str(csv_path), "json": str(json_path), "output_dir": str(output_dir)}
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
+    """A user-caused failure (missing input, unreadable checkpoint) exits 2 after one line; a bug keeps its
+    traceback."""
+    from fer_lightning import prediction
+
     try:
-        predict(cfg)
-    except (CheckpointError, OSError, ValueError) as error:
+        prediction.predict(cfg)
+    except (OSError, ValueError) as error:  # CheckpointError is a ValueError
         if expected_failure(error) is None:
             raise
         fail("predict", error)
@@ -82,6 +36,16 @@ def main(cfg: DictConfig) -> None:
 def run() -> None:
     """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
     run_checked(main, "predict")
+
+
+def __getattr__(name: str) -> Any:
+    """`from fer_lightning.predict import predict` (and the other job names) still works: loaded on first use."""
+    from fer_lightning import prediction
+
+    try:
+        return getattr(prediction, name)
+    except AttributeError:
+        raise AttributeError(f"module 'fer_lightning.predict' has no attribute {name!r}") from None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,247 @@
+"""The evaluation job behind `python -m fer_lightning.evaluate`: a trained checkpoint on val or test -> the
+report's classification table, confusion matrix and JSON.
+
+Everything not given comes from the checkpoint's own run (data source, input profile, TTA, precision, eval
+batch size), so the best checkpoint evaluated on val reproduces the run's metrics.json val report, and a
+number in a table can always be traced back to one .ckpt file.
+
+Torch, Lightning and matplotlib load here, not in the entry point, so `--help` and a rejected override answer
+without them (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.callbacks.figures import confusion_matrix_figure
+from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
+from fer_lightning.cli import report_failure
+from fer_lightning.data.datamodule import FERDataModule
+from fer_lightning.data.splits import DataFormatError
+from fer_lightning.module import TTA_VIEWS
+from fer_lightning.report import markdown_table, save_figure
+from fer_lightning.runrecord import atomic_write_json, atomic_write_text
+from fer_lightning.stats import Interval, McNemar, bootstrap_intervals, mcnemar
+from fer_lightning.tta import TEN_CROP_FRACTION, check_crop
+
+log = logging.getLogger(__name__)
+
+SPLITS = {"val": "PublicTest", "test": "PrivateTest"}
+DATA_KEYS = ("path", "synthetic", "cache_dir", "val_fraction", "split_seed", "eval_batch_size")
+DATA_DEFAULTS: dict[str, Any] = {"cache_dir": "outputs/cache", "val_fraction": 0.1, "split_seed": 0,
+                                 "eval_batch_size": 512}
+
+
+class EvaluationError(ValueError):
+    """A request that cannot be evaluated (no checkpoint given, unknown or empty split, bad TTA view)."""
+
+
+def data_settings(run_data: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, Any]:
+    """The checkpoint run's data source with the requested (non-null) keys on top; a new path drops synthetic."""
+    settings = {key: run_data.get(key) for key in DATA_KEYS}
+    given = {key: value for key, value in requested.items() if value is not None}
+    if "path" in given:
+        settings["synthetic"] = None
+        settings["cache_dir"] = settings["cache_dir"] or DATA_DEFAULTS["cache_dir"]
+    settings.update(given)
+    for key in ("val_fraction", "split_seed", "eval_batch_size"):
+        settings[key] = DATA_DEFAULTS[key] if settings[key] is None else settings[key]
+    return settings
+
+
+def tta_views(requested: Any, default: Any) -> list[str]:
+    views = default if requested is None else requested
+    views = [views] if isinstance(views, str) else list(views)
+    if not views or any(v not in TTA_VIEWS for v in views):
+        raise EvaluationError(f"tta={views}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
+    return views
+
+
+def ten_crop_fraction(requested: Any, default: float) -> float:
+    """The ten_crop crop side: `tta_crop` if given, else the checkpoint's, checked like the trainer checks it."""
+    crop = default if requested is None else requested
+    try:
+        crop = float(crop)
+        check_crop(crop)
+    except (TypeError, ValueError):
+        raise EvaluationError(f"tta_crop={requested}: expected a fraction of the input side in (0, 1)") from None
+    return crop
+
+
+def eval_precision(requested: str | None, run_precision: Any) -> str:
+    """The run's precision reproduces its numbers; fp16 autocast needs CUDA, so without it fall back to fp32."""
+    precision = str(requested or run_precision or "32-true")
+    if precision.startswith("16") and not torch.cuda.is_available():
+        log.info("precision %s needs CUDA; evaluating in 32-true", precision)
+        return "32-true"
+    return precision
+
+
+def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], split: str) -> FERDataModule:
+    """The checkpoint's input profile on the chosen source, so preprocessing is exactly the training one."""
+    datamodule = FERDataModule(
+        path=settings["path"], synthetic=settings["synthetic"], cache_dir=settings["cache_dir"],
+        val_fraction=settings["val_fraction"], split_seed=settings["split_seed"], augment=loaded.profile,
+        imbalance="none", batch_size=settings["eval_batch_size"], eval_batch_size=settings["eval_batch_size"],
+        required_splits=(),  # only the evaluated split matters; checked below with a message saying what to do
+    )
+    datamodule.setup("validate" if split == "val" else "test")
+    if not datamodule.has_split(split):
+        source = settings["path"] or "the synthetic source"
+        raise EvaluationError(f"split={split}: {source} has no {split} images (no {SPLITS[split]} rows or files); "
+                              "evaluate split=val, or give data.path= a source that has them")
+    return datamodule
+
+
+def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, precision: str,
+              accelerator: str) -> dict[str, Any]:
+    """The module's own val/test loop (TTA, metrics, report), as in training, under a throwaway Trainer."""
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    loaded.model.reports.pop(split, None)
+    loaded.model.collect_predictions = True
+    (trainer.validate if split == "val" else trainer.test)(loaded.model, datamodule=datamodule, verbose=False)
+    return loaded.model.reports[split]
+
+
+def bootstrap_resamples(requested: Any) -> int:
+    """`bootstrap`: 0 (off) or a number of resamples; EvaluationError naming the key otherwise."""
+    try:
+        resamples = int(requested or 0)
+        if resamples < 0 or resamples != float(requested or 0):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise EvaluationError(f"bootstrap={requested}: expected 0 (off) or a number of resamples, e.g. 1000") from None
+    return resamples
+
+
+def interval_dict(interval: Interval) -> dict[str, float]:
+    return {"estimate": interval.estimate, "low": interval.low, "high": interval.high, "n": interval.n}
+
+
+def statistics_lines(intervals: Mapping[str, Interval] | None, test: McNemar | None, other: str | None,
+                     other_accuracy: float | None) -> str:
+    """The header lines the Markdown report gets for the bootstrap intervals and McNemar's test."""
+    lines = []
+    if intervals:
+        lines += [f"95 % bootstrap interval over images ({intervals['accuracy'].n} images): "
+                  + "; ".join(f"{name} {iv.estimate:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
+                              for name, iv in intervals.items())]
+    if test is not None:
+        lines += [f"McNemar vs `{other}` (accuracy {other_accuracy:.4f}): {test.b} images only this checkpoint "
+                  f"gets right, {test.c} only the other; exact p = {test.p_value:.4g}"]
+    return "".join(f"{line}\n\n" for line in lines)
+
+
+def report_table(report: Mapping[str, Any]) -> pd.DataFrame:
+    """The report's Tables 2-3: per class precision/recall/F1/support, accuracy, macro and weighted averages."""
+    rows = [{"class": name, "precision": v["precision"], "recall": v["recall"], "f1-score": v["f1"],
+             "support": v["support"]} for name, v in report["per_class"].items()]
+    total = report["support"]
+    rows.append({"class": "accuracy", "precision": math.nan, "recall": math.nan, "f1-score": report["accuracy"],
+                 "support": total})
+    for kind in ("macro", "weighted"):
+        average = report[f"{kind}_avg"]
+        rows.append({"class": f"{kind} avg", "precision": average["precision"], "recall": average["recall"],
+                     "f1-score": average["f1"], "support": total})
+    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1-score", "support"])
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """4 decimals, integer support, blanks where the report has none (accuracy's precision/recall)."""
+    shown = table.copy()
+    for column in ("precision", "recall", "f1-score"):
+        shown[column] = [("" if pd.isna(v) else f"{v:.4f}") for v in table[column]]
+    shown["support"] = table["support"].astype(int).astype(str)
+    return shown
+
+
+def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Evaluate `cfg.ckpt_path` on `cfg.split` and write {split}_report.md/.csv, {split}_confusion_matrix.png and
+    {split}_evaluation.json into `out_dir`; returns the JSON record plus the Markdown table."""
+    if not cfg.get("ckpt_path"):
+        raise EvaluationError("ckpt_path is required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt")
+    split = str(cfg.split)
+    if split not in SPLITS:
+        raise EvaluationError(f"split={split}: expected val or test")
+    raw_weights = bool(cfg.get("raw_weights", False))
+    loaded = load_classifier(cfg.ckpt_path, raw_weights=raw_weights)
+    run_cfg = loaded.config
+    views = tta_views(cfg.get("tta"), loaded.model.hparams.tta)
+    crop = ten_crop_fraction(cfg.get("tta_crop"), loaded.model.hparams.get("tta_crop", TEN_CROP_FRACTION))
+    loaded.model.hparams.tta = views
+    loaded.model.hparams.tta_crop = crop
+    requested = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
+    settings = data_settings(OmegaConf.to_container(run_cfg.get("data") or {}, resolve=True), requested)
+    precision = eval_precision(cfg.get("precision"), OmegaConf.select(run_cfg, "trainer.precision"))
+    resamples = bootstrap_resamples(cfg.get("bootstrap"))
+    datamodule = build_datamodule(loaded, settings, split)
+    accelerator = str(cfg.get("accelerator", "auto"))
+    report = run_split(loaded, datamodule, split, precision, accelerator)
+    targets, predictions = loaded.model.predictions[split]
+    intervals = (bootstrap_intervals(targets.numpy(), predictions.numpy(), len(report["class_names"]), resamples)
+                 if resamples else None)
+    comparison, other, other_report = None, None, None
+    if cfg.get("compare_ckpt_path"):
+        other = load_classifier(cfg.compare_ckpt_path, raw_weights=raw_weights)
+        other.model.hparams.tta, other.model.hparams.tta_crop = views, crop
+        other_report = run_split(other, datamodule, split, precision, accelerator)
+        other_targets, other_predictions = other.model.predictions[split]
+        comparison = mcnemar((predictions == targets).numpy(), (other_predictions == other_targets).numpy())
+
+    out_dir = Path(out_dir)
+    table = report_table(report)
+    markdown = markdown_table(formatted(table))
+    source = settings["path"] if settings["path"] else f"synthetic {settings['synthetic']}"
+    weights = ", raw (not averaged) weights" if raw_weights else ""
+    crop_note = f" (ten_crop side {crop:g})" if "ten_crop" in views else ""
+    header = (f"# {split} classification report\n\ncheckpoint `{loaded.path}` (epoch {loaded.epoch}{weights}), data "
+              f"{source}, TTA {views}{crop_note}, precision {precision}\n\n")
+    header += statistics_lines(intervals, comparison, str(other.path) if other else None,
+                               other_report["accuracy"] if other_report else None)
+    paths = {name: out_dir / f"{split}_{suffix}" for name, suffix in (
+        ("markdown", "report.md"), ("csv", "report.csv"), ("figure", "confusion_matrix.png"),
+        ("json", "evaluation.json"), ("predictions", "predictions.csv"))}
+    atomic_write_text(paths["markdown"], header + markdown)
+    atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.4f"))
+    fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], f"{split} {loaded.path.name}")
+    save_figure(fig, paths["figure"])
+    plt.close(fig)
+    per_image = pd.DataFrame({"index": range(len(targets)), "target": targets.numpy(),
+                              "prediction": predictions.numpy()})
+    atomic_write_text(paths["predictions"], per_image.to_csv(index=False))
+    record = {"ckpt_path": str(loaded.path), "checkpoint_epoch": loaded.epoch, "raw_weights": raw_weights,
+              "split": split, "tta": views, "tta_crop": crop,
+              "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
+              "files": {name: str(path) for name, path in paths.items()}}
+    if intervals:
+        record["bootstrap"] = {"resamples": resamples, "confidence": 0.95,
+                               **{name: interval_dict(iv) for name, iv in intervals.items()}}
+    if comparison is not None and other is not None and other_report is not None:
+        record["mcnemar"] = {"other_ckpt_path": str(other.path), "other_accuracy": other_report["accuracy"],
+                             "only_this_correct": comparison.b, "only_other_correct": comparison.c,
+                             "statistic": comparison.statistic, "p_value": comparison.p_value}
+    atomic_write_json(paths["json"], record)
+    return {**record, "markdown": markdown}
+
+
+def run(cfg: DictConfig, out_dir: str | Path) -> int:
+    """Evaluate and print the table; known bad input ends in one line on stderr and status 2, not a traceback."""
+    try:
+        result = evaluate(cfg, out_dir)
+    except (CheckpointError, DataFormatError, EvaluationError, OSError) as error:
+        report_failure("evaluate", error)
+        return 2
+    print(result["markdown"])
+    print(f"wrote {out_dir}")
+    return 0

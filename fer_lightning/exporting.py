@@ -1,0 +1,185 @@
+"""The export job behind `python -m fer_lightning.export`: a trained network to ONNX or TorchScript, with its
+preprocessing contract in a JSON sidecar.
+
+The exported graph is the plain network (float32, NCHW, dynamic batch axis) returning logits; the input
+transform is not in the graph but in the contract (`<output>.json`, and ONNX metadata_props / TorchScript
+extra files), so any runtime can reproduce it. TTA is recorded there too (the consumer averages the logits of
+the views); `fold_tta=true` puts the averaging into the graph instead.
+
+Torch loads here, not in the entry point, so `--help` and a rejected override answer without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import logging
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer_lightning.atomicio import atomic_path
+from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
+from fer_lightning.data.augment import BatchAugment
+from fer_lightning.data.synthetic import generate_faces
+from fer_lightning.inference.contract import preprocessing_contract
+from fer_lightning.inference.exported import ExportedModel, sidecar_path
+from fer_lightning.runrecord import atomic_write_json, environment_info
+from fer_lightning.tta import TEN_CROP_FRACTION, average_logits
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+CONTRACT_KEY = "fer_lightning.contract"  # ONNX metadata_props key / TorchScript extra file stem
+VERIFY_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """The export ran but the exported model does not reproduce PyTorch's probabilities."""
+
+
+class ExportNet(nn.Module):
+    """The network alone, or (fold) the mean of its logits over the TTA views, as evaluation computes it."""
+
+    def __init__(self, net: nn.Module, views: tuple[str, ...] = ("identity",), crop: float = TEN_CROP_FRACTION) -> None:
+        super().__init__()
+        self.net, self.views, self.crop = net, views, crop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return average_logits(self.net, x, self.views, self.crop)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str | None]:
+    versions = dict(environment_info()["versions"])
+    for package in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def build_contract(loaded: LoadedCheckpoint, fmt: str, output: Path, fold_tta: bool, opset: int) -> dict[str, Any]:
+    """Everything a consumer needs besides the weights: input/output spec, preprocessing, classes, TTA, origin."""
+    pre = preprocessing_contract(loaded.profile, loaded.model.class_names, loaded.model.hparams.tta)
+    return {
+        "format": fmt,
+        "file": output.name,
+        "input": {"name": INPUT_NAME, "shape": pre["input_shape"], "dtype": "float32", "layout": "NCHW",
+                  "dynamic_axes": {"0": "batch"}},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(loaded.model.class_names)], "dtype": "float32",
+                   "meaning": "logits in class_names order; softmax over the last axis gives probabilities"},
+        "preprocessing": pre,
+        "class_names": list(loaded.model.class_names),
+        "tta_folded": fold_tta,
+        "opset": opset if fmt == "onnx" else None,
+        "source_checkpoint": {"path": str(loaded.path.resolve()), "sha256": _sha256(loaded.path),
+                              "epoch": loaded.epoch, "network": loaded.config.model.net._target_},
+        "versions": _versions(),
+        "git_commit": environment_info()["git_commit"],
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, contract: dict[str, Any], opset: int) -> None:
+    """torch.export-based exporter (onnxscript), dynamic batch; the contract goes into metadata_props."""
+    import onnx
+
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    for name in ("onnxscript", "onnx_ir", "torch.onnx"):  # their INFO lines would flood the run log
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT_NAME],
+                                    output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), opset_version=opset,
+                                    external_data=False, verbose=False)
+    proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the exporter may write another opset than asked for: record what the file holds
+        log.warning("export: opset=%s requested, the ONNX exporter wrote opset %s; the contract records %s",
+                    opset, written, written)
+    contract["opset"], contract["opset_requested"] = written, opset
+    pre = contract["preprocessing"]
+    props = {CONTRACT_KEY: json.dumps(contract), "class_names": json.dumps(contract["class_names"]),
+             **{key: json.dumps(pre[key]) for key in ("image_size", "channels", "mean", "std", "interpolation", "tta")},
+             "tta_folded": json.dumps(contract["tta_folded"])}
+    onnx.helper.set_model_props(proto, props)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _export_torchscript(module: nn.Module, example: torch.Tensor, path: Path, contract: dict[str, Any]) -> None:
+    """torch.jit.trace (deprecated upstream but still the way to run without Python model code); the contract
+    is stored as an extra file inside the archive."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(module, example, check_trace=False)  # `verify` compares with PyTorch instead
+        torch.jit.save(traced, str(path), _extra_files={f"{CONTRACT_KEY}.json": json.dumps(contract)})
+
+
+def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any]:
+    """Largest |p_exported - p_pytorch| over n synthetic faces, at batch n and at batch 1 (the dynamic axis)."""
+    faces = torch.from_numpy(generate_faces(n, seed=0).images)
+    x = BatchAugment(loaded.profile).eval(faces)
+    with torch.inference_mode():
+        reference = loaded.model.evaluation_logits(x).softmax(dim=-1).numpy()
+    exported = ExportedModel(output)
+    batch = exported.probabilities(x.numpy())
+    single = exported.probabilities(x[:1].numpy())
+    diff = float(max(np.abs(batch - reference).max(), np.abs(single - reference[:1]).max()))
+    return {"faces": n, "batch_sizes": [n, 1], "max_abs_prob_diff": diff, "tolerance": VERIFY_TOLERANCE}
+
+
+def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_tta: bool = False, opset: int = 18,
+                      check: bool = True) -> dict[str, Any]:
+    """Export the checkpoint's network to `output` (written atomically) plus `<output>.json`; returns the contract."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    loaded = load_classifier(ckpt_path)
+    output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"output={output}: is a directory; expected a file name, e.g. output={output / 'model.onnx'}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    net = copy.deepcopy(loaded.model.net).float().to(memory_format=torch.contiguous_format).eval()
+    tta = tuple(loaded.model.hparams.tta)
+    if "ten_crop" in tta and not fold_tta:  # the contract's runtimes apply identity/hflip views only
+        raise ValueError(f"{ckpt_path}: model.tta={list(tta)} includes ten_crop, which exported runtimes do not "
+                         "apply; export with fold_tta=true")
+    module = ExportNet(net, tta if fold_tta else ("identity",), loaded.model.hparams.tta_crop).eval()
+    profile = loaded.profile
+    example = torch.zeros(2, profile.channels, profile.image_size, profile.image_size)
+    contract = build_contract(loaded, fmt, output, fold_tta, opset)
+    with atomic_path(output) as tmp:
+        if fmt == "onnx":
+            _export_onnx(module, example, tmp, contract, opset)
+        else:
+            _export_torchscript(module, example, tmp, contract)
+    atomic_write_json(sidecar_path(output), contract)
+    if check:
+        contract["verification"] = verify(loaded, output)
+        atomic_write_json(sidecar_path(output), contract)
+        diff = contract["verification"]["max_abs_prob_diff"]
+        if diff > VERIFY_TOLERANCE:
+            raise ExportError(f"{output}: exported probabilities differ from PyTorch by {diff:.2e} "
+                              f"(> {VERIFY_TOLERANCE:g})")
+        log.info("verified: max |p_%s - p_pytorch| = %.2e over %d synthetic faces", fmt, diff,
+                 contract["verification"]["faces"])
+    log.info("exported %s (%s, TTA %s) and its contract %s", output, fmt,
+             "folded in" if fold_tta else f"recorded: {contract['preprocessing']['tta']}", sidecar_path(output))
+    return contract
