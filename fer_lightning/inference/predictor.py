@@ -13,20 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import torch
 
-from fer_lightning.checkpoint import load_classifier
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import IMAGE_SIZE
 from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.detect import Box, FaceDetector, HaarFaceDetector
 from fer_lightning.inference.images import to_gray
-from fer_lightning.module import FERClassifier
 from fer_lightning.release import PRETRAINED
+
+if TYPE_CHECKING:  # Lightning, Hydra and torchmetrics (matplotlib) load only when a checkpoint is read
+    from fer_lightning.module import FERClassifier
 
 # Haar boxes are a little tighter than FER-2013's crops: on 200 real faces pasted into canvases the pasted
 # square was 1.06x the detected side (median), i.e. about 3 % more on each side.
@@ -111,6 +112,8 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, detector: FaceDetector | None = None, **kwargs: Any) -> Predictor:
         """A predictor for a .ckpt written by fer_lightning.train (the network, weights and profile come from it)."""
+        from fer_lightning.checkpoint import load_classifier
+
         loaded = load_classifier(path)
         predictor = cls(loaded.model, loaded.profile, detector, **kwargs)
         predictor.checkpoint = loaded.path
