@@ -20,6 +20,7 @@ def _config_dir() -> str:
 CONFIG_DIR = _config_dir()
 OPTIMIZED_METRICS = ("val/acc", "val/macro_f1")
 EVAL_WEIGHTS = ("best", "last")
+TENSORBOARD_HPARAMS = ("overrides", "all")
 
 
 class ConfigError(ValueError):
@@ -53,10 +54,16 @@ def resume_run_dir(ckpt_path: str | None, default: str) -> str:
 
 
 def register_resolvers() -> None:
+    from fer_lightning.dashboard import tensorboard_save_dir, tensorboard_version
+
     if not OmegaConf.has_resolver("fer.fast_precision"):
         OmegaConf.register_new_resolver("fer.fast_precision", fast_precision)
     if not OmegaConf.has_resolver("fer.resume_run_dir"):
         OmegaConf.register_new_resolver("fer.resume_run_dir", resume_run_dir)
+    if not OmegaConf.has_resolver("fer.tensorboard_save_dir"):
+        OmegaConf.register_new_resolver("fer.tensorboard_save_dir", tensorboard_save_dir)
+    if not OmegaConf.has_resolver("fer.tensorboard_version"):
+        OmegaConf.register_new_resolver("fer.tensorboard_version", tensorboard_version)
 
 
 DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
@@ -143,6 +150,9 @@ def check_config(cfg: DictConfig) -> None:
                               f"trainer.max_epochs={cfg.trainer.max_epochs}, or the backbone never trains")
     if cfg.optimized_metric not in OPTIMIZED_METRICS:
         raise ConfigError(f"optimized_metric={cfg.optimized_metric}: expected one of {', '.join(OPTIMIZED_METRICS)}")
+    if cfg.get("tensorboard_hparams", "overrides") not in TENSORBOARD_HPARAMS:
+        raise ConfigError(f"tensorboard_hparams={cfg.tensorboard_hparams}: expected one of "
+                          f"{', '.join(TENSORBOARD_HPARAMS)}")
     if cfg.get("eval_weights", "best") not in EVAL_WEIGHTS:
         raise ConfigError(f"eval_weights={cfg.eval_weights}: expected one of {', '.join(EVAL_WEIGHTS)}")
     interval = (cfg.get("scheduler") or {}).get("interval", "epoch")

@@ -29,6 +29,7 @@ from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateIn
 from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint, read_checkpoint
 from fer_lightning.cli import log_to_files
 from fer_lightning.config import ConfigError, check_config
+from fer_lightning.dashboard import override_hparams
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, completed_record, environment_info
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def _instantiate_dict(configs: DictConfig | None) -> list[Any]:
 
 
 def _flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The settings shown in TensorBoard's HPARAMS tab (scalars only)."""
+    """With tensorboard_hparams=all: the model/optimizer/... settings beside the overrides (scalars only)."""
     flat: dict[str, Any] = {"seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs,
                             "batch_size": cfg.data.batch_size, "precision": str(cfg.trainer.precision)}
 
@@ -133,6 +134,20 @@ def _check_ddp_launch(trainer: L.Trainer) -> None:
         raise ConfigError(f"trainer=ddp with {launcher.num_processes} processes in a sweep (-m): Lightning would "
                           "re-run the whole sweep in every rank; run each job without -m, or submit the sweep with "
                           "cluster=slurm (one SLURM task per device)")
+
+
+def _tensorboard(loggers: list[Logger]) -> TensorBoardLogger | None:
+    return next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def tensorboard_hint(loggers: list[Logger]) -> str | None:
+    """`tensorboard --logdir <absolute dir>`, working from any directory: a single run's directory, or the
+    sweep's tensorboard/ folder, where its runs are named by their overrides."""
+    tensorboard = _tensorboard(loggers)
+    if tensorboard is None:
+        return None
+    root = Path(tensorboard.root_dir).absolute()  # <run dir>/tensorboard or <sweep dir>/tensorboard
+    return f"tensorboard --logdir {root if tensorboard.version else root.parent}"
 
 
 def _checkpoint(trainer: L.Trainer, monitored: bool) -> tuple[ModelCheckpoint | None, str | None]:
@@ -232,25 +247,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "history": epoch_rows,
         **environment_info(),
     }
+    tensorboard = _tensorboard(trainer.loggers)
+    if tensorboard is not None:  # where this job's TensorBoard run is (in a sweep: beside the jobs)
+        record["tensorboard"] = str(Path(tensorboard.log_dir).absolute())
     if not trainer.is_global_zero:
         return record
     atomic_write_json(run_dir / RECORD_NAME, record)
-    _log_final_hparams(cfg, loggers, val_report, test_report)
+    _log_final_hparams(cfg, trainer.loggers, val_report, test_report)  # fast_dev_run: Lightning's DummyLogger
     log.info("val acc %.4f macro-F1 %.4f; record: %s", val_report["accuracy"], val_report["macro_f1"],
              run_dir / RECORD_NAME)
-    log.info("run directory: %s\nTensorBoard: make tensorboard  (or: tensorboard --logdir %s)", run_dir, run_dir)
+    hint = tensorboard_hint(trainer.loggers)
+    log.info("run directory: %s%s", run_dir.absolute(), f"\nTensorBoard: {hint}" if hint else "")
     return record
 
 
 def _log_final_hparams(cfg: DictConfig, loggers: list[Logger], val: dict[str, Any],
                        test: dict[str, Any] | None) -> None:
-    """TensorBoard's HPARAMS tab: this run's settings beside its real final metrics (no placeholder hp_metric)."""
+    """TensorBoard's HPARAMS tab: this run's real final metrics (no placeholder hp_metric) beside the settings that
+    tell it apart (tensorboard_hparams=overrides: the swept overrides), not ~45 constants of .hydra/config.yaml."""
     final = {"hparams/val_acc": val["accuracy"], "hparams/val_macro_f1": val["macro_f1"]}
     if test:
         final |= {"hparams/test_acc": test["accuracy"], "hparams/test_macro_f1": test["macro_f1"]}
+    settings = override_hparams(cfg)
+    if cfg.get("tensorboard_hparams", "overrides") == "all":
+        settings |= _flat_hparams(cfg)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(_flat_hparams(cfg), metrics=final)
+            logger.log_hyperparams(settings, metrics=final)
+            logger.save()  # hparams.yaml beside the events: these settings, not the {} of the fit's end
             logger.experiment.flush()
 
 

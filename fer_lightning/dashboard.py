@@ -1,0 +1,180 @@
+"""What TensorBoard shows of a run: where its logs go, the name a sweep's job gets there, its HPARAMS settings.
+
+A single run logs to `<run dir>/tensorboard`. A sweep's jobs log to `<sweep dir>/tensorboard/<name>`, where the
+name is the job's overrides of the keys the sweep varies (`optimizer=sgd,seed=2`), written like Hydra's
+`hydra.job.override_dirname` and without its `exclude_keys` (paths, run control: conf/hydra/default.yaml), so that
+`tensorboard --logdir <sweep dir>/tensorboard` lists the runs by what tells them apart, not `0/tensorboard`.
+The same overrides are the HPARAMS tab's settings; the full config stays in each job's .hydra/config.yaml.
+
+Which keys a sweep varies is known only to the process that launched it: the jobs read it from
+`<sweep dir>/multirun.yaml` (Hydra's basic sweeper writes it; `SaveSweepConfig` writes it for the others, such
+as Optuna's). Without that file a job shows all of its own overrides.
+
+Kept free of torch/Lightning imports: its resolvers are registered before Hydra composes the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+
+SWEEP_CONFIG = "multirun.yaml"
+# a directory name is at most 255 bytes; longer names keep their start and a hash of the whole
+MAX_NAME = 200
+
+
+def _parse(lines: Iterable[str]) -> list[Override]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(lines))
+
+
+def swept_keys(sweep_config: DictConfig) -> set[str]:
+    """The keys a sweep varies, from its launching config: `hydra.sweeper.params` (an experiment's sweep, an
+    Optuna search space), then the command line, whose `key=value` fixes a key and whose `key=a,b` sweeps it,
+    as both Hydra's basic sweeper and Optuna's read them."""
+    params = OmegaConf.select(sweep_config, "hydra.sweeper.params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()]
+    lines += list(OmegaConf.select(sweep_config, "hydra.overrides.task") or [])
+    swept: dict[str, bool] = {}
+    for override in _parse(lines):
+        swept[override.key_or_group] = override.is_sweep_override()
+    return {key for key, is_swept in swept.items() if is_swept}
+
+
+def read_swept_keys(sweep_dir: Path) -> set[str] | None:
+    """`swept_keys` of the sweep in `sweep_dir`, or None where its multirun.yaml is missing or unreadable."""
+    try:
+        return swept_keys(OmegaConf.load(sweep_dir / SWEEP_CONFIG))
+    except Exception:  # a missing or foreign file only loses the filter, never the run
+        return None
+
+
+def _path_like(value: str) -> bool:
+    return "/" in value or "\\" in value
+
+
+def shown_overrides(task_overrides: Iterable[str], swept: set[str] | None,
+                    exclude_keys: Iterable[str] = ()) -> tuple[list[Override], bool]:
+    """The overrides a run is named and compared by: those of the swept keys (all of them when unknown), minus
+    Hydra's config overrides, the excluded keys and any whose value is a path (it would nest directories).
+    Also says whether a swept key was left out, in which case the name alone may not tell two jobs apart."""
+    excluded = set(exclude_keys)
+    shown, dropped = [], False
+    for override in _parse(task_overrides):
+        key = override.key_or_group
+        if swept is not None and key not in swept:
+            continue
+        if (key in excluded or key.startswith(("hydra.", "hydra/")) or override.is_delete()
+                or _path_like(override.get_value_element_as_str())):
+            dropped = dropped or swept is not None
+            continue
+        shown.append(override)
+    return shown, dropped
+
+
+def run_name(shown: list[Override], item_sep: str = ",", kv_sep: str = "=", job_num: int | None = None,
+             dropped: bool = False) -> str:
+    """`optimizer=sgd,seed=2`: Hydra's override_dirname of the shown overrides (sorted), `job=<n>` added where
+    that alone may not be unique (nothing shown, or a swept key left out). No path separators, at most MAX_NAME."""
+    lines = sorted(o.input_line or "" for o in shown)
+    name = item_sep.join(line.replace("=", kv_sep, 1) for line in lines)
+    if job_num is not None and (dropped or not name):
+        name = item_sep.join(filter(None, [name, f"job{kv_sep}{job_num}"]))
+    name = name.replace("/", "_").replace("\\", "_")
+    if len(name.encode()) > MAX_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = name.encode()[:MAX_NAME - 11].decode(errors="ignore") + "~" + digest
+    return name
+
+
+def _hydra() -> DictConfig | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _is_multirun(hydra_cfg: DictConfig | None) -> bool:
+    from hydra.types import RunMode
+
+    return hydra_cfg is not None and hydra_cfg.get("mode") == RunMode.MULTIRUN
+
+
+def sweep_dir(hydra_cfg: DictConfig) -> Path:
+    """The sweep's directory, absolute: the job's output dir without its `hydra.sweep.subdir` (what Hydra made
+    it from, so a `${now:...}` in hydra.sweep.dir cannot resolve differently here)."""
+    output_dir = Path(hydra_cfg.runtime.output_dir).absolute()
+    subdir = Path(str(hydra_cfg.sweep.subdir)).parts
+    if subdir and output_dir.parts[-len(subdir):] == subdir:
+        return Path(*output_dir.parts[:-len(subdir)])
+    return Path(hydra_cfg.sweep.dir).absolute()
+
+
+def job_overrides(hydra_cfg: DictConfig | None) -> tuple[list[Override], bool]:
+    """`shown_overrides` of the running job (sweep or single run), with the project's exclude_keys."""
+    if hydra_cfg is None:
+        return [], False
+    exclude = list(OmegaConf.select(hydra_cfg, "job.config.override_dirname.exclude_keys") or [])
+    task = list(hydra_cfg.overrides.task)
+    swept = read_swept_keys(sweep_dir(hydra_cfg)) if _is_multirun(hydra_cfg) else None
+    shown, dropped = shown_overrides(task, swept, exclude)
+    if swept is not None and not shown:  # a "sweep" of one job (or of paths only): its own overrides name it
+        shown = shown_overrides(task, None, exclude)[0]
+    return shown, dropped
+
+
+def tensorboard_save_dir(output_dir: str) -> str:
+    """Resolver `fer.tensorboard_save_dir`: the run directory, or in a sweep the sweep's directory (so that
+    `<sweep dir>/tensorboard` holds every job's run, named by `tensorboard_version`)."""
+    hydra_cfg = _hydra()
+    return str(sweep_dir(hydra_cfg)) if _is_multirun(hydra_cfg) else output_dir
+
+
+def tensorboard_version() -> str:
+    """Resolver `fer.tensorboard_version`: "" for a single run (its logs in `<run dir>/tensorboard`), the job's
+    `run_name` in a sweep."""
+    hydra_cfg = _hydra()
+    if not _is_multirun(hydra_cfg):
+        return ""
+    shown, dropped = job_overrides(hydra_cfg)
+    dirname = OmegaConf.select(hydra_cfg, "job.config.override_dirname") or {}
+    return run_name(shown, dirname.get("item_sep", ","), dirname.get("kv_sep", "="), int(hydra_cfg.job.num),
+                    dropped)
+
+
+def override_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """HPARAMS settings: each shown override's key and its value in the run's config (a group: its option)."""
+    hydra_cfg = _hydra()
+    shown, _ = job_overrides(hydra_cfg)
+    choices = dict(hydra_cfg.runtime.choices) if hydra_cfg is not None else {}
+    settings: dict[str, Any] = {}
+    for override in shown:
+        key = override.key_or_group
+        if key in choices:
+            value: Any = choices[key]
+        else:
+            value = OmegaConf.select(cfg, key, default=override.get_value_element_as_str())
+            if OmegaConf.is_config(value):
+                value = str(OmegaConf.to_container(value, resolve=True))
+        if value is None or not isinstance(value, bool | int | float | str):
+            value = "null" if value is None else str(value)
+        settings[key] = value
+    return settings
+
+
+class SaveSweepConfig(Callback):
+    """Writes `<sweep dir>/multirun.yaml` (the launching config) as a sweep starts, as Hydra's basic sweeper does
+    and Optuna's does not: the jobs read the swept keys from it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        directory = Path(config.hydra.sweep.dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, directory / SWEEP_CONFIG)
