@@ -13,6 +13,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from fer_lightning.train import objective, train
 from tests.conftest import REPO_ROOT, TINY_DATA
@@ -63,6 +64,12 @@ def test_short_run_writes_record_checkpoints_and_tensorboard(make_cfg: Callable[
     hp = events.Scalars("hparams/val_acc")
     assert hp[-1].value == pytest.approx(record["val"]["accuracy"])
     assert "hp_metric" not in tags["scalars"]
+    # HPARAMS: the run's own overrides (a group as its option), not the ~45 constants of .hydra/config.yaml
+    start = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    settings = hparams_metadata.parse_session_start_info_plugin_data(start).hparams
+    assert settings["imbalance"].string_value == "weighted_loss" and settings["trainer.max_epochs"].number_value == 2
+    assert "model/net/dropout" not in settings and "callbacks.progress_bar.refresh_rate" not in settings
+    assert record["tensorboard"] == str((run_dir / "tensorboard").absolute())
 
 
 def test_last_checkpoint_is_the_last_epoch_even_when_val_did_not_improve(make_cfg: Callable[..., DictConfig]) -> None:
