@@ -25,7 +25,8 @@ CASES = [(group, option) for group in GROUPS for option in options(group)]
 def test_every_group_has_options() -> None:
     assert all(options(group) for group in GROUPS)
     assert {"cnn", "resnet18"} <= set(options("model"))
-    assert {"cosine", "linear", "inverse_sqrt", "warmup_cosine", "plateau", "none"} == set(options("scheduler"))
+    assert {"cosine", "linear", "inverse_sqrt", "warmup_cosine", "fast_warmup_cosine", "plateau", "none"} == set(
+        options("scheduler"))
     assert {"sgd", "adam", "adamw", "fast_sgd", "fast_adam", "fast_adamw"} == set(options("optimizer"))
     assert {"none", "sampler", "weighted_loss"} == set(options("imbalance"))
 

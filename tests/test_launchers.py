@@ -112,8 +112,8 @@ def test_slurm_cluster_config_composes_with_an_experiment(tmp_path: Path) -> Non
     assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert cfg.trainer.accelerator == "gpu" and cfg.skip_completed is True
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"  # submitted even without -m, never run on the login node
-    assert cfg.task_name == "ablation_optimizer" and cfg.trainer.max_epochs == 15
-    assert dict(cfg.hydra.sweeper.params) == {"optimizer": "sgd,adam,adamw", "seed": "1,2,3"}
+    assert cfg.task_name == "ablation_optimizer" and cfg.trainer.max_epochs == 16
+    assert dict(cfg.hydra.sweeper.params) == {"optimizer": "fast_sgd,fast_adam,fast_adamw", "seed": "1,2,3"}
     ddp = compose_config(["experiment=seed_cnn", group("cluster", "slurm"), "trainer=ddp", "trainer.devices=4",
                           "hydra.launcher.gpus_per_node=4", "hydra.launcher.tasks_per_node=4"], tmp_path)
     assert ddp.trainer.strategy == "ddp" and ddp.hydra.launcher.tasks_per_node == ddp.trainer.devices == 4

@@ -179,4 +179,5 @@ def test_cli_exits_with_the_one_line_error_before_hydra_starts() -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == ("train: error: scheduler=cosin: unknown option (did you mean cosine?); "
-                                     "expected one of cosine, inverse_sqrt, linear, none, plateau, warmup_cosine")
+                                     "expected one of cosine, fast_warmup_cosine, inverse_sqrt, linear, none, plateau, "
+                                     "warmup_cosine")

@@ -1,4 +1,4 @@
-"""Sweep configs: the ablation experiments compose on the seed_cnn recipe, launch, and feed `report`; Optuna runs."""
+"""Sweep configs: the ablation experiments compose on the cnn_fast recipe, launch, and feed `report`; Optuna runs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from fer_lightning.config import CONFIG_DIR
@@ -18,9 +20,9 @@ from fer_lightning.report import build_report
 from tests.conftest import REPO_ROOT, TINY_DATA
 
 ABLATIONS = {
-    "ablation_optimizer": {"optimizer": "sgd,adam,adamw"},
+    "ablation_optimizer": {"optimizer": "fast_sgd,fast_adam,fast_adamw"},
     "ablation_imbalance": {"imbalance": "none,sampler,weighted_loss"},
-    "ablation_scheduler": {"scheduler": "cosine,linear,inverse_sqrt,warmup_cosine,plateau,none"},
+    "ablation_scheduler": {"scheduler": "cosine,linear,inverse_sqrt,warmup_cosine,fast_warmup_cosine,plateau,none"},
 }
 SHORT = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
          "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "logger=csv"]
@@ -41,14 +43,25 @@ def launch(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("experiment", sorted(ABLATIONS))
-def test_ablations_compose_on_the_seed_cnn_recipe(experiment: str) -> None:
+def test_ablations_run_at_the_full_cnn_fast_budget(experiment: str) -> None:
     cfg = compose_train(f"experiment={experiment}")
     assert dict(cfg.hydra.sweeper.params) == {**ABLATIONS[experiment], "seed": "1,2,3"}
-    assert cfg.task_name == experiment and cfg.trainer.max_epochs == 15
-    # the rest is the recipe: FER-2013, batch 256, dropout 0.55, AdamW, plateau, sampler
-    assert cfg.hydra.runtime.choices["data"] == "fer2013" and cfg.data.batch_size == 256
-    assert cfg.model.net.dropout == 0.55 and cfg.optimizer.lr == 1.7e-3 and cfg.imbalance.strategy == "sampler"
-    assert cfg.scheduler._target_.endswith("plateau")
+    assert cfg.task_name == experiment and cfg.trainer.max_epochs == 16
+    # the rest is cnn_fast: FER-2013, batch 64, dropout 0.3, progressive resizing, the last weights evaluated
+    assert cfg.hydra.runtime.choices["data"] == "fer2013" and cfg.data.batch_size == 64
+    assert cfg.model.net.dropout == 0.3 and cfg.eval_weights == "last" and "progressive_resize" in cfg.callbacks
+
+
+@pytest.mark.parametrize(("experiment", "group", "option"), [
+    (experiment, group, option) for experiment, params in sorted(ABLATIONS.items())
+    for group, options in params.items() for option in options.split(",")])
+def test_every_swept_option_instantiates_on_its_recipe(experiment: str, group: str, option: str) -> None:
+    """cnn_fast's own settings must not leak into another option of the swept group (e.g. warmup_epochs)."""
+    cfg = compose_train(f"experiment={experiment}", f"{group}={option}")
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    if cfg.scheduler:
+        instantiate(cfg.scheduler)(optimizer, max_epochs=16, steps_per_epoch=4)
+    assert optimizer.param_groups[0]["lr"] > 0
 
 
 def test_command_line_wins_over_the_experiment() -> None:
@@ -77,12 +90,12 @@ def test_ablation_sweep_launches_and_reports(tmp_path: Path) -> None:
     records = [json.loads((tmp_path / str(i) / "metrics.json").read_text()) for i in range(3)]
     assert not (tmp_path / "3").exists()
     assert [r["status"] for r in records] == ["completed"] * 3 and {r["seed"] for r in records} == {1}
-    assert [r["overrides"][0] for r in records] == ["optimizer=sgd", "optimizer=adam", "optimizer=adamw"]
+    assert [r["overrides"][0] for r in records] == ["optimizer=fast_sgd", "optimizer=fast_adam", "optimizer=fast_adamw"]
     assert {r["epochs"] for r in records} == {1} and {r["task_name"] for r in records} == {"ablation_optimizer"}
 
     report = build_report([tmp_path])
     assert report["keys"] == ["optimizer"] and list(report["table"]["n"]) == [1, 1, 1]
-    assert list(report["table"]["optimizer"]) == ["sgd", "adam", "adamw"]
+    assert list(report["table"]["optimizer"]) == ["fast_sgd", "fast_adam", "fast_adamw"]
     assert report["failures"].empty and (tmp_path / "val_acc.png").exists()
 
 
