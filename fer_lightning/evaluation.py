@@ -28,6 +28,7 @@ from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_cla
 from fer_lightning.cli import report_failure
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
+from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.module import TTA_VIEWS
 from fer_lightning.report import markdown_table, save_figure
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
@@ -106,6 +107,7 @@ def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], spli
 def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, precision: str,
               accelerator: str) -> dict[str, Any]:
     """The module's own val/test loop (TTA, metrics, report), as in training, under a throwaway Trainer."""
+    silence_known_noise()
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     loaded.model.reports.pop(split, None)

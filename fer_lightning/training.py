@@ -30,6 +30,7 @@ from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_r
 from fer_lightning.cli import log_to_files
 from fer_lightning.config import ConfigError, check_config
 from fer_lightning.dashboard import override_hparams
+from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, completed_record, environment_info
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks: list[Callback] = [*_instantiate_dict(cfg.get("callbacks")), history, ConfigInCheckpoint(config_dict),
                                  RNGStateInCheckpoint()]
     loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
+    silence_known_noise()
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                      plugins=[AtomicCheckpointIO()])
     _check_ddp_launch(trainer)

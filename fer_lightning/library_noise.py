@@ -1,0 +1,38 @@
+"""The messages Lightning prints on every run that say nothing about this run: silenced at one place, each with why.
+
+Fixed at the cause where the cause is ours; filtered where it is the library's and harmless here.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+LIGHTNING_TIP = "💡 Tip:"
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning 2.6 logs a litlogger advert on every Trainer: an advert, not a diagnosis."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(LIGHTNING_TIP)
+
+
+def silence_known_noise() -> None:
+    """Call before building a Trainer; idempotent."""
+    # `import lightning` adds its own console handler ("INFO: ...") although Hydra's root handler already prints
+    # (and files) every record: each Lightning line appeared twice. Keep the records, drop the second printer.
+    lightning_logger = logging.getLogger("lightning")
+    for handler in list(lightning_logger.handlers):
+        if type(handler) is logging.StreamHandler and logging.getLogger().hasHandlers():
+            lightning_logger.removeHandler(handler)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdverts())
+    # Lightning 2.6's _pytree calls torch's deprecated LeafSpec; nothing this package can change (torch 2.14).
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Under bf16-mixed the parameters are fp32, so the summary's "using 32 bits instead" estimate is the true size.
+    warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
+    # FERClassifier.configure_model only sets the memory format (and compiles): it creates no layers, so the EMA
+    # callback's warning about sharded layers does not apply.
+    warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback with a model that overrides")
