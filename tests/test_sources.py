@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import tarfile
 import time
@@ -549,3 +550,19 @@ def test_broken_symlink_is_named_as_one(tmp_path: Path, src_rows: Rows) -> None:
     (folder / "train" / "sad" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     message = assert_bad(folder, "broken symbolic link")
     assert "gone.png" in message
+
+
+def test_first_parse_says_what_it_reads_and_how_long_it_took(
+    tmp_path: Path, src_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first-time parse (seconds on the real CSV) is announced; a cache hit is silent."""
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.INFO, logger="fer_lightning.data.sources"):
+        splits = load_splits(src_csv, cache)
+        first = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        load_splits(src_csv, cache)
+    assert first[0].startswith(f"parsing {src_csv} (csv layout); the first time for this content, cached")
+    total = sum(len(s) for s in splits.values())
+    assert first[1].startswith(f"parsed {total:,} images in ") and f"train {len(splits['train']):,}" in first[1]
+    assert caplog.records == []

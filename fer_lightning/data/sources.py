@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import tarfile
@@ -29,6 +30,8 @@ from PIL import Image, UnidentifiedImageError
 
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.splits import CLASS_NAMES, IMAGE_SIZE, SPLITS, USAGE_TO_SPLIT, DataFormatError, Split
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # bump when parsing rules or the cache layout change: old cache files are then ignored
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -499,8 +502,13 @@ def load_splits(
         _remove_stale_temps(cache)
     if file is not None and (cached := _load_cache(file)) is not None:
         return cached
+    log.info("parsing %s (%s layout)%s", source, fmt,
+             "" if file is None else f"; the first time for this content, cached afterwards in {file.parent}")
+    start = time.perf_counter()
     with _reading(source, "read"):
         splits = read_csv(source, required) if fmt == "csv" else read_folders(source, val_fraction, seed, required)
     if file is not None:
         _save_cache(file, splits)
+    log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s.labels) for s in splits.values()):,}",
+             time.perf_counter() - start, ", ".join(f"{k} {len(v.labels):,}" for k, v in splits.items()))
     return splits
