@@ -111,3 +111,12 @@ def test_export_errors_are_one_line(tmp_path: Path, tiny_checkpoint: Path) -> No
     with pytest.raises(ValueError, match="format='tflite': expected one of onnx, torchscript"):
         export_checkpoint(tiny_checkpoint, "tflite", tmp_path / "m.tflite")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_contract_records_the_opset_the_file_holds(loaded: LoadedCheckpoint, tmp_path: Path) -> None:
+    """Asked for an older opset, the exporter may write another one: the sidecar says what was written."""
+    output = tmp_path / "fer17.onnx"
+    contract = export_checkpoint(loaded.path, "onnx", output, opset=17)
+    written = next(o.version for o in onnx.load(str(output)).opset_import if o.domain in ("", "ai.onnx"))
+    sidecar = json.loads(sidecar_path(output).read_text())
+    assert contract["opset"] == sidecar["opset"] == written and sidecar["opset_requested"] == 17
