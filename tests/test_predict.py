@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -304,3 +305,27 @@ def test_haar_detector_on_real_faces_pasted_into_larger_images() -> None:
     print(f"Haar: {found}/50 real faces found, median IoU {np.median(ious):.2f}")
     assert found >= 35, f"found {found} of 50 real faces"  # 70 %
     assert np.median([v for v in ious if v > 0]) > 0.6
+
+
+def test_a_partly_readable_video_gets_a_note_with_the_frames_it_could_read(
+    tiny_checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    video = tmp_path / "damaged.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 64))
+    for i in range(20):
+        writer.write(np.full((64, 64, 3), 10 * i, np.uint8))
+    writer.release()
+    data = video.read_bytes()
+    n = len(data)
+    video.write_bytes(data[: n // 2] + bytes(n // 4) + data[n // 2 + n // 4:])  # header and index kept
+    readable = count_frames(video)
+    assert 0 < readable < 19
+
+    cfg = predict_config(f"ckpt_path={tiny_checkpoint}", f"input={video}", f"output_dir={tmp_path / 'out'}",
+                         "progress=false", "annotate=false")
+    with caplog.at_level(logging.WARNING, logger="fer_lightning.inference.pipeline"):
+        summary = predict(cfg, detector=FakeDetector({}))
+    assert summary["items"] == readable
+    assert [r.getMessage() for r in caplog.records if "announces" in r.getMessage()] == [
+        f"{video}: decoded {readable} of the 20 frames the file announces (damaged or truncated); the results "
+        f"cover those {readable}"]

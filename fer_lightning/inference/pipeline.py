@@ -155,6 +155,9 @@ class PredictionRun:
         if frames == 0 and not items:
             items.append(Item(str(path), error=f"{path}: no frame could be decoded"))
             log.error("%s", items[-1].error)
+        elif total and frames < total - 1:  # containers may round their count by a frame
+            log.warning("%s: decoded %d of the %d frames the file announces (damaged or truncated); the results "
+                        "cover those %d", path, frames, total, frames)
         if writer is not None and tmp.exists() and frames:
             os.replace(tmp, out)
             for item in items:
