@@ -26,15 +26,6 @@ def test_known_warnings_are_filtered_and_others_are_not() -> None:
     assert [str(w.message) for w in caught] == ["a warning that matters"]
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 def test_the_litlogger_advert_is_dropped_and_lightning_prints_once(caplog: pytest.LogCaptureFixture) -> None:
     """caplog (a root handler) is present, as Hydra's handlers are in a run: Lightning's own printer goes."""
     import lightning  # noqa: F401  (adds its console handler)
@@ -42,12 +33,11 @@ def test_the_litlogger_advert_is_dropped_and_lightning_prints_once(caplog: pytes
     silence_known_noise()
     silence_known_noise()  # idempotent
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    collect = _Collect()  # on the logger itself: lightning.pytorch may not propagate, depending on import order
-    rank_zero.addHandler(collect)
-    try:
-        rank_zero.info("💡 Tip: For seamless cloud logging ... try installing [litlogger]")
-        rank_zero.info("GPU available: False, used: False")
-    finally:
-        rank_zero.removeHandler(collect)
-    assert collect.messages == ["GPU available: False, used: False"]
+
+    def record(message: str) -> logging.LogRecord:
+        return rank_zero.makeRecord(rank_zero.name, logging.INFO, __file__, 1, message, None, None)
+
+    # the logger's own filters (not handlers: an earlier in-process Hydra run may have disabled this logger)
+    assert not rank_zero.filter(record("💡 Tip: For seamless cloud logging ... try installing [litlogger]"))
+    assert rank_zero.filter(record("GPU available: False, used: False"))
     assert sum(type(h) is logging.StreamHandler for h in logging.getLogger("lightning").handlers) == 0
