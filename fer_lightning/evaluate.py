@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fer_lightning.cli import run_checked
+from fer_lightning.cli import reexport, run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
@@ -41,14 +40,8 @@ def cli() -> None:
     run_checked(main, "evaluate")
 
 
-def __getattr__(name: str) -> Any:
-    """`from fer_lightning.evaluate import evaluate` (and the other job names) still works: loaded on first use."""
-    from fer_lightning import evaluation
-
-    try:
-        return getattr(evaluation, name)
-    except AttributeError:
-        raise AttributeError(f"module 'fer_lightning.evaluate' has no attribute {name!r}") from None
+# `from fer_lightning.evaluate import ...` of the job's names still works: loaded on first use
+__getattr__ = reexport("fer_lightning.evaluate", "fer_lightning.evaluation")
 
 
 if __name__ == "__main__":

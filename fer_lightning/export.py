@@ -9,13 +9,12 @@ loads (docs/performance.md); the job itself runs in `fer_lightning.exporting`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fer_lightning.cli import fail, run_checked
+from fer_lightning.cli import fail, reexport, run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
@@ -42,15 +41,8 @@ def run() -> None:
     run_checked(main, "export")
 
 
-def __getattr__(name: str) -> Any:
-    """`from fer_lightning.export import export_checkpoint` (and the other job names) still works: loaded on
-    first use."""
-    from fer_lightning import exporting
-
-    try:
-        return getattr(exporting, name)
-    except AttributeError:
-        raise AttributeError(f"module 'fer_lightning.export' has no attribute {name!r}") from None
+# `from fer_lightning.export import ...` of the job's names still works: loaded on first use
+__getattr__ = reexport("fer_lightning.export", "fer_lightning.exporting")
 
 
 if __name__ == "__main__":

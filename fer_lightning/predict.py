@@ -10,12 +10,10 @@ This entry point imports only Hydra: `--help` and a rejected override answer bef
 
 from __future__ import annotations
 
-from typing import Any
-
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.cli import expected_failure, fail, run_checked
+from fer_lightning.cli import expected_failure, fail, reexport, run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
@@ -38,14 +36,8 @@ def run() -> None:
     run_checked(main, "predict")
 
 
-def __getattr__(name: str) -> Any:
-    """`from fer_lightning.predict import predict` (and the other job names) still works: loaded on first use."""
-    from fer_lightning import prediction
-
-    try:
-        return getattr(prediction, name)
-    except AttributeError:
-        raise AttributeError(f"module 'fer_lightning.predict' has no attribute {name!r}") from None
+# `from fer_lightning.predict import ...` of the job's names still works: loaded on first use
+__getattr__ = reexport("fer_lightning.predict", "fer_lightning.prediction")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from fer_lightning.cli import expected_failure, fail, run_checked
+from fer_lightning.cli import expected_failure, fail, reexport, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.runrecord import completed_record
 
@@ -59,14 +58,8 @@ def run() -> None:
     run_checked(main, "train")
 
 
-def __getattr__(name: str) -> Any:
-    """`from fer_lightning.train import train` (and the other job functions) still works: loaded on first use."""
-    from fer_lightning import training
-
-    try:
-        return getattr(training, name)
-    except AttributeError:
-        raise AttributeError(f"module 'fer_lightning.train' has no attribute {name!r}") from None
+# `from fer_lightning.train import ...` of the job's names still works: loaded on first use
+__getattr__ = reexport("fer_lightning.train", "fer_lightning.training")
 
 
 if __name__ == "__main__":
