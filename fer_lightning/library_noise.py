@@ -23,9 +23,10 @@ def silence_known_noise() -> None:
     # `import lightning` adds its own console handler ("INFO: ...") although Hydra's root handler already prints
     # (and files) every record: each Lightning line appeared twice. Keep the records, drop the second printer.
     lightning_logger = logging.getLogger("lightning")
-    for handler in list(lightning_logger.handlers):
-        if type(handler) is logging.StreamHandler and logging.getLogger().hasHandlers():
-            lightning_logger.removeHandler(handler)
+    if logging.getLogger().hasHandlers():
+        for handler in list(lightning_logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning_logger.removeHandler(handler)
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
         rank_zero.addFilter(_DropAdverts())

@@ -509,6 +509,6 @@ def load_splits(
         splits = read_csv(source, required) if fmt == "csv" else read_folders(source, val_fraction, seed, required)
     if file is not None:
         _save_cache(file, splits)
-    log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s.labels) for s in splits.values()):,}",
-             time.perf_counter() - start, ", ".join(f"{k} {len(v.labels):,}" for k, v in splits.items()))
+    log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s) for s in splits.values()):,}",
+             time.perf_counter() - start, ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
     return splits
