@@ -20,10 +20,13 @@ from omegaconf import DictConfig
 from fer_lightning.checkpoint import CheckpointError
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
+from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference import Box, HaarFaceDetector, Predictor, WholeImageDetector, crop_face
 from fer_lightning.inference.draw import annotate
 from fer_lightning.inference.images import ImageReadError, read_image, to_gray
+from fer_lightning.inference.pipeline import describe
+from fer_lightning.inference.predictor import FaceResult
 from fer_lightning.models import FERCNN
 from fer_lightning.module import FERClassifier
 from fer_lightning.predict import main, predict, run
@@ -144,8 +147,45 @@ def test_annotate_draws_boxes_and_marks_images_without_faces() -> None:
     faces = predictor.predict(image)
     drawn = annotate(image, faces)
     assert drawn.shape == (240, 320, 3) and (drawn != 128).any(axis=2)[20, 20:116].all()  # the box's top edge
+    assert (drawn[23:113, 23:113] == 128).all()  # nothing drawn over the face itself: the panel went beside it
     blank = annotate(image, [])
     assert (blank[:20, :100] != 128).any() and (blank[100:] == 128).all()
+
+
+def face_result(box: Box, label: str = "happy") -> FaceResult:
+    probabilities = dict.fromkeys(CLASS_NAMES, 0.05)
+    probabilities[label] = 0.7
+    return FaceResult(box, probabilities)
+
+
+def test_annotate_upscales_a_crop_and_puts_its_labels_outside_the_face() -> None:
+    crop = np.random.default_rng(0).integers(0, 256, (48, 48), np.uint8)
+    drawn = annotate(crop, [face_result(Box(0, 0, 48, 48))])
+    factor = 5  # ceil(240 / 48): the text is drawn at a legible size
+    height, width = drawn.shape[:2]
+    assert height >= 48 * factor and width > 48 * factor  # a caption strip on top, a panel to the right
+    top = height - 48 * factor if height - 48 * factor > 0 else 0
+    face = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR), None, fx=factor, fy=factor,
+                      interpolation=cv2.INTER_CUBIC)
+    inner = slice(top + 3, top + 48 * factor - 3), slice(3, 48 * factor - 3)  # inside the box outline
+    assert top > 0 and np.array_equal(drawn[inner], face[3:-3, 3:-3])
+
+
+def test_annotate_numbers_faces_whose_panels_go_to_the_margin_and_keeps_video_frames_as_they_are() -> None:
+    image = np.full((160, 260, 3), 100, np.uint8)
+    faces = [face_result(Box(10, 10, 96, 96), "sad"), face_result(Box(150, 30, 96, 96))]
+    drawn = annotate(image, faces)
+    assert drawn.shape[0] >= 320 and drawn.shape[1] > 520  # upscaled 2x, plus a right margin for two panels
+    assert (drawn[2 * 10 + 3 : 2 * 106 - 3, 2 * 10 + 3 : 2 * 106 - 3] == 100).all()  # face 1 left clear
+    assert (drawn[2 * 30 + 3 : 2 * 126 - 3, 2 * 150 + 3 : 2 * 246 - 3] == 100).all()  # face 2 left clear
+    assert annotate(image, faces, keep_size=True).shape == image.shape
+
+
+def test_describe_gives_each_face_its_label_runners_up_and_place() -> None:
+    assert describe([]) == "no face found"
+    line = describe([face_result(Box(1, 2, 30, 40), "sad")])
+    assert line.startswith("sad 70% (") and line.endswith(") at x=1 y=2 30x40")
+    assert describe([face_result(Box(0, 0, 9, 9)), face_result(Box(9, 9, 9, 9))]).count("face ") == 2
 
 
 # --- the pipeline: folders, unreadable files, images without faces, video --------------------------------------
@@ -169,7 +209,9 @@ def count_frames(path: Path) -> int:
     return n
 
 
-def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(
+    tiny_checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     inputs, out = tmp_path / "in", tmp_path / "out"
     (inputs / "sub").mkdir(parents=True)
     two = [Box(10, 10, 96, 96), Box(150, 30, 96, 96)]
@@ -186,7 +228,12 @@ def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(tiny_chec
 
     cfg = predict_config(f"ckpt_path={tiny_checkpoint}", f"input={inputs}", f"output_dir={out}", "progress=false",
                          "video_stride=2")
-    summary = predict(cfg, detector=detector)
+    with caplog.at_level(logging.INFO, logger="fer_lightning.inference.pipeline"):
+        summary = predict(cfg, detector=detector)
+    printed = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"{inputs / 'group.png'}: face 1: ") and "face 2: " in m for m in printed)
+    assert f"{inputs / 'sub' / 'empty.jpg'}: no face found" in printed
+    assert any("clip.avi: 5 frames, 3 classified; faces by label: " in m for m in printed)
     cfg_names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
     assert summary == {**summary, "items": 6, "faces": 5, "ok": 4, "no_face": 1, "error": 1}  # 3 video frames
@@ -211,7 +258,8 @@ def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(tiny_chec
     assert record["class_names"][3] == "happy"
     assert (out / "annotated" / "group.png").is_file() and (out / "annotated" / "sub" / "empty.jpg").is_file()
     assert not (out / "annotated" / "broken.jpg").exists()
-    assert cv2.imread(str(out / "annotated" / "group.png")).shape == (160, 260, 3)
+    annotated = cv2.imread(str(out / "annotated" / "group.png"))
+    assert annotated.shape[0] >= 2 * 160 and annotated.shape[1] > 2 * 260  # small input: upscaled, margin added
     assert count_frames(out / "annotated" / "clip.mp4") == 5  # every frame written, classified or not
     assert not [p for p in out.rglob(".*")]  # no temp files left behind
 

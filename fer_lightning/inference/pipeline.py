@@ -18,6 +18,7 @@ from typing import Any
 
 import cv2
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fer_lightning.inference import draw
 from fer_lightning.inference.images import (
@@ -69,6 +70,21 @@ def list_inputs(path: Path) -> tuple[list[Path], list[Path]]:
     return [p for p in files if p.suffix.lower() in known], [p for p in files if p.suffix.lower() not in known]
 
 
+def describe(faces: list[FaceResult], top: int = 3) -> str:
+    """What a person wants on the terminal for one image: each face's label and score, the runners-up and where
+    the face is, e.g. `happy 91% (neutral 5%, sad 2%) at x=40 y=32 120x120`."""
+    if not faces:
+        return "no face found"
+    parts = []
+    for i, face in enumerate(faces):
+        ranked = sorted(face.probabilities.items(), key=lambda kv: -kv[1])
+        others = ", ".join(f"{name} {p:.0%}" for name, p in ranked[1:top])
+        b = face.box
+        number = f"face {i + 1}: " if len(faces) > 1 else ""
+        parts.append(f"{number}{face.label} {face.score:.0%} ({others}) at x={b.x} y={b.y} {b.w}x{b.h}")
+    return "; ".join(parts)
+
+
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
@@ -100,6 +116,7 @@ class PredictionRun:
         try:
             image = read_image(path)
             item.faces = self.predictor.predict(image)
+            log.info("%s: %s", path, describe(item.faces))
             if self.annotate:
                 out = self._annotated_path(relative, writable_suffix(path))
                 write_image(out, draw.annotate(image, item.faces, self.bars))
@@ -142,7 +159,7 @@ class PredictionRun:
                                                      (width, height))
                             if not writer.isOpened():
                                 raise OSError(f"{out}: cannot open a video writer ({VIDEO_CODEC})")
-                        writer.write(draw.annotate(frame, faces, self.bars))
+                        writer.write(draw.annotate(frame, faces, self.bars, keep_size=True))
                     frames += 1
                     bar.update()
         except (OSError, ValueError, cv2.error) as error:
@@ -163,7 +180,9 @@ class PredictionRun:
             for item in items:
                 item.annotated = str(out)
         tmp.unlink(missing_ok=True)
-        log.info("%s: %d frames, %d classified, annotated video: %s", path, frames, len(items),
+        labels = Counter(face.label for item in items for face in item.faces)
+        log.info("%s: %d frames, %d classified; faces by label: %s; annotated video: %s", path, frames, len(items),
+                 ", ".join(f"{name} {n}" for name, n in labels.most_common()) or "none",
                  out if out.exists() else None)
         return items
 
@@ -174,12 +193,13 @@ class PredictionRun:
         inputs = [p for p in inputs if not p.resolve().is_relative_to(annotated)]  # never re-read our own outputs
         if ignored:
             log.info("ignored %d files that are neither images nor videos (e.g. %s)", len(ignored), ignored[0])
-        for path in tqdm(inputs, desc="inputs", unit="file", disable=not self.progress or len(inputs) < 2):
-            relative = Path(path.name) if root.is_file() else path.relative_to(root)
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                self.items.extend(self.video(path, relative))
-            else:
-                self.items.append(self.image(path, relative))
+        with logging_redirect_tqdm():  # log lines print above the bars instead of breaking into them
+            for path in tqdm(inputs, desc="inputs", unit="file", disable=not self.progress or len(inputs) < 2):
+                relative = Path(path.name) if root.is_file() else path.relative_to(root)
+                if path.suffix.lower() in VIDEO_SUFFIXES:
+                    self.items.extend(self.video(path, relative))
+                else:
+                    self.items.append(self.image(path, relative))
         return self.items
 
 
