@@ -14,11 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from fer_lightning.callbacks import ProgressBar
 from fer_lightning.dashboard import run_name, shown_overrides, swept_keys
 from tests.conftest import REPO_ROOT, TINY_DATA
 from tests.test_sweeps import compose_train
@@ -113,3 +117,12 @@ def test_a_long_run_name_stays_one_directory() -> None:
     shown, _ = shown_overrides([f"+k{i}={'x' * 30}" for i in range(20)], None)
     name = run_name(shown)
     assert len(name.encode()) <= 200 and "/" not in name and name.startswith("+k0=")
+
+
+def test_the_training_bar_leaves_out_the_cut_run_name(tmp_path: Path) -> None:
+    """Lightning would show a sweep run named optimizer=fast_sgd,seed=2 as v_num=ed=2."""
+    logger = TensorBoardLogger(tmp_path, name="", version="optimizer=fast_sgd,seed=2")
+    trainer = pl.Trainer(logger=logger, callbacks=[ProgressBar()], accelerator="cpu", enable_model_summary=False)
+    module = pl.LightningModule()
+    assert TQDMProgressBar().get_metrics(trainer, module)["v_num"] == "ed=2"  # what the plain bar shows
+    assert "v_num" not in trainer.progress_bar_callback.get_metrics(trainer, module)

@@ -1,9 +1,10 @@
 """Lightning callbacks: two-stage fine-tuning, EMA weights, progressive resizing, confusion-matrix figures, the run
-record."""
+record, the training bar."""
 
 from fer_lightning.callbacks.averaging import EMAWeights
 from fer_lightning.callbacks.figures import ConfusionMatrixFigure
 from fer_lightning.callbacks.finetuning import FreezeThenFinetune
+from fer_lightning.callbacks.progress import ProgressBar
 from fer_lightning.callbacks.record import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
 from fer_lightning.callbacks.resize import ProgressiveResize
 
@@ -13,6 +14,7 @@ __all__ = [
     "EMAWeights",
     "EpochHistory",
     "FreezeThenFinetune",
+    "ProgressBar",
     "ProgressiveResize",
     "RNGStateInCheckpoint",
 ]
