@@ -33,7 +33,7 @@ from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.export import export_checkpoint
 from fer_lightning.inference import Box, HaarFaceDetector, Predictor, crop_face
-from fer_lightning.inference.exported import ExportedModel, preprocess
+from fer_lightning.inference.exported import ExportedModel
 from fer_lightning.models import FERCNN
 from fer_lightning.module import FERClassifier
 
@@ -107,7 +107,7 @@ def main() -> None:
     bf16 = Predictor.from_checkpoint(ckpt, detector, precision="bf16")
 
     def ort_classify(x: np.ndarray) -> np.ndarray:
-        return onnx_model.probabilities(preprocess(x, onnx_model.contract))
+        return onnx_model.probabilities(x)
 
     def ort_end_to_end() -> np.ndarray:
         gray = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)

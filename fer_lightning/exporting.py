@@ -140,8 +140,8 @@ def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any
     with torch.inference_mode():
         reference = loaded.model.evaluation_logits(x).softmax(dim=-1).numpy()
     exported = ExportedModel(output)
-    batch = exported.probabilities(x.numpy())
-    single = exported.probabilities(x[:1].numpy())
+    batch = exported.probabilities(faces.numpy())  # from uint8 faces: the consumer's path, preprocessing included
+    single = exported.input_probabilities(x[:1].numpy())
     diff = float(max(np.abs(batch - reference).max(), np.abs(single - reference[:1]).max()))
     return {"faces": n, "batch_sizes": [n, 1], "max_abs_prob_diff": diff, "tolerance": VERIFY_TOLERANCE}
 

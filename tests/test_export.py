@@ -42,8 +42,12 @@ def test_onnx_runtime_matches_pytorch_with_tta_from_the_contract(loaded: LoadedC
     exported = ExportedModel(output)
     for batch in (1, 4, 9):  # dynamic batch axis
         x, expected = reference(loaded, FACES[:batch])
-        assert exported.probabilities(x).shape == (batch, 7)
-        assert np.abs(exported.probabilities(x) - expected).max() <= 1e-4
+        assert exported.input_probabilities(x).shape == (batch, 7)
+        assert np.abs(exported.input_probabilities(x) - expected).max() <= 1e-4
+        # the same uint8 crops Predictor.probabilities takes, preprocessed by the contract
+        assert np.abs(exported.probabilities(FACES[:batch].numpy()) - expected).max() <= 1e-4
+    with pytest.raises(ValueError, match="expected uint8 faces"):
+        exported.probabilities(x)
     # a consumer with onnxruntime alone: plain logits of the network, no TTA in the graph
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     x, _ = reference(loaded, FACES[:5])

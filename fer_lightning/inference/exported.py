@@ -41,8 +41,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class ExportedModel:
-    """An exported network plus its contract: `logits(x)` is one plain call, `probabilities(x)` adds the TTA
-    the contract asks for (unless it was folded into the graph at export)."""
+    """An exported network plus its contract. `probabilities(faces)` takes what `Predictor.probabilities` takes
+    (uint8 48x48 gray faces) and applies the contract's preprocessing and TTA; `input_probabilities(x)` starts
+    from the float network input; `logits(x)` is one plain call of the network."""
 
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
         self.path = Path(model_path)
@@ -77,7 +78,16 @@ class ExportedModel:
         with torch.inference_mode():
             return self._module(torch.from_numpy(x)).float().numpy()
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
+        """float32 [N, classes] for uint8 48x48 gray faces [N, 48, 48], as `Predictor.probabilities`."""
+        faces = np.asarray(faces)
+        if faces.dtype != np.uint8 or faces.ndim != 3:
+            raise ValueError(f"expected uint8 faces [N, H, W], got {faces.dtype} {faces.shape}"
+                             " (a float network input goes to input_probabilities)")
+        return self.input_probabilities(preprocess(faces, self.contract))
+
+    def input_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """float32 [N, classes] for the preprocessed network input x [N, C, H, W], with the contract's TTA."""
         views = ["identity"] if self.contract["tta_folded"] else self.contract["preprocessing"]["tta"]
         logits = [self.logits(x[..., ::-1] if view == "hflip" else x) for view in views]
         return softmax(np.mean(logits, axis=0))
