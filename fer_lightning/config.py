@@ -114,6 +114,14 @@ def check_values(cfg: DictConfig) -> None:
                           f"{DATA_LAYOUTS}, e.g. data.path=/data/fer2013.csv.gz (or use data=synthetic)")
 
 
+def check_predict_values(cfg: DictConfig) -> None:
+    """The predict config's numbers, checked before the model loads (one line, naming the key)."""
+    _number(cfg, "batch_size", int, low=1)
+    _number(cfg, "video_stride", int, low=1)
+    _number(cfg, "max_frames", int, low=1, optional=True)
+    _number(cfg, "margin", float, low=0)
+
+
 def check_config(cfg: DictConfig) -> None:
     """Cross-key checks that single components cannot make on their own. Raises ConfigError (one line)."""
     from fer_lightning.data.datamodule import IMBALANCE_STRATEGIES

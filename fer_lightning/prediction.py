@@ -14,8 +14,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.config import check_predict_values
 from fer_lightning.inference.detect import FaceDetector, HaarFaceDetector, WholeImageDetector
-from fer_lightning.inference.pipeline import PredictionRun, summarize, write_tables
+from fer_lightning.inference.pipeline import CAMERA_PREFIX, PredictionRun, camera_index, summarize, write_tables
 from fer_lightning.inference.predictor import Predictor
 from fer_lightning.release import PRETRAINED, RELEASED_PATH
 from fer_lightning.runrecord import environment_info
@@ -35,7 +36,11 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
     """Run the prediction described by `cfg` (detector: injected, else from cfg) and return the summary."""
     started = time.perf_counter()
     if not cfg.get("input"):
-        raise ValueError("input=... is required (python -m fer_lightning.predict input=photo.jpg|folder|clip.mp4)")
+        raise ValueError("input=... is required (python -m fer_lightning.predict "
+                         "input=photo.jpg|folder|clip.mp4|camera:0)")
+    check_predict_values(cfg)
+    if str(cfg.input).startswith(CAMERA_PREFIX):
+        camera_index(str(cfg.input))  # a malformed camera:<index> fails before the model loads
     ckpt_path = cfg.get("ckpt_path") or PRETRAINED
     if not cfg.get("ckpt_path"):
         log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
@@ -43,10 +48,11 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
     predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
                                           device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
     run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
-                        video_stride=cfg.video_stride, progress=cfg.progress)
+                        video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"))
     items = run.run(cfg.input)
     meta = {"checkpoint": str(predictor.checkpoint), "input": str(cfg.input), "detector": cfg.detector,
             "margin": cfg.margin, "precision": cfg.precision, "video_stride": cfg.video_stride,
+            "max_frames": cfg.get("max_frames"),
             "preprocessing": predictor.contract(),
             "wall_time_s": round(time.perf_counter() - started, 3), "versions": environment_info()["versions"]}
     csv_path, json_path = write_tables(items, output_dir, predictor.class_names, meta)

@@ -22,7 +22,7 @@ from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.data.synthetic import generate_faces
-from fer_lightning.inference import Box, HaarFaceDetector, Predictor, WholeImageDetector, crop_face
+from fer_lightning.inference import Box, HaarFaceDetector, Predictor, WholeImageDetector, crop_face, pipeline
 from fer_lightning.inference.draw import annotate
 from fer_lightning.inference.images import ImageReadError, read_image, to_gray
 from fer_lightning.inference.pipeline import describe
@@ -142,6 +142,7 @@ def test_to_gray_and_read_image(tmp_path: Path) -> None:
 
 def test_annotate_draws_boxes_and_marks_images_without_faces() -> None:
     image = np.full((240, 320), 128, np.uint8)
+    torch.manual_seed(0)  # the label (and so the caption's width) comes from an untrained network
     model = FERClassifier(FERCNN()).eval()
     predictor = Predictor(model, AugmentProfile(), FakeDetector({(240, 320): [Box(20, 20, 96, 96)]}))
     faces = predictor.predict(image)
@@ -262,6 +263,70 @@ def test_pipeline_on_a_folder_with_faces_no_face_broken_file_and_video(
     assert annotated.shape[0] >= 2 * 160 and annotated.shape[1] > 2 * 260  # small input: upscaled, margin added
     assert count_frames(out / "annotated" / "clip.mp4") == 5  # every frame written, classified or not
     assert not [p for p in out.rglob(".*")]  # no temp files left behind
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture(0): `frames` frames with a face, then Ctrl-C (how a camera run ends);
+    frames=None never ends."""
+
+    def __init__(self, frames: int | None, box: Box, opened: bool = True) -> None:
+        self.left, self.box, self.opened, self.released = frames, box, opened, False
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def get(self, prop: int) -> float:
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0  # a webcam announces no frame count
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        if self.left is not None:
+            self.left -= 1
+        frame = np.full((96, 128, 3), 90, np.uint8)
+        paste(frame, FACES[0], self.box)
+        return True, frame
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_camera_input_reads_frames_until_ctrl_c_or_max_frames(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = Box(16, 16, 48, 48)
+    detector = FakeDetector({(96, 128): [box]})
+    opened: list[str | int] = []
+
+    def camera(frames: int | None, opened_ok: bool = True) -> FakeCamera:
+        fake = FakeCamera(frames, box, opened_ok)
+        monkeypatch.setattr(pipeline, "open_capture", lambda source: opened.append(source) or fake)
+        return fake
+
+    fake = camera(frames=4)
+    out = tmp_path / "ctrl_c"
+    summary = predict(predict_config(f"ckpt_path={tiny_checkpoint}", "input=camera:0", f"output_dir={out}",
+                                     "progress=false"), detector=detector)
+    assert opened == [0] and fake.released
+    assert summary == {**summary, "items": 4, "faces": 4, "ok": 4}  # the frames before Ctrl-C are kept
+    with (out / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["source"] for r in rows} == {"camera:0"} and [int(r["frame"]) for r in rows] == [0, 1, 2, 3]
+    assert count_frames(out / "annotated" / "camera0.mp4") == 4 and not list(out.rglob(".*"))
+
+    camera(frames=None)
+    summary = predict(predict_config(f"ckpt_path={tiny_checkpoint}", "input=camera:2", f"output_dir={tmp_path / 'n'}",
+                                     "progress=false", "max_frames=3", "video_stride=2"), detector=detector)
+    assert opened[-1] == 2 and summary["items"] == 2  # frames 0 and 2 of 3
+
+    camera(frames=None, opened_ok=False)
+    with pytest.raises(OSError, match=r"^input=camera:1: cannot open camera 1"):
+        predict(predict_config(f"ckpt_path={tiny_checkpoint}", "input=camera:1", f"output_dir={tmp_path / 'x'}"),
+                detector=detector)
+    with pytest.raises(ValueError, match=r"^input=camera:front: expected camera:<index>"):
+        predict(predict_config("input=camera:front", f"output_dir={tmp_path / 'x'}"), detector=detector)
+    with pytest.raises(ValueError, match=r"^max_frames=0: expected an integer >= 1"):
+        predict(predict_config("input=camera:0", "max_frames=0", f"output_dir={tmp_path / 'x'}"), detector=detector)
 
 
 def test_predict_entry_point_on_face_crops(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -86,10 +86,13 @@ def _panel_size(face: FaceResult, header: bool = False) -> tuple[int, int]:
     return name_w + max(30, face.box.w - name_w - 3 * pad) + 3 * pad, row * (len(names) + header) + pad
 
 
-def _beside(box: Box, w: int, h: int) -> list[_Rect]:
-    """Where a w x h panel may go, in order of preference: right of the box, left, below, above."""
-    return [_Rect(box.x + box.w + GAP, box.y, w, h), _Rect(box.x - GAP - w, box.y, w, h),
-            _Rect(box.x, box.y + box.h + GAP, w, h), _Rect(box.x, box.y - GAP - h, w, h)]
+def _beside(box: Box, w: int, h: int, width: int, height: int) -> list[_Rect]:
+    """Where a w x h panel may go, in order of preference: right of the box, left, below, above; on each side
+    aligned with the box's start, then its end, then slid into the image (still beside the box)."""
+    ys = dict.fromkeys([box.y, box.y + box.h - h, max(0, min(height - h, box.y))])
+    xs = dict.fromkeys([box.x, box.x + box.w - w, max(0, min(width - w, box.x))])
+    return ([_Rect(box.x + box.w + GAP, y, w, h) for y in ys] + [_Rect(box.x - GAP - w, y, w, h) for y in ys]
+            + [_Rect(x, box.y + box.h + GAP, w, h) for x in xs] + [_Rect(x, box.y - GAP - h, w, h) for x in xs])
 
 
 def _upscaled(canvas: np.ndarray, faces: Sequence[FaceResult]) -> tuple[np.ndarray, list[FaceResult]]:
@@ -160,13 +163,13 @@ def _layout(faces: Sequence[FaceResult], width: int, height: int, bars: bool, ke
             continue
         pw, ph = _panel_size(face)
         taken = boxes + captions + [p for p in panels if p]
-        free = [r for r in _beside(face.box, pw, ph)
+        free = [r for r in _beside(face.box, pw, ph, width, height)
                 if r.inside(width, height) and not any(r.overlap(_box(t)) for t in taken)]
         if free:
             panels.append(free[0])
         elif keep_size:  # inside the frame, covering the least face area
             inside = [_Rect(max(0, min(width - pw, r.x)), max(0, min(height - ph, r.y)), pw, ph)
-                      for r in _beside(face.box, pw, ph)]
+                      for r in _beside(face.box, pw, ph, width, height)]
             panels.append(min(inside, key=lambda r: (2 * r.overlap(face.box) + sum(r.overlap(b) for b in boxes))))
         else:
             pw, ph = _panel_size(face, header=numbered)

@@ -1,4 +1,4 @@
-"""Run a Predictor over an image, a folder or a video and write what it found: a CSV and a JSON table (one
+"""Run a Predictor over an image, a folder, a video or a webcam and write what it found: a CSV and a JSON table (one
 row per face, or one row saying no_face / error) and annotated copies of the inputs.
 
 A file that cannot be read becomes an `error` row with a one-line reason; the other inputs go on.
@@ -35,6 +35,7 @@ from fer_lightning.runrecord import atomic_write_json, atomic_write_text
 log = logging.getLogger(__name__)
 
 TABLE_CSV, TABLE_JSON, ANNOTATED_DIR = "predictions.csv", "predictions.json", "annotated"
+CAMERA_PREFIX = "camera:"
 VIDEO_CODEC = "mp4v"
 
 
@@ -55,6 +56,19 @@ class Item:
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "frame": self.frame, "status": self.status, "error": self.error,
                 "annotated": self.annotated, "faces": [{"face": i, **f.as_dict()} for i, f in enumerate(self.faces)]}
+
+
+def open_capture(source: str | int) -> Any:
+    """OpenCV's reader for a video file (path) or a camera (index); a module function so tests can stand in."""
+    return cv2.VideoCapture(source)
+
+
+def camera_index(text: str) -> int:
+    """`camera:0` -> 0; anything else after the prefix is a one-line error."""
+    index = text[len(CAMERA_PREFIX):]
+    if not index.isdigit():
+        raise ValueError(f"input={text}: expected {CAMERA_PREFIX}<index>, e.g. input={CAMERA_PREFIX}0")
+    return int(index)
 
 
 def list_inputs(path: Path) -> tuple[list[Path], list[Path]]:
@@ -97,15 +111,17 @@ class PredictionRun:
         video_stride: classify every n-th video frame; the frames between reuse the last result (faster
             than real time on small CPUs, where the Haar detector dominates).
         progress: show a progress bar over files and over video frames.
+        max_frames: read at most this many frames of each video or camera (None: to the end, or Ctrl-C).
     """
 
     def __init__(self, predictor: Predictor, output_dir: str | Path, annotate: bool = True, bars: bool = True,
-                 video_stride: int = 1, progress: bool = True) -> None:
+                 video_stride: int = 1, progress: bool = True, max_frames: int | None = None) -> None:
         self.predictor = predictor
         self.output_dir = Path(output_dir)
         self.annotate, self.bars = annotate, bars
         self.video_stride = max(1, int(video_stride))
         self.progress = progress
+        self.max_frames = max_frames
         self.items: list[Item] = []
 
     def _annotated_path(self, relative: Path, suffix: str) -> Path:
@@ -128,29 +144,46 @@ class PredictionRun:
 
     def video(self, path: Path, relative: Path) -> list[Item]:
         """Frame by frame; the annotated video keeps the input's size, frame rate and frame count."""
-        capture = cv2.VideoCapture(str(path))
+        capture = open_capture(str(path))
         if not capture.isOpened():
             capture.release()
             item = Item(str(path), error=f"{path}: cannot open video (not a video, or a codec OpenCV cannot read)")
             log.error("%s", item.error)
             return [item]
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        out = self._annotated_path(relative, ".mp4")
+        return self.frames(capture, str(path), self._annotated_path(relative, ".mp4"), total)
+
+    def camera(self, index: int) -> list[Item]:
+        """A webcam through OpenCV, frame by frame until Ctrl-C or max_frames, written like a video file."""
+        capture = open_capture(index)
+        if not capture.isOpened():
+            capture.release()
+            raise OSError(f"input=camera:{index}: cannot open camera {index} (no such device, or it is in use)")
+        limit = f"{self.max_frames} frames or " if self.max_frames else ""
+        log.info("camera %d: classifying frames until %sCtrl-C", index, limit)
+        return self.frames(capture, f"camera:{index}", self.output_dir / ANNOTATED_DIR / f"camera{index}.mp4", None)
+
+    def frames(self, capture: Any, source: str, out: Path, total: int | None) -> list[Item]:
+        """Read `capture` to its end, to max_frames or to Ctrl-C; classify every video_stride-th frame and write
+        the annotated frames to `out` (through a temp file, renamed at the end)."""
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         tmp = out.with_name(f".{out.stem}.partial.mp4")  # the container is chosen by the extension
         writer: cv2.VideoWriter | None = None
         items: list[Item] = []
         faces: list[FaceResult] = []
         frames = 0
+        if self.max_frames and total:
+            total = min(total, self.max_frames)
         try:
-            with tqdm(total=total, desc=path.name, unit="frame", disable=not self.progress, leave=False) as bar:
-                while True:
+            with tqdm(total=total, desc=Path(source).name, unit="frame", disable=not self.progress,
+                      leave=False) as bar:
+                while not self.max_frames or frames < self.max_frames:
                     ok, frame = capture.read()
                     if not ok:
                         break
                     if frames % self.video_stride == 0:
                         faces = self.predictor.predict(frame)
-                        items.append(Item(str(path), frames, faces))
+                        items.append(Item(source, frames, faces))
                     if self.annotate:
                         if writer is None:
                             tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -162,31 +195,38 @@ class PredictionRun:
                         writer.write(draw.annotate(frame, faces, self.bars, keep_size=True))
                     frames += 1
                     bar.update()
+        except KeyboardInterrupt:  # the way a camera run ends: keep what was classified
+            log.info("%s: stopped by Ctrl-C after %d frames", source, frames)
         except (OSError, ValueError, cv2.error) as error:
-            items.append(Item(str(path), frames, error=f"{path}: frame {frames}: {_one_line(error)}"))
+            items.append(Item(source, frames, error=f"{source}: frame {frames}: {_one_line(error)}"))
             log.error("%s", items[-1].error)
         finally:
             capture.release()
             if writer is not None:
                 writer.release()
         if frames == 0 and not items:
-            items.append(Item(str(path), error=f"{path}: no frame could be decoded"))
+            items.append(Item(source, error=f"{source}: no frame could be decoded"))
             log.error("%s", items[-1].error)
         elif total and frames < total - 1:  # containers may round their count by a frame
             log.warning("%s: decoded %d of the %d frames the file announces (damaged or truncated); the results "
-                        "cover those %d", path, frames, total, frames)
+                        "cover those %d", source, frames, total, frames)
         if writer is not None and tmp.exists() and frames:
             os.replace(tmp, out)
             for item in items:
                 item.annotated = str(out)
         tmp.unlink(missing_ok=True)
         labels = Counter(face.label for item in items for face in item.faces)
-        log.info("%s: %d frames, %d classified; faces by label: %s; annotated video: %s", path, frames, len(items),
+        log.info("%s: %d frames, %d classified; faces by label: %s; annotated video: %s", source, frames, len(items),
                  ", ".join(f"{name} {n}" for name, n in labels.most_common()) or "none",
                  out if out.exists() else None)
         return items
 
     def run(self, input_path: str | Path) -> list[Item]:
+        """Predict over an image, a folder (recursively), a video file or `camera:<index>` (a webcam)."""
+        if str(input_path).startswith(CAMERA_PREFIX):
+            with logging_redirect_tqdm():
+                self.items.extend(self.camera(camera_index(str(input_path))))
+            return self.items
         root = Path(input_path)
         inputs, ignored = list_inputs(root)
         annotated = (self.output_dir / ANNOTATED_DIR).resolve()
