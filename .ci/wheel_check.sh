@@ -24,5 +24,8 @@ PY
 "$py" -m fer_lightning.predict input=face.png detector=whole_image output_dir=pred >predict.log 2>&1 \
     || { tail -20 predict.log; exit 1; }
 grep -q "released model" predict.log
+# the default detector without facenet-pytorch (a plain wheel install): auto falls back to OpenCV's Haar cascade
+"$py" -m fer_lightning.predict input=face.png output_dir=pred_auto >auto.log 2>&1 || { tail -20 auto.log; exit 1; }
+grep -q "detector=auto: haar" auto.log
 test -s pred/predictions.csv
 echo "wheel check: installed $(ls "$work/dist"), fast_dev_run and predict with the released model passed outside the checkout"

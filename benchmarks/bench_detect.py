@@ -11,8 +11,9 @@ Three sets, all 640x480 gray, built from the first `--faces` PublicTest faces of
       the mouth and chin, or one side);
   (c) no face: uniform gray, noise, smooth textures, gradients and a drawn emoji (40 images); every box is false.
 A face counts as found when a box overlaps its square with IoU >= 0.3 (FER-2013 crops hold forehead and chin, so a
-detector's tighter box around the same face is still a hit); other boxes are false boxes. Time: the median
-detect() call over set (a).
+detector's tighter box around the same face is still a hit); other boxes are false boxes. "FER margin" is the
+median per-side margin that grows a hit's box to the face's FER-2013 crop (what predict's `margin=` should be for
+that detector). Time: the median detect() call over set (a).
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def no_face_set(seed: int, n: int = 40) -> list[tuple[np.ndarray, list[Box]]]:
 def score(detector: FaceDetector, images: list[tuple[np.ndarray, list[Box]]]) -> dict[str, float]:
     found = false = total = 0
     ious: list[float] = []
+    margins: list[float] = []  # per hit: the margin per side that grows its box to the FER-2013 crop
     times: list[float] = []
     for image, truth in images:
         start = time.perf_counter()
@@ -134,11 +136,13 @@ def score(detector: FaceDetector, images: list[tuple[np.ndarray, list[Box]]]) ->
             if best is not None and true.iou(best) >= MATCH_IOU:
                 found += 1
                 ious.append(true.iou(best))
+                margins.append((true.w / max(best.w, best.h) - 1) / 2)
                 unused.remove(best)
         false += len(unused)
         total += len(truth)
     return {"recall": found / total if total else float("nan"), "false": false, "images": len(images),
-            "iou": statistics.fmean(ious) if ious else float("nan"), "ms": 1000 * statistics.median(times)}
+            "iou": statistics.fmean(ious) if ious else float("nan"), "ms": 1000 * statistics.median(times),
+            "margin": statistics.median(margins) if margins else float("nan")}
 
 
 def build(name: str) -> FaceDetector:
@@ -173,8 +177,9 @@ def main() -> None:
             "(c) no face": no_face_set(args.seed + 2)}
     print(f"{len(faces)} PublicTest faces from {args.data}; {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), {args.threads} threads")
-    print("| detector | set | images | recall | false boxes | mean IoU of hits | ms per 640x480 (median) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| detector | set | images | recall | false boxes | mean IoU of hits | FER margin of hits | ms per 640x480 "
+          "(median) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.detectors.split(","):
         detector = build(name)
         detector.detect(sets["(a) pasted"][0][0])  # warm-up (lazy init, first-call allocations)
@@ -182,7 +187,9 @@ def main() -> None:
             r = score(detector, images)
             recall = "–" if set_name == "(c) no face" else f"{r['recall']:.3f}"
             iou = "–" if set_name == "(c) no face" else f"{r['iou']:.2f}"
-            print(f"| {name} | {set_name} | {r['images']} | {recall} | {r['false']} | {iou} | {r['ms']:.1f} |")
+            margin = "–" if set_name == "(c) no face" else f"{r['margin']:+.3f}"
+            print(f"| {name} | {set_name} | {r['images']} | {recall} | {r['false']} | {iou} | {margin} | "
+                  f"{r['ms']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Torch loads here, not in the entry point, so `--help` and a rejected override an
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from pathlib import Path
@@ -15,7 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.config import check_predict_values
-from fer_lightning.inference.detect import FaceDetector, HaarFaceDetector, WholeImageDetector
+from fer_lightning.inference.detect import (
+    DlibFaceDetector,
+    FaceDetector,
+    HaarFaceDetector,
+    MTCNNFaceDetector,
+    WholeImageDetector,
+)
 from fer_lightning.inference.pipeline import CAMERA_PREFIX, PredictionRun, camera_index, summarize, write_tables
 from fer_lightning.inference.predictor import Predictor
 from fer_lightning.release import PRETRAINED, RELEASED_PATH
@@ -24,12 +31,27 @@ from fer_lightning.runrecord import environment_info
 log = logging.getLogger(__name__)
 
 
+DETECTORS = {"haar": HaarFaceDetector, "mtcnn": MTCNNFaceDetector, "dlib": DlibFaceDetector}
+
+
+def auto_detector() -> str:
+    """mtcnn where facenet-pytorch is installed (more faces found, fewer false boxes: README, bench_detect.py),
+    else haar, which comes with OpenCV."""
+    return "mtcnn" if importlib.util.find_spec("facenet_pytorch") is not None else "haar"
+
+
 def build_detector(cfg: DictConfig) -> FaceDetector:
-    if cfg.detector == "haar":
-        return HaarFaceDetector(**OmegaConf.to_container(cfg.haar, resolve=True))
-    if cfg.detector == "whole_image":
+    """The detector named by `detector=`, with its settings from the config block of the same name."""
+    name = cfg.detector
+    if name == "auto":
+        name = auto_detector()
+        log.info("detector=auto: %s%s", name, "" if name == "mtcnn" else " (for MTCNN, which finds more faces: "
+                 "pip install requests && pip install --no-deps facenet-pytorch==2.6.0)")
+    if name == "whole_image":
         return WholeImageDetector()
-    raise ValueError(f"detector={cfg.detector!r}: expected haar or whole_image")
+    if name not in DETECTORS:
+        raise ValueError(f"detector={name!r}: expected one of {', '.join(['auto', *DETECTORS, 'whole_image'])}")
+    return DETECTORS[name](**OmegaConf.to_container(cfg.get(name) or {}, resolve=True))
 
 
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
@@ -51,7 +73,7 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
                         video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"))
     items = run.run(cfg.input)
     meta = {"checkpoint": str(predictor.checkpoint), "input": str(cfg.input), "detector": cfg.detector,
-            "margin": cfg.margin, "precision": cfg.precision, "video_stride": cfg.video_stride,
+            "margin": predictor.margin, "precision": cfg.precision, "video_stride": cfg.video_stride,
             "max_frames": cfg.get("max_frames"),
             "preprocessing": predictor.contract(),
             "wall_time_s": round(time.perf_counter() - started, 3), "versions": environment_info()["versions"]}

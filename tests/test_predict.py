@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import json
 import logging
 import sys
@@ -23,6 +24,7 @@ from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference import Box, HaarFaceDetector, Predictor, WholeImageDetector, crop_face, pipeline
+from fer_lightning.inference.detect import DlibFaceDetector, MTCNNFaceDetector
 from fer_lightning.inference.draw import annotate
 from fer_lightning.inference.images import ImageReadError, read_image, to_gray
 from fer_lightning.inference.pipeline import describe
@@ -30,6 +32,7 @@ from fer_lightning.inference.predictor import FaceResult
 from fer_lightning.models import FERCNN
 from fer_lightning.module import FERClassifier
 from fer_lightning.predict import main, predict, run
+from fer_lightning.prediction import build_detector
 
 FER_DIR = Path(__file__).resolve().parents[2] / "shared/data/fer2013"
 FACES = generate_faces(8, seed=5).images  # uint8 [8, 48, 48]
@@ -385,6 +388,50 @@ def test_haar_detector_finds_a_synthetic_face_and_nothing_in_a_blank_image() -> 
     assert found and max(b.iou(Box(160, 80, 336, 336)) for b in found) > 0.4
     with pytest.raises(FileNotFoundError, match="opencv-python-headless"):
         HaarFaceDetector("no_such_cascade.xml")
+
+
+def pasted_face(index: int) -> tuple[np.ndarray, Box]:
+    canvas = np.full((240, 320), 128, np.uint8)
+    box = Box(80, 40, 168, 168)
+    canvas[box.y : box.y + box.h, box.x : box.x + box.w] = cv2.resize(np.asarray(FACES[index]), (168, 168))
+    return canvas, box
+
+
+@pytest.mark.parametrize("detector_class", [MTCNNFaceDetector, DlibFaceDetector])
+def test_bundled_detectors_find_a_synthetic_face_and_nothing_in_a_blank_image(detector_class: type) -> None:
+    detector = detector_class()
+    canvas, box = pasted_face(0)
+    found = detector.detect(canvas)
+    assert len(found) == 1 and found[0].iou(box) > 0.5
+    assert detector.detect(np.full((240, 320), 128, np.uint8)) == []
+    large = cv2.resize(canvas, (640, 480), interpolation=cv2.INTER_NEAREST)  # detected at 320 px, boxes in 640 px
+    found = detector_class(max_side=320).detect(large)
+    assert len(found) == 1 and found[0].iou(Box(160, 80, 336, 336)) > 0.5
+
+
+def test_auto_detector_is_mtcnn_where_facenet_pytorch_is_installed_else_haar(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = predict_config("input=x")
+    assert cfg.detector == "auto" and isinstance(build_detector(cfg), MTCNNFaceDetector)  # `make install` has it
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "facenet_pytorch"
+                        else find_spec(name, *a))
+    with caplog.at_level(logging.INFO, logger="fer_lightning.prediction"):
+        assert isinstance(build_detector(cfg), HaarFaceDetector)
+    assert any("detector=auto: haar (for MTCNN" in r.getMessage() for r in caplog.records)
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # not importable
+    with pytest.raises(ImportError, match="pip install --no-deps facenet-pytorch"):
+        MTCNNFaceDetector()
+    with pytest.raises(ValueError, match="expected one of auto, haar, mtcnn, dlib, whole_image"):
+        build_detector(predict_config("input=x", "detector=retina"))
+
+
+def test_each_detector_crops_with_its_own_margin_unless_one_is_given() -> None:
+    model = FERClassifier(FERCNN()).eval()
+    assert Predictor(model, AugmentProfile(), WholeImageDetector()).margin == 0.0  # the image is the crop
+    assert Predictor(model, AugmentProfile(), HaarFaceDetector()).margin == 0.03
+    assert Predictor(model, AugmentProfile(), HaarFaceDetector(), margin=0.2).margin == 0.2
 
 
 def real_faces(n: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Face detection behind a small protocol, so the predictor can take OpenCV's Haar cascade, a test double, or
 (for images that already are face crops) the whole image.
 
-The Haar cascade ships inside the `opencv-python-headless` 4.x wheel (`cv2.data.haarcascades`): nothing is
-downloaded at run time. OpenCV 5 wheels ship no cascades, hence the `<5` pin.
+Every detector's model comes inside its wheel, so nothing is downloaded at run time: the Haar cascade in
+`opencv-python-headless` 4.x (`cv2.data.haarcascades`; OpenCV 5 wheels ship none, hence the `<5` pin), MTCNN's
+three networks in facenet-pytorch, the HOG detector compiled into dlib-bin.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class FaceDetector(Protocol):
 class WholeImageDetector:
     """Treats the whole image as one face: for inputs that are already face crops (e.g. FER-2013's 48x48)."""
 
+    margin = 0.0  # the image is the crop
+
     def detect(self, gray: np.ndarray) -> list[Box]:
         height, width = gray.shape[:2]
         return [Box(0, 0, width, height)]
@@ -63,6 +66,8 @@ class HaarFaceDetector:
     Defaults (scale 1.1, 5 neighbours) found 71 % of 200 real FER-2013 faces pasted, upscaled 2.5-5x, into
     640x480 canvases with 4 false boxes; scale 1.05 finds 76 % at 1.4x the time and 3x the false boxes.
     """
+
+    margin = 0.03  # its boxes are ~3 % tighter per side than FER-2013's crops
 
     def __init__(
         self,
@@ -96,3 +101,68 @@ class HaarFaceDetector:
                                                  minSize=(self.min_size, self.min_size))
         boxes = [Box(*(round(int(v) / scale) for v in (x, y, w, h))) for x, y, w, h in found]
         return sorted(boxes, key=lambda b: (b.x, b.y))  # left to right: a stable face index across frames
+
+
+def _resized(gray: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """A copy downscaled to `max_side` (longer side) and the factor, or the image itself and 1.0."""
+    import cv2
+
+    if not max_side or max(gray.shape[:2]) <= max_side:
+        return gray, 1.0
+    scale = max_side / max(gray.shape[:2])
+    return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+
+
+class MTCNNFaceDetector:
+    """MTCNN (Zhang et al. 2016: a cascade of three small CNNs) from facenet-pytorch, whose wheel carries the
+    P/R/O-Net weights (2 MB, MIT licence): nothing is downloaded at run time; runs on torch, CPU or CUDA.
+
+    facenet-pytorch 2.6's metadata pins torch<2.3 although its code runs on current torch, so it is installed
+    without its dependencies: `pip install --no-deps facenet-pytorch==2.6.0 requests`.
+    Its boxes match FER-2013's crops (median margin -0.03 on 200 pasted PublicTest faces), hence no margin.
+    """
+
+    margin = 0.0
+
+    def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+                 min_confidence: float = 0.9, max_side: int | None = None, device: str = "cpu") -> None:
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as error:
+            raise ImportError(f"detector=mtcnn needs facenet-pytorch ({error}); install it without its stale "
+                              "torch pin: pip install --no-deps facenet-pytorch==2.6.0 requests") from error
+        self.mtcnn = MTCNN(keep_all=True, device=device, min_face_size=min_face_size,
+                           thresholds=list(thresholds), select_largest=False, post_process=False)
+        self.min_confidence, self.max_side = min_confidence, max_side
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        small, scale = _resized(gray, self.max_side)
+        rgb = np.ascontiguousarray(np.repeat(small[..., None], 3, axis=2))  # MTCNN takes 3 channels
+        boxes, probs = self.mtcnn.detect(rgb)
+        if boxes is None:
+            return []
+        found = [Box(round(x0 / scale), round(y0 / scale), round((x1 - x0) / scale), round((y1 - y0) / scale))
+                 for (x0, y0, x1, y1), p in zip(np.asarray(boxes, np.float32), np.asarray(probs, np.float32),
+                                                strict=True) if p >= self.min_confidence]
+        return sorted(found, key=lambda b: (b.x, b.y))
+
+
+class DlibFaceDetector:
+    """dlib's HOG + linear SVM frontal-face detector, compiled into the `dlib-bin` wheel (Boost licence, no model
+    file); `upsample` doubles the image that many times first, to find faces smaller than its 80 px window."""
+
+    margin = 0.10  # its boxes are ~9 % tighter per side than FER-2013's crops (bench_detect.py)
+
+    def __init__(self, upsample: int = 1, max_side: int | None = None) -> None:
+        try:
+            import dlib
+        except ImportError as error:
+            raise ImportError(f"detector=dlib needs dlib ({error}): pip install dlib-bin") from error
+        self.detector = dlib.get_frontal_face_detector()
+        self.upsample, self.max_side = upsample, max_side
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        small, scale = _resized(gray, self.max_side)
+        found = [Box(round(r.left() / scale), round(r.top() / scale), round(r.width() / scale),
+                     round(r.height() / scale)) for r in self.detector(np.ascontiguousarray(small), self.upsample)]
+        return sorted(found, key=lambda b: (b.x, b.y))
