@@ -6,7 +6,6 @@ Torch loads here, not in the entry point, so `--help` and a rejected override an
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from fer_lightning.inference.detect import (
     HaarFaceDetector,
     MTCNNFaceDetector,
     WholeImageDetector,
+    auto_detector_name,
 )
 from fer_lightning.inference.pipeline import CAMERA_PREFIX, PredictionRun, camera_index, summarize, write_tables
 from fer_lightning.inference.predictor import Predictor
@@ -34,17 +34,11 @@ log = logging.getLogger(__name__)
 DETECTORS = {"haar": HaarFaceDetector, "mtcnn": MTCNNFaceDetector, "dlib": DlibFaceDetector}
 
 
-def auto_detector() -> str:
-    """mtcnn where facenet-pytorch is installed (more faces found, fewer false boxes: README, bench_detect.py),
-    else haar, which comes with OpenCV."""
-    return "mtcnn" if importlib.util.find_spec("facenet_pytorch") is not None else "haar"
-
-
 def build_detector(cfg: DictConfig) -> FaceDetector:
     """The detector named by `detector=`, with its settings from the config block of the same name."""
     name = cfg.detector
     if name == "auto":
-        name = auto_detector()
+        name = auto_detector_name()
         log.info("detector=auto: %s%s", name, "" if name == "mtcnn" else " (for MTCNN, which finds more faces: "
                  "pip install requests && pip install --no-deps facenet-pytorch==2.6.0)")
     if name == "whole_image":

@@ -24,7 +24,7 @@ from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference import Box, HaarFaceDetector, Predictor, WholeImageDetector, crop_face, pipeline
-from fer_lightning.inference.detect import DlibFaceDetector, MTCNNFaceDetector
+from fer_lightning.inference.detect import DlibFaceDetector, MTCNNFaceDetector, default_detector
 from fer_lightning.inference.draw import annotate
 from fer_lightning.inference.images import ImageReadError, read_image, to_gray
 from fer_lightning.inference.pipeline import describe
@@ -414,6 +414,7 @@ def test_auto_detector_is_mtcnn_where_facenet_pytorch_is_installed_else_haar(
 ) -> None:
     cfg = predict_config("input=x")
     assert cfg.detector == "auto" and isinstance(build_detector(cfg), MTCNNFaceDetector)  # `make install` has it
+    assert isinstance(default_detector(), MTCNNFaceDetector)  # Predictor's when given none
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "facenet_pytorch"
                         else find_spec(name, *a))

@@ -22,7 +22,7 @@ import torch
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import IMAGE_SIZE
 from fer_lightning.inference.contract import preprocessing_contract
-from fer_lightning.inference.detect import Box, FaceDetector, HaarFaceDetector
+from fer_lightning.inference.detect import Box, FaceDetector, default_detector
 from fer_lightning.inference.images import to_gray
 from fer_lightning.release import PRETRAINED
 
@@ -76,7 +76,8 @@ class Predictor:
     Args:
         model: the classifier (put in eval mode here); its `evaluation_logits` applies the configured TTA.
         profile: the checkpoint's input profile; its evaluation part makes the network input.
-        detector: anything with `detect(gray) -> list[Box]`; None: OpenCV's Haar frontal-face cascade.
+        detector: anything with `detect(gray) -> list[Box]`; None: what `detector=auto` picks (MTCNN where
+            facenet-pytorch is installed, else OpenCV's Haar cascade).
         margin: fraction of the box side added on each side before the square crop; None: the detector's own
             (its `margin` attribute: how much tighter than a FER-2013 crop its boxes are).
         batch_size: faces per forward pass.
@@ -128,8 +129,8 @@ class Predictor:
 
     @property
     def detector(self) -> FaceDetector:
-        if self._detector is None:  # built on first use: notebooks classifying crops never need OpenCV's cascade
-            self._detector = HaarFaceDetector()
+        if self._detector is None:  # built on first use: notebooks classifying crops never need a detector
+            self._detector = default_detector()
         return self._detector
 
     @property
