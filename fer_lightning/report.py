@@ -191,9 +191,20 @@ def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
 # ----------------------------------------------------------------------------------------------- tables
 
 
+def run_control_keys() -> tuple[str, ...]:
+    """Keys that do not change the experiment (paths, run control such as skip_completed or threads_per_job): the
+    `override_dirname.exclude_keys` of conf/hydra/default.yaml, which TensorBoard run names leave out too."""
+    from fer_lightning.config import CONFIG_DIR
+
+    hydra_defaults = OmegaConf.load(Path(CONFIG_DIR) / "hydra" / "default.yaml")
+    return tuple(OmegaConf.select(hydra_defaults, "job.config.override_dirname.exclude_keys") or ())
+
+
 def varying_keys(jobs: Sequence[Job]) -> list[str]:
-    """Override keys whose value differs between jobs (seed excluded: it is what rows average over)."""
-    keys = dict.fromkeys(k for job in jobs for k in job.overrides if k not in NOT_A_SETTING)
+    """Override keys whose value differs between jobs; seed (what rows average over) and run-control keys (a job
+    resumed with skip_completed=true is the same experiment) excluded."""
+    ignored = {*NOT_A_SETTING, *run_control_keys()}
+    keys = dict.fromkeys(k for job in jobs for k in job.overrides if k not in ignored)
     return [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
 
 

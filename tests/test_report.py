@@ -131,6 +131,17 @@ def test_missing_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "no training job" in capsys.readouterr().err
 
 
+def test_run_control_keys_do_not_split_a_row(tmp_path: Path) -> None:
+    """A sweep finished with skip_completed=true (and another thread count) is still one experiment per setting."""
+    root = tmp_path / "resumed"
+    write_job(root / "0", ["optimizer=sgd", "seed=1"], {"optimizer": "sgd"}, completed(0.5))
+    write_job(root / "1", ["optimizer=sgd", "seed=2", "skip_completed=true", "threads_per_job=1"],
+              {"optimizer": "sgd"}, completed(0.6))
+    write_job(root / "2", ["optimizer=adam", "seed=1", "skip_completed=true"], {"optimizer": "adam"}, completed(0.7))
+    result = build_report([root])
+    assert result["keys"] == ["optimizer"] and list(result["table"]["n"]) == [2, 1]
+
+
 def test_helpers() -> None:
     assert parse_overrides(["+a.b=1", "~c", "hydra.job.chdir=true", "d=x=y"]) == {"a.b": "1", "c": "(deleted)",
                                                                                   "d": "x=y"}
