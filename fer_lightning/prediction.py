@@ -15,23 +15,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.config import check_predict_values
-from fer_lightning.inference.detect import (
-    DlibFaceDetector,
-    FaceDetector,
-    HaarFaceDetector,
-    MTCNNFaceDetector,
-    WholeImageDetector,
-    auto_detector_name,
-)
+from fer_lightning.inference.detect import DETECTORS, FaceDetector, WholeImageDetector, auto_detector_name
 from fer_lightning.inference.pipeline import CAMERA_PREFIX, PredictionRun, camera_index, summarize, write_tables
 from fer_lightning.inference.predictor import Predictor
 from fer_lightning.release import PRETRAINED, RELEASED_PATH
 from fer_lightning.runrecord import environment_info
 
 log = logging.getLogger(__name__)
-
-
-DETECTORS = {"haar": HaarFaceDetector, "mtcnn": MTCNNFaceDetector, "dlib": DlibFaceDetector}
 
 
 def build_detector(cfg: DictConfig) -> FaceDetector:

@@ -8,6 +8,7 @@ three networks in facenet-pytorch, the HOG detector compiled into dlib-bin.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -91,26 +92,28 @@ class HaarFaceDetector:
         self.max_side = max_side
 
     def detect(self, gray: np.ndarray) -> list[Box]:
-        import cv2
-
-        scale = 1.0
-        if self.max_side and max(gray.shape[:2]) > self.max_side:  # time grows with the pixel count
-            scale = self.max_side / max(gray.shape[:2])
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        found = self.classifier.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+        small, scale = _resized(gray, self.max_side)
+        found = self.classifier.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                                  minSize=(self.min_size, self.min_size))
-        boxes = [Box(*(round(int(v) / scale) for v in (x, y, w, h))) for x, y, w, h in found]
-        return sorted(boxes, key=lambda b: (b.x, b.y))  # left to right: a stable face index across frames
+        return _boxes_in_image([tuple(int(v) for v in b) for b in found], scale)
 
 
 def _resized(gray: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """A copy downscaled to `max_side` (longer side) and the factor, or the image itself and 1.0."""
+    """A copy downscaled to `max_side` (longer side) and the factor, or the image itself and 1.0 (detection time
+    grows with the pixel count)."""
     import cv2
 
     if not max_side or max(gray.shape[:2]) <= max_side:
         return gray, 1.0
     scale = max_side / max(gray.shape[:2])
     return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+
+
+def _boxes_in_image(found: Iterable[tuple[float, float, float, float]], scale: float) -> list[Box]:
+    """(x, y, w, h) found on an image resized by `scale` as Boxes of the original image, left to right: a stable
+    face index across frames."""
+    boxes = [Box(*(round(v / scale) for v in xywh)) for xywh in found]
+    return sorted(boxes, key=lambda b: (b.x, b.y))
 
 
 class MTCNNFaceDetector:
@@ -141,10 +144,9 @@ class MTCNNFaceDetector:
         boxes, probs = self.mtcnn.detect(rgb)
         if boxes is None:
             return []
-        found = [Box(round(x0 / scale), round(y0 / scale), round((x1 - x0) / scale), round((y1 - y0) / scale))
-                 for (x0, y0, x1, y1), p in zip(np.asarray(boxes, np.float32), np.asarray(probs, np.float32),
-                                                strict=True) if p >= self.min_confidence]
-        return sorted(found, key=lambda b: (b.x, b.y))
+        corners = zip(np.asarray(boxes, np.float32), np.asarray(probs, np.float32), strict=True)
+        return _boxes_in_image([(x0, y0, x1 - x0, y1 - y0) for (x0, y0, x1, y1), p in corners
+                                if p >= self.min_confidence], scale)
 
 
 class DlibFaceDetector:
@@ -163,9 +165,8 @@ class DlibFaceDetector:
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         small, scale = _resized(gray, self.max_side)
-        found = [Box(round(r.left() / scale), round(r.top() / scale), round(r.width() / scale),
-                     round(r.height() / scale)) for r in self.detector(np.ascontiguousarray(small), self.upsample)]
-        return sorted(found, key=lambda b: (b.x, b.y))
+        found = self.detector(np.ascontiguousarray(small), self.upsample)
+        return _boxes_in_image([(r.left(), r.top(), r.width(), r.height()) for r in found], scale)
 
 
 def auto_detector_name() -> str:
@@ -176,6 +177,10 @@ def auto_detector_name() -> str:
     return "mtcnn" if importlib.util.find_spec("facenet_pytorch") is not None else "haar"
 
 
+# `predict detector=<name>`: the class, built with the settings of the config block of the same name
+DETECTORS: dict[str, type] = {"haar": HaarFaceDetector, "mtcnn": MTCNNFaceDetector, "dlib": DlibFaceDetector}
+
+
 def default_detector() -> FaceDetector:
     """What `detector=auto` builds with its default settings: MTCNN if installed, else the Haar cascade."""
-    return MTCNNFaceDetector() if auto_detector_name() == "mtcnn" else HaarFaceDetector()
+    return DETECTORS[auto_detector_name()]()

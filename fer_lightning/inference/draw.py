@@ -40,7 +40,7 @@ class _Rect:
     w: int
     h: int
 
-    def overlap(self, box: Box) -> int:
+    def overlap(self, box: Box | _Rect) -> int:
         return (max(0, min(self.x + self.w, box.x + box.w) - max(self.x, box.x))
                 * max(0, min(self.y + self.h, box.y + box.h) - max(self.y, box.y)))
 
@@ -78,12 +78,27 @@ def _caption(face: FaceResult, number: int | None = None) -> tuple[str, int, int
     return text, tw + 2 * base, th + 2 * base, base
 
 
+@dataclass
+class _PanelText:
+    """The font metrics of a face's probability panel: one place for its size and its drawing."""
+
+    names: list[str]
+    scale: float
+    name_w: int
+    text_h: int
+    pad: int
+    row: int
+
+    @classmethod
+    def of(cls, face: FaceResult) -> _PanelText:
+        names, scale = list(face.probabilities), _scale(face.box) * 0.9
+        (name_w, text_h), _ = cv2.getTextSize(max(names, key=len), FONT, scale, 1)
+        return cls(names, scale, name_w, text_h, max(2, text_h // 2), int(text_h * 1.7) + 1)
+
+
 def _panel_size(face: FaceResult, header: bool = False) -> tuple[int, int]:
-    names = list(face.probabilities)
-    (name_w, text_h), _ = cv2.getTextSize(max(names, key=len), FONT, _scale(face.box) * 0.9, 1)
-    pad = max(2, text_h // 2)
-    row = int(text_h * 1.7) + 1
-    return name_w + max(30, face.box.w - name_w - 3 * pad) + 3 * pad, row * (len(names) + header) + pad
+    t = _PanelText.of(face)
+    return t.name_w + max(30, face.box.w - t.name_w - 3 * t.pad) + 3 * t.pad, t.row * (len(t.names) + header) + t.pad
 
 
 def _beside(box: Box, w: int, h: int, width: int, height: int) -> list[_Rect]:
@@ -107,11 +122,8 @@ def _upscaled(canvas: np.ndarray, faces: Sequence[FaceResult]) -> tuple[np.ndarr
 def _draw_panel(canvas: np.ndarray, face: FaceResult, rect: _Rect, number: int | None) -> None:
     """One probability bar per class (names left, bars right) in `rect`, under a header naming the face when it
     has a number (a panel in the margin, away from its face)."""
-    names = list(face.probabilities)
-    scale = _scale(face.box) * 0.9
-    (name_w, text_h), _ = cv2.getTextSize(max(names, key=len), FONT, scale, 1)
-    pad = max(2, text_h // 2)
-    row = int(text_h * 1.7) + 1
+    t = _PanelText.of(face)
+    names, scale, name_w, text_h, pad, row = t.names, t.scale, t.name_w, t.text_h, t.pad, t.row
     bar_len = rect.w - name_w - 3 * pad
     _shade(canvas, rect.x, rect.y, rect.x + rect.w, rect.y + rect.h)
     if number is not None:
@@ -164,7 +176,7 @@ def _layout(faces: Sequence[FaceResult], width: int, height: int, bars: bool, ke
         pw, ph = _panel_size(face)
         taken = boxes + captions + [p for p in panels if p]
         free = [r for r in _beside(face.box, pw, ph, width, height)
-                if r.inside(width, height) and not any(r.overlap(_box(t)) for t in taken)]
+                if r.inside(width, height) and not any(r.overlap(t) for t in taken)]
         if free:
             panels.append(free[0])
         elif keep_size:  # inside the frame, covering the least face area
@@ -178,10 +190,6 @@ def _layout(faces: Sequence[FaceResult], width: int, height: int, bars: bool, ke
             right = max(right, pw + 2 * GAP)
     bottom = max(0, stack + GAP - top - height)
     return captions, panels, top, right, bottom
-
-
-def _box(rect: _Rect | Box) -> Box:
-    return rect if isinstance(rect, Box) else Box(rect.x, rect.y, rect.w, rect.h)
 
 
 def annotate(image: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, keep_size: bool = False

@@ -223,24 +223,25 @@ class PredictionRun:
 
     def run(self, input_path: str | Path) -> list[Item]:
         """Predict over an image, a folder (recursively), a video file or `camera:<index>` (a webcam)."""
-        if str(input_path).startswith(CAMERA_PREFIX):
-            with logging_redirect_tqdm():
+        with logging_redirect_tqdm():  # log lines print above the bars instead of breaking into them
+            if str(input_path).startswith(CAMERA_PREFIX):
                 self.items.extend(self.camera(camera_index(str(input_path))))
-            return self.items
-        root = Path(input_path)
+            else:
+                self.files(Path(input_path))
+        return self.items
+
+    def files(self, root: Path) -> None:
         inputs, ignored = list_inputs(root)
         annotated = (self.output_dir / ANNOTATED_DIR).resolve()
         inputs = [p for p in inputs if not p.resolve().is_relative_to(annotated)]  # never re-read our own outputs
         if ignored:
             log.info("ignored %d files that are neither images nor videos (e.g. %s)", len(ignored), ignored[0])
-        with logging_redirect_tqdm():  # log lines print above the bars instead of breaking into them
-            for path in tqdm(inputs, desc="inputs", unit="file", disable=not self.progress or len(inputs) < 2):
-                relative = Path(path.name) if root.is_file() else path.relative_to(root)
-                if path.suffix.lower() in VIDEO_SUFFIXES:
-                    self.items.extend(self.video(path, relative))
-                else:
-                    self.items.append(self.image(path, relative))
-        return self.items
+        for path in tqdm(inputs, desc="inputs", unit="file", disable=not self.progress or len(inputs) < 2):
+            relative = Path(path.name) if root.is_file() else path.relative_to(root)
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                self.items.extend(self.video(path, relative))
+            else:
+                self.items.append(self.image(path, relative))
 
 
 def csv_rows(items: Iterable[Item], class_names: tuple[str, ...]) -> tuple[list[str], list[list[Any]]]:
