@@ -4,7 +4,7 @@
     python benchmarks/bench_detect.py [--data PATH] [--faces 200] [--detectors haar,...] [--threads 2]
 
 Three sets, all 640x480 gray, built from the first `--faces` PublicTest faces of PATH (default
-../shared/data/fer2013/fer2013.csv.gz) at run time; nothing is written to disk:
+../shared/data/fer2013/fer2013.csv.gz; any layout `data.path` takes) at run time; no image is written to disk:
   (a) pasted: each face upscaled (bicubic) to a random side of 64-240 px at a random place on a smooth random
       background, two faces per canvas;
   (b) hard: the same faces rotated by up to +-20 degrees and partly covered (a band over 25-35 % of the face:
@@ -19,8 +19,6 @@ that detector). Time: the median detect() call over set (a).
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import os
 import platform
 import statistics
@@ -31,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_lightning.data.sources import load_splits
 from fer_lightning.inference.detect import Box, FaceDetector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +38,9 @@ MATCH_IOU = 0.3
 
 
 def public_test_faces(path: Path, n: int) -> np.ndarray:
-    """The first n PublicTest faces of the challenge CSV as uint8 [n, 48, 48]."""
-    faces = []
-    with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            if row["Usage"] == "PublicTest":
-                faces.append(np.array(row["pixels"].split(), np.uint8).reshape(48, 48))
-                if len(faces) == n:
-                    break
-    return np.stack(faces)
+    """The first n validation (PublicTest) faces as uint8 [n, 48, 48], read by the package's own loader (any
+    layout it takes; cached in outputs/cache like a training run's)."""
+    return load_splits(path, ROOT / "outputs" / "cache")["val"].images[:n]
 
 
 def background(rng: np.random.Generator) -> np.ndarray:
