@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	# MTCNN for detector=auto; --no-deps: facenet-pytorch 2.6's metadata pins torch<2.3, its code runs on 2.14
+	# the reference the vendored MTCNN is tested against; --no-deps: facenet-pytorch 2.6's metadata pins torch<2.3
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps 'facenet-pytorch==2.6.0'
 	touch $(STAMP)
 

@@ -24,8 +24,16 @@ PY
 "$py" -m fer_lightning.predict input=face.png detector=whole_image output_dir=pred >predict.log 2>&1 \
     || { tail -20 predict.log; exit 1; }
 grep -q "released model" predict.log
-# the default detector without facenet-pytorch (a plain wheel install): auto falls back to OpenCV's Haar cascade
-"$py" -m fer_lightning.predict input=face.png output_dir=pred_auto >auto.log 2>&1 || { tail -20 auto.log; exit 1; }
-grep -q "detector=auto: haar" auto.log
+# the default detector (the vendored MTCNN, weights from the wheel) on a synthetic face pasted into a larger image
+"$py" - <<'PY'
+import numpy as np
+from PIL import Image
+face = Image.open("face.png").resize((168, 168))
+canvas = Image.fromarray(np.full((320, 400), 128, np.uint8))
+canvas.paste(face, (100, 60))
+canvas.save("scene.png")
+PY
+"$py" -m fer_lightning.predict input=scene.png output_dir=pred_mtcnn >mtcnn.log 2>&1 || { tail -20 mtcnn.log; exit 1; }
+grep -q "1 faces" mtcnn.log || { tail -20 mtcnn.log; exit 1; }
 test -s pred/predictions.csv
 echo "wheel check: installed $(ls "$work/dist"), fast_dev_run and predict with the released model passed outside the checkout"

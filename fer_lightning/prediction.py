@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.config import check_predict_values
-from fer_lightning.inference.detect import DETECTORS, FaceDetector, WholeImageDetector, auto_detector_name
+from fer_lightning.inference.detect import DETECTORS, FaceDetector, WholeImageDetector
 from fer_lightning.inference.pipeline import CAMERA_PREFIX, PredictionRun, camera_index, summarize, write_tables
 from fer_lightning.inference.predictor import Predictor
 from fer_lightning.release import PRETRAINED, RELEASED_PATH
@@ -27,14 +27,10 @@ log = logging.getLogger(__name__)
 def build_detector(cfg: DictConfig) -> FaceDetector:
     """The detector named by `detector=`, with its settings from the config block of the same name."""
     name = cfg.detector
-    if name == "auto":
-        name = auto_detector_name()
-        log.info("detector=auto: %s%s", name, "" if name == "mtcnn" else " (for MTCNN, which finds more faces: "
-                 "pip install requests && pip install --no-deps facenet-pytorch==2.6.0)")
     if name == "whole_image":
         return WholeImageDetector()
     if name not in DETECTORS:
-        raise ValueError(f"detector={name!r}: expected one of {', '.join(['auto', *DETECTORS, 'whole_image'])}")
+        raise ValueError(f"detector={name!r}: expected one of {', '.join([*DETECTORS, 'whole_image'])}")
     return DETECTORS[name](**OmegaConf.to_container(cfg.get(name) or {}, resolve=True))
 
 

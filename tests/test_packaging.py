@@ -1,4 +1,5 @@
-"""The wheel carries what an installed package needs: the Hydra configs and the released model with its card."""
+"""The wheel carries what an installed package needs: the Hydra configs, the released model with its card, and the
+default face detector's weights with their licence."""
 
 from __future__ import annotations
 
@@ -18,4 +19,5 @@ def test_wheel_ships_the_configs_and_the_released_model(tmp_path: Path) -> None:
     repo_configs = {f"fer_lightning/conf/{p.relative_to(REPO_ROOT / 'conf').as_posix()}"
                     for p in (REPO_ROOT / "conf").rglob("*.yaml")}
     assert repo_configs and repo_configs <= names, sorted(repo_configs - names)[:5]
-    assert {"fer_lightning/weights/fer_cnn.pt", "fer_lightning/weights/fer_cnn.json"} <= names
+    assert {"fer_lightning/weights/fer_cnn.pt", "fer_lightning/weights/fer_cnn.json",
+            "fer_lightning/weights/mtcnn.pt", "fer_lightning/weights/MTCNN_LICENSE.md"} <= names

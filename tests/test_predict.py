@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 import json
 import logging
 import sys
@@ -409,23 +408,43 @@ def test_bundled_detectors_find_a_synthetic_face_and_nothing_in_a_blank_image(de
     assert len(found) == 1 and found[0].iou(Box(160, 80, 336, 336)) > 0.5
 
 
-def test_auto_detector_is_mtcnn_where_facenet_pytorch_is_installed_else_haar(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_default_detector_is_the_vendored_mtcnn_and_needs_no_facenet_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # not importable: a plain install
     cfg = predict_config("input=x")
-    assert cfg.detector == "auto" and isinstance(build_detector(cfg), MTCNNFaceDetector)  # `make install` has it
+    assert cfg.detector == "mtcnn" and isinstance(build_detector(cfg), MTCNNFaceDetector)
     assert isinstance(default_detector(), MTCNNFaceDetector)  # Predictor's when given none
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "facenet_pytorch"
-                        else find_spec(name, *a))
-    with caplog.at_level(logging.INFO, logger="fer_lightning.prediction"):
-        assert isinstance(build_detector(cfg), HaarFaceDetector)
-    assert any("detector=auto: haar (for MTCNN" in r.getMessage() for r in caplog.records)
-    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # not importable
-    with pytest.raises(ImportError, match="pip install --no-deps facenet-pytorch"):
-        MTCNNFaceDetector()
-    with pytest.raises(ValueError, match="expected one of auto, haar, mtcnn, dlib, whole_image"):
+    canvas, box = pasted_face(2)
+    found = default_detector().detect(canvas)
+    assert len(found) == 1 and found[0].iou(box) > 0.5
+    with pytest.raises(ValueError, match="expected one of haar, mtcnn, dlib, whole_image"):
         build_detector(predict_config("input=x", "detector=retina"))
+
+
+@pytest.mark.parametrize("thresholds", [(0.6, 0.7, 0.7), (0.05, 0.05, 0.05)])
+def test_vendored_mtcnn_gives_facenet_pytorchs_boxes_and_scores(thresholds: tuple[float, float, float]) -> None:
+    """The same cascade as the reference (`make install` adds facenet-pytorch for this): low thresholds push
+    many boxes from blurred noise through all three stages, the default ones find the pasted synthetic faces."""
+    reference = pytest.importorskip("facenet_pytorch")
+    from fer_lightning.inference.mtcnn import MTCNN
+
+    rng = np.random.default_rng(0)
+    images = [cv2.GaussianBlur(rng.integers(0, 256, (240, 320), dtype=np.uint8), (0, 0), sigma) for sigma in (1, 3)]
+    images += [pasted_face(index)[0] for index in range(3)]
+    ours = MTCNN(min_face_size=20, thresholds=thresholds)
+    theirs = reference.MTCNN(keep_all=True, min_face_size=20, thresholds=list(thresholds), post_process=False)
+    found = 0
+    for gray in images:
+        boxes, scores = ours.detect(gray)
+        expected, expected_scores = theirs.detect(np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2)))
+        if expected is None:
+            assert len(boxes) == 0
+            continue
+        order = np.argsort(-np.asarray(expected_scores, np.float64))
+        mine = np.argsort(-scores.astype(np.float64))
+        np.testing.assert_allclose(boxes[mine], np.asarray(expected, np.float32)[order], atol=1e-2)
+        np.testing.assert_allclose(scores[mine], np.asarray(expected_scores, np.float32)[order], atol=1e-4)
+        found += len(boxes)
+    assert found >= 3  # the comparison covered real boxes, not only empty results
 
 
 def test_each_detector_crops_with_its_own_margin_unless_one_is_given() -> None:

@@ -1,9 +1,9 @@
-"""Face detection behind a small protocol, so the predictor can take OpenCV's Haar cascade, a test double, or
-(for images that already are face crops) the whole image.
+"""Face detection behind a small protocol, so the predictor can take MTCNN (the default), OpenCV's Haar cascade,
+dlib's HOG detector, a test double, or (for images that already are face crops) the whole image.
 
 Every detector's model comes inside its wheel, so nothing is downloaded at run time: the Haar cascade in
 `opencv-python-headless` 4.x (`cv2.data.haarcascades`; OpenCV 5 wheels ship none, hence the `<5` pin), MTCNN's
-three networks in facenet-pytorch, the HOG detector compiled into dlib-bin.
+three networks in this package (weights/mtcnn.pt), the HOG detector compiled into dlib-bin.
 """
 
 from __future__ import annotations
@@ -117,35 +117,24 @@ def _boxes_in_image(found: Iterable[tuple[float, float, float, float]], scale: f
 
 
 class MTCNNFaceDetector:
-    """MTCNN (Zhang et al. 2016: a cascade of three small CNNs) from facenet-pytorch, whose wheel carries the
-    P/R/O-Net weights (2 MB, MIT licence): nothing is downloaded at run time; runs on torch, CPU or CUDA.
-
-    facenet-pytorch 2.6's metadata pins torch<2.3 although its code runs on current torch, so it is installed
-    without its dependencies: `pip install --no-deps facenet-pytorch==2.6.0 requests`.
-    Its boxes match FER-2013's crops (median margin -0.03 on 200 pasted PublicTest faces), hence no margin.
-    """
+    """MTCNN (a cascade of three small CNNs, vendored from facenet-pytorch with its 2 MB of weights: see
+    fer_lightning/inference/mtcnn.py); runs on torch, CPU or CUDA, nothing downloaded. The default detector: it
+    found the most faces with the fewest false boxes (bench_detect.py, README). Its boxes match FER-2013's crops
+    (median margin -0.03 on 200 pasted PublicTest faces), hence no margin."""
 
     margin = 0.0
 
     def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
                  min_confidence: float = 0.9, max_side: int | None = None, device: str = "cpu") -> None:
-        try:
-            from facenet_pytorch import MTCNN
-        except ImportError as error:
-            raise ImportError(f"detector=mtcnn needs facenet-pytorch ({error}); install it without its stale "
-                              "torch pin: pip install --no-deps facenet-pytorch==2.6.0 requests") from error
-        self.mtcnn = MTCNN(keep_all=True, device=device, min_face_size=min_face_size,
-                           thresholds=list(thresholds), select_largest=False, post_process=False)
+        from fer_lightning.inference.mtcnn import MTCNN
+
+        self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=tuple(thresholds), device=device)
         self.min_confidence, self.max_side = min_confidence, max_side
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         small, scale = _resized(gray, self.max_side)
-        rgb = np.ascontiguousarray(np.repeat(small[..., None], 3, axis=2))  # MTCNN takes 3 channels
-        boxes, probs = self.mtcnn.detect(rgb)
-        if boxes is None:
-            return []
-        corners = zip(np.asarray(boxes, np.float32), np.asarray(probs, np.float32), strict=True)
-        return _boxes_in_image([(x0, y0, x1 - x0, y1 - y0) for (x0, y0, x1, y1), p in corners
+        corners, scores = self.mtcnn.detect(small)
+        return _boxes_in_image([(x0, y0, x1 - x0, y1 - y0) for (x0, y0, x1, y1), p in zip(corners, scores, strict=True)
                                 if p >= self.min_confidence], scale)
 
 
@@ -169,18 +158,9 @@ class DlibFaceDetector:
         return _boxes_in_image([(r.left(), r.top(), r.width(), r.height()) for r in found], scale)
 
 
-def auto_detector_name() -> str:
-    """mtcnn where facenet-pytorch is installed (more faces found, fewer false boxes: bench_detect.py, README),
-    else haar, which comes with OpenCV."""
-    import importlib.util
-
-    return "mtcnn" if importlib.util.find_spec("facenet_pytorch") is not None else "haar"
-
-
-# `predict detector=<name>`: the class, built with the settings of the config block of the same name
 DETECTORS: dict[str, type] = {"haar": HaarFaceDetector, "mtcnn": MTCNNFaceDetector, "dlib": DlibFaceDetector}
 
 
 def default_detector() -> FaceDetector:
-    """What `detector=auto` builds with its default settings: MTCNN if installed, else the Haar cascade."""
-    return DETECTORS[auto_detector_name()]()
+    """What `detector=mtcnn`, predict's default, builds with its default settings."""
+    return MTCNNFaceDetector()

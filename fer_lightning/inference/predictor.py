@@ -76,8 +76,8 @@ class Predictor:
     Args:
         model: the classifier (put in eval mode here); its `evaluation_logits` applies the configured TTA.
         profile: the checkpoint's input profile; its evaluation part makes the network input.
-        detector: anything with `detect(gray) -> list[Box]`; None: what `detector=auto` picks (MTCNN where
-            facenet-pytorch is installed, else OpenCV's Haar cascade).
+        detector: anything with `detect(gray) -> list[Box]`; None: MTCNN with its default settings, predict's
+            default detector.
         margin: fraction of the box side added on each side before the square crop; None: the detector's own
             (its `margin` attribute: how much tighter than a FER-2013 crop its boxes are).
         batch_size: faces per forward pass.

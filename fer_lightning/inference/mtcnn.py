@@ -1,0 +1,203 @@
+"""MTCNN face detection (Zhang et al. 2016: a cascade of three small CNNs), vendored so the package's default
+detector works on a plain install.
+
+The networks and the cascade follow facenet-pytorch 2.6 (MIT licence, Copyright (c) 2019 Timothy Esler; the
+notice is in fer_lightning/weights/MTCNN_LICENSE.md), whose P/R/O-Net weights (ported from the original
+Caffe models via davidsandberg/facenet) ship here as `weights/mtcnn.pt`. Why not depend on facenet-pytorch: its
+metadata pins torch<2.3 although its code runs on current torch. Two changes, neither altering a box: images are
+grayscale, so each network's first convolution has its three input channels summed into one (the RGB copy of a
+gray image gives the same sums, at a third of the first layer's work); one image at a time, so the per-image NMS
+bookkeeping is gone. tests/test_predict.py checks the boxes against facenet-pytorch where it is installed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.functional import interpolate
+from torchvision.ops import nms
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mtcnn.pt"
+_PIXEL_SCALE = 0.0078125  # (x - 127.5) / 128, the networks' input scaling
+
+
+class _Flatten(nn.Module):
+    """NCHW -> N x (W*H*C), in the Caffe models' order (width before height), which the dense layers expect."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+
+
+def _conv_block(index: int, cin: int, cout: int, kernel: int, pool: tuple[int, int] | None
+                ) -> list[tuple[str, nn.Module]]:
+    layers: list[tuple[str, nn.Module]] = [(f"conv{index}", nn.Conv2d(cin, cout, kernel)),
+                                           (f"prelu{index}", nn.PReLU(cout))]
+    if pool:
+        layers.append((f"pool{index}", nn.MaxPool2d(*pool, ceil_mode=True)))
+    return layers
+
+
+class _Stage(nn.Module):
+    """One network of the cascade: a body, then a face score (softmax over face / not face) and a box offset."""
+
+    def __init__(self, body: list[tuple[str, nn.Module]], score: nn.Module, offset: nn.Module) -> None:
+        super().__init__()
+        self.body, self.score, self.offset = nn.Sequential(OrderedDict(body)), score, offset
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.body(x)
+        return self.offset(x), self.score(x).softmax(dim=1)
+
+
+def pnet() -> _Stage:
+    """12x12 proposal network, fully convolutional: a score and an offset per 2-pixel stride."""
+    body = _conv_block(1, 1, 10, 3, (2, 2)) + _conv_block(2, 10, 16, 3, None) + _conv_block(3, 16, 32, 3, None)
+    return _Stage(body, nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1))
+
+
+def rnet() -> _Stage:
+    """24x24 refinement network: rejects most proposals and corrects the rest."""
+    body = (_conv_block(1, 1, 28, 3, (3, 2)) + _conv_block(2, 28, 48, 3, (3, 2)) + _conv_block(3, 48, 64, 2, None)
+            + [("flatten", _Flatten()), ("dense4", nn.Linear(576, 128)), ("prelu4", nn.PReLU(128))])
+    return _Stage(body, nn.Linear(128, 2), nn.Linear(128, 4))
+
+
+def onet() -> _Stage:
+    """48x48 output network: the final score and box (its five landmarks are not used here)."""
+    body = (_conv_block(1, 1, 32, 3, (3, 2)) + _conv_block(2, 32, 64, 3, (3, 2)) + _conv_block(3, 64, 64, 3, (2, 2))
+            + _conv_block(4, 64, 128, 2, None)
+            + [("flatten", _Flatten()), ("dense5", nn.Linear(1152, 256)), ("prelu5", nn.PReLU(256))])
+    return _Stage(body, nn.Linear(256, 2), nn.Linear(256, 4))
+
+
+# facenet-pytorch's names of each network's score and offset heads; its O-Net landmark head (dense6_3) is dropped
+_HEADS = {"conv4_1": "score", "conv4_2": "offset", "dense5_1": "score", "dense5_2": "offset",
+          "dense6_1": "score", "dense6_2": "offset", "dense6_3": None}
+
+
+def _load(net: nn.Module, name: str, state: dict[str, torch.Tensor]) -> nn.Module:
+    """facenet-pytorch's flat keys (conv1.weight, conv4_1.bias) into this module's (body.conv1.weight,
+    score.bias); the first convolution's RGB kernels summed into one gray kernel."""
+    own = {}
+    for key, value in state.items():
+        if not key.startswith(f"{name}."):
+            continue
+        layer, _, param = key[len(name) + 1:].partition(".")
+        if layer == "conv1" and param == "weight":
+            value = value.sum(dim=1, keepdim=True)
+        if layer not in _HEADS:
+            own[f"body.{layer}.{param}"] = value
+        elif _HEADS[layer]:
+            own[f"{_HEADS[layer]}.{param}"] = value
+    net.load_state_dict(own)
+    return net.eval().requires_grad_(False)
+
+
+class MTCNN:
+    """The three-stage cascade on one grayscale image; `detect` returns corner boxes [N, 4] and scores [N]."""
+
+    def __init__(self, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+                 factor: float = 0.709, device: str = "cpu", weights: str | Path = WEIGHTS) -> None:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        self.pnet, self.rnet, self.onet = (_load(net, name, state).to(device)
+                                           for net, name in ((pnet(), "pnet"), (rnet(), "rnet"), (onet(), "onet")))
+        self.min_face_size, self.thresholds, self.factor, self.device = min_face_size, thresholds, factor, device
+
+    @torch.no_grad()
+    def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        image = torch.as_tensor(np.asarray(gray, dtype=np.float32), device=self.device)[None, None]  # a copy
+        boxes = self._propose(image)
+        if len(boxes):
+            boxes = self._refine(image, boxes, self.rnet, 24, self.thresholds[1])
+        if len(boxes):
+            boxes = self._refine(image, boxes, self.onet, 48, self.thresholds[2], final=True)
+        boxes = boxes.cpu().numpy()
+        return boxes[:, :4], boxes[:, 4]
+
+    def _scales(self, height: int, width: int) -> list[float]:
+        """The image pyramid: the 12-px P-Net window at each scale covers faces from min_face_size upwards."""
+        scale, shortest, scales = 12.0 / self.min_face_size, min(height, width) * 12.0 / self.min_face_size, []
+        while shortest >= 12:
+            scales.append(scale)
+            scale, shortest = scale * self.factor, shortest * self.factor
+        return scales
+
+    def _propose(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1: P-Net over the pyramid; rows (x0, y0, x1, y1, score), squared."""
+        height, width = image.shape[2:]
+        found = []
+        for scale in self._scales(height, width):
+            resized = interpolate(image, size=(int(height * scale + 1), int(width * scale + 1)), mode="area")
+            offsets, probs = self.pnet((resized - 127.5) * _PIXEL_SCALE)
+            score = probs[0, 1]
+            ys, xs = torch.nonzero(score >= self.thresholds[0], as_tuple=True)
+            cells = torch.stack([xs, ys], dim=1).to(image.dtype)
+            corners = torch.cat([((2 * cells + 1) / scale).floor(), ((2 * cells + 12) / scale).floor()], dim=1)
+            rows = torch.cat([corners, score[ys, xs, None], offsets[0][:, ys, xs].T], dim=1)
+            found.append(rows[nms(rows[:, :4], rows[:, 4], 0.5)])
+        rows = torch.cat(found) if found else image.new_zeros((0, 9))
+        rows = rows[nms(rows[:, :4], rows[:, 4], 0.7)]
+        side = rows[:, 2:4] - rows[:, 0:2]
+        corners = torch.cat([rows[:, 0:2] + rows[:, 5:7] * side, rows[:, 2:4] + rows[:, 7:9] * side], dim=1)
+        return _square(torch.cat([corners, rows[:, 4:5]], dim=1))
+
+    def _refine(self, image: torch.Tensor, boxes: torch.Tensor, net: nn.Module, size: int, threshold: float,
+                final: bool = False) -> torch.Tensor:
+        """Stages 2 and 3: each box's crop through R-Net (24 px) or O-Net (48 px); keep, regress, NMS."""
+        boxes, crops = _crops(image, boxes, size)
+        offsets, probs = net((crops - 127.5) * _PIXEL_SCALE)
+        keep = probs[:, 1] > threshold
+        boxes = torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1)
+        offsets = offsets[keep]
+        if not final:
+            pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
+            return _square(_regress(boxes[pick], offsets[pick]))
+        boxes = _regress(boxes, offsets)
+        return boxes[_nms_min(boxes, 0.7)]
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """Each box as the square of its longer side around the same centre."""
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    side = size.max(dim=1, keepdim=True).values
+    start = boxes[:, 0:2] + size * 0.5 - side * 0.5
+    return torch.cat([start, start + side, boxes[:, 4:]], dim=1)
+
+
+def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    side = boxes[:, 2:4] - boxes[:, 0:2] + 1
+    return torch.cat([boxes[:, 0:2] + offsets[:, 0:2] * side, boxes[:, 2:4] + offsets[:, 2:4] * side, boxes[:, 4:]],
+                     dim=1)
+
+
+def _crops(image: torch.Tensor, boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image region under each box (clipped to the image; 1-based corners as in the Caffe code), resized
+    to size x size by area averaging; boxes wholly outside the image are dropped."""
+    height, width = image.shape[2:]
+    corners = boxes[:, :4].trunc().int().cpu().numpy()
+    x0, y0 = np.maximum(corners[:, 0], 1), np.maximum(corners[:, 1], 1)
+    x1, y1 = np.minimum(corners[:, 2], width), np.minimum(corners[:, 3], height)
+    inside = np.flatnonzero((y1 > y0 - 1) & (x1 > x0 - 1))
+    crops = [interpolate(image[:, :, y0[k] - 1:y1[k], x0[k] - 1:x1[k]], size=(size, size), mode="area")
+             for k in inside]
+    return boxes[torch.as_tensor(inside, dtype=torch.long)], (torch.cat(crops) if crops
+                                                              else image.new_zeros((0, 1, size, size)))
+
+
+def _nms_min(boxes: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS where overlap = intersection / the smaller box's area (+1-pixel areas, as in the Caffe code):
+    drops a box lying mostly inside a higher-scored one, which IoU-NMS keeps."""
+    x0, y0, x1, y1, score = boxes.unbind(dim=1)
+    area = (x1 - x0 + 1) * (y1 - y0 + 1)
+    order, keep = score.argsort(), []
+    while len(order):
+        best, rest = order[-1], order[:-1]
+        keep.append(best)
+        iw = (torch.minimum(x1[best], x1[rest]) - torch.maximum(x0[best], x0[rest]) + 1).clamp(min=0)
+        ih = (torch.minimum(y1[best], y1[rest]) - torch.maximum(y0[best], y0[rest]) + 1).clamp(min=0)
+        order = rest[iw * ih / torch.minimum(area[best], area[rest]) <= threshold]
+    return torch.stack(keep) if keep else torch.zeros(0, dtype=torch.long)
