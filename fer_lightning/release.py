@@ -93,7 +93,7 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
         "classes": list(released["hyper_parameters"].get("class_names", [])),
         "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")},
         "tta": list(tta),
-        "recipe": config.get("task_name"),
+        "recipe": recipe_name(record, config),
         "command": "python -m fer_lightning.train " + " ".join(record.get("overrides") or []),
         "seed": record.get("seed"),
         "git_commit": record.get("git_commit"),
@@ -107,6 +107,14 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
     }
     atomic_write_json(card_path(out), card)
     return card
+
+
+def recipe_name(record: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """The run's `experiment=` (a renamed task_name such as cnn_best_seed1 is a run's label, not its recipe)."""
+    for override in record.get("overrides") or []:
+        if override.startswith("experiment="):
+            return override.partition("=")[2]
+    return config.get("task_name")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

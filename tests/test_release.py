@@ -13,15 +13,23 @@ import torch
 from fer_lightning.checkpoint import CheckpointError, load_classifier
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference import Predictor
-from fer_lightning.release import MAX_BYTES, RELEASED_PATH, card_path, make_release, released_card, sha256
+from fer_lightning.release import (
+    MAX_BYTES,
+    RELEASED_PATH,
+    card_path,
+    make_release,
+    recipe_name,
+    released_card,
+    sha256,
+)
 
 # Predictor.from_pretrained().probabilities(generate_faces(4, seed=2026).images), recorded at release time
 EXPECTED_LABELS = ["surprise", "neutral", "surprise", "neutral"]
 EXPECTED_PROBABILITIES = [
-    [0.023394, 0.041927, 0.235159, 0.009241, 0.032184, 0.610983, 0.047113],
-    [0.022796, 0.045506, 0.222763, 0.009737, 0.162486, 0.161959, 0.374754],
-    [0.032786, 0.068874, 0.076189, 0.304304, 0.028666, 0.376758, 0.112423],
-    [0.020195, 0.053203, 0.085899, 0.033102, 0.088245, 0.209017, 0.510339],
+    [0.006703, 0.043292, 0.228501, 0.005080, 0.029688, 0.660794, 0.025942],
+    [0.038632, 0.056218, 0.109059, 0.022906, 0.253961, 0.065639, 0.453585],
+    [0.014884, 0.062278, 0.060383, 0.278572, 0.018381, 0.515325, 0.050178],
+    [0.010498, 0.060165, 0.151705, 0.031026, 0.252817, 0.233160, 0.260629],
 ]
 
 
@@ -63,6 +71,12 @@ def test_make_release_strips_a_training_checkpoint(tiny_checkpoint: Path, tmp_pa
     assert released.model.hparams.tta == ["identity", "hflip"]
     with pytest.raises(ValueError, match="model.tta"):
         make_release(run_dir, tiny_checkpoint, out, ["vflip"])
+
+
+def test_the_card_names_the_recipe_not_the_runs_label() -> None:
+    record = {"overrides": ["experiment=cnn_best", "seed=1", "task_name=cnn_best_seed1"]}
+    assert recipe_name(record, {"task_name": "cnn_best_seed1"}) == "cnn_best"
+    assert recipe_name({"overrides": ["seed=1"]}, {"task_name": "train"}) == "train"
 
 
 def test_a_text_file_is_not_a_checkpoint(tmp_path: Path) -> None:
