@@ -2,7 +2,7 @@
 640x480 frame, for every detector `python -m fer_lightning.predict detector=...` offers.
 
     python benchmarks/bench_detect.py [--data PATH] [--faces 200] [--skip 0] [--seed 0] [--detectors haar,...]
-        [--threads 2]
+        [--set KEY=VALUE ...] [--threads 2]
 
 Three sets, all 640x480 gray, built at run time from `--faces` PublicTest faces of PATH (default
 ../shared/data/fer2013/fer2013.csv.gz; any layout `data.path` takes), after the first `--skip`; no image is
@@ -140,15 +140,15 @@ def score(detector: FaceDetector, images: list[tuple[np.ndarray, list[Box]]]) ->
             "margin": statistics.median(margins) if margins else float("nan")}
 
 
-def build(name: str) -> FaceDetector:
-    """The detector `predict detector=<name>` would use, with the package's default settings."""
+def build(name: str, overrides: list[str]) -> FaceDetector:
+    """The detector `predict detector=<name> [overrides]` would use (default settings unless overridden)."""
     from hydra import compose, initialize_config_dir
 
     from fer_lightning.config import CONFIG_DIR
     from fer_lightning.prediction import build_detector
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return build_detector(compose("predict", overrides=[f"detector={name}"]))
+        return build_detector(compose("predict", overrides=[f"detector={name}", *overrides]))
 
 
 def main() -> None:
@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--detectors", default="haar")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a predict setting for the detectors, e.g. --set 'mtcnn.angles=[-20,0,20]'")
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)
     try:
@@ -178,14 +180,15 @@ def main() -> None:
           "(median) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.detectors.split(","):
-        detector = build(name)
+        detector = build(name, args.set)
         detector.detect(sets["(a) pasted"][0][0])  # warm-up (lazy init, first-call allocations)
         for set_name, images in sets.items():
             r = score(detector, images)
             recall = "–" if set_name == "(c) no face" else f"{r['recall']:.3f}"
             iou = "–" if set_name == "(c) no face" else f"{r['iou']:.2f}"
             margin = "–" if set_name == "(c) no face" else f"{r['margin']:+.3f}"
-            print(f"| {name} | {set_name} | {r['images']} | {recall} | {r['false']} | {iou} | {margin} | "
+            label = " ".join([name, *args.set])
+            print(f"| {label} | {set_name} | {r['images']} | {recall} | {r['false']} | {iou} | {margin} | "
                   f"{r['ms']:.1f} |")
 
 

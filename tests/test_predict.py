@@ -408,6 +408,37 @@ def test_bundled_detectors_find_a_synthetic_face_and_nothing_in_a_blank_image(de
     assert len(found) == 1 and found[0].iou(Box(160, 80, 336, 336)) > 0.5
 
 
+class _DotFinder:
+    """Stands in for MTCNN: one 20-px box around the brightest pixel of the image it is given."""
+
+    def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y, x = np.unravel_index(int(np.argmax(gray)), gray.shape)
+        return np.array([[x - 10.0, y - 10.0, x + 10.0, y + 10.0]]), np.array([0.9])
+
+
+def test_mtcnn_angles_map_boxes_found_on_turned_copies_back_and_keep_one_per_face() -> None:
+    detector = MTCNNFaceDetector(angles=[-30, 0, 30])
+    detector.mtcnn = _DotFinder()
+    image = np.zeros((240, 320), np.uint8)
+    cv2.circle(image, (250, 60), 3, 255, cv2.FILLED)  # off centre, so a turned copy moves it
+    found = detector.detect(image)
+    assert len(found) == 1  # the same dot from three angles: one box
+    assert abs(found[0].x + found[0].w / 2 - 250) <= 2 and abs(found[0].y + found[0].h / 2 - 60) <= 2
+
+
+def test_mtcnn_angles_find_a_tilted_face_as_its_upright_box() -> None:
+    canvas, box = pasted_face(0)
+    (upright,) = MTCNNFaceDetector().detect(canvas)
+    turn = cv2.getRotationMatrix2D((box.x + box.w / 2, box.y + box.h / 2), 35, 1.0)
+    tilted = cv2.warpAffine(canvas, turn, canvas.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
+    (found,) = MTCNNFaceDetector(angles=[-35, 0, 35]).detect(tilted)
+    centre = turn @ np.array([upright.x + upright.w / 2, upright.y + upright.h / 2, 1.0])  # where the face went
+    assert np.abs(np.array([found.x + found.w / 2, found.y + found.h / 2]) - centre).max() <= 4
+    assert abs(found.w - upright.w) <= 0.1 * upright.w and abs(found.h - upright.h) <= 0.1 * upright.h
+    with pytest.raises(ValueError, match=r"mtcnn.angles=\[120\]: expected"):
+        MTCNNFaceDetector(angles=[120])
+
+
 def test_default_detector_is_the_vendored_mtcnn_and_needs_no_facenet_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # not importable: a plain install
     cfg = predict_config("input=x")

@@ -8,7 +8,7 @@ three networks in this package (weights/mtcnn.pt), the HOG detector compiled int
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -128,17 +128,54 @@ class MTCNNFaceDetector:
     margin = 0.0
 
     def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.3, 0.4, 0.4),
-                 min_confidence: float = 0.5, max_side: int | None = None, device: str = "cpu") -> None:
+                 min_confidence: float = 0.5, angles: Sequence[float] = (0.0,), max_side: int | None = None,
+                 device: str = "cpu") -> None:
         from fer_lightning.inference.mtcnn import MTCNN
 
+        if not angles or any(not -90 <= a <= 90 for a in angles):
+            raise ValueError(f"mtcnn.angles={list(angles)}: expected a non-empty list of degrees in [-90, 90]")
         self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=tuple(thresholds), device=device)
-        self.min_confidence, self.max_side = min_confidence, max_side
+        self.min_confidence, self.angles, self.max_side = min_confidence, tuple(angles), max_side
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         small, scale = _resized(gray, self.max_side)
-        corners, scores = self.mtcnn.detect(small)
-        return _boxes_in_image([(x0, y0, x1 - x0, y1 - y0) for (x0, y0, x1, y1), p in zip(corners, scores, strict=True)
-                                if p >= self.min_confidence], scale)
+        boxes: list[tuple[float, float, float, float]] = []
+        scores: list[float] = []
+        for angle in self.angles:
+            found, found_scores = self._detect_rotated(small, angle)
+            boxes += found
+            scores += found_scores
+        if len(self.angles) > 1 and boxes:  # one face seen at two angles: keep its best-scoring box
+            import torch
+            from torchvision.ops import nms
+
+            corners = torch.tensor([(x, y, x + w, y + h) for x, y, w, h in boxes], dtype=torch.float32)
+            boxes = [boxes[i] for i in nms(corners, torch.tensor(scores), 0.3).tolist()]
+        return _boxes_in_image(boxes, scale)
+
+    def _detect_rotated(self, gray: np.ndarray, angle: float) -> tuple[list[tuple[float, float, float, float]],
+                                                                        list[float]]:
+        """Boxes (x, y, w, h) and scores found on `gray` turned by `angle` degrees about its centre (same size,
+        edges replicated), each mapped back by its centre: MTCNN was trained on upright faces, and a turned copy
+        makes a tilted head upright."""
+        import cv2
+
+        if angle:
+            h, w = gray.shape[:2]
+            turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            gray = cv2.warpAffine(gray, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            back = cv2.invertAffineTransform(turn)
+        corners, scores = self.mtcnn.detect(gray)
+        boxes, kept = [], []
+        for (x0, y0, x1, y1), p in zip(corners, scores, strict=True):
+            if p < self.min_confidence:
+                continue
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            if angle:
+                cx, cy = back @ np.array([cx, cy, 1.0])
+            boxes.append((cx - (x1 - x0) / 2, cy - (y1 - y0) / 2, x1 - x0, y1 - y0))
+            kept.append(float(p))
+        return boxes, kept
 
 
 class DlibFaceDetector:
