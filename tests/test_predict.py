@@ -435,8 +435,9 @@ def test_mtcnn_angles_find_a_tilted_face_as_its_upright_box() -> None:
     centre = turn @ np.array([upright.x + upright.w / 2, upright.y + upright.h / 2, 1.0])  # where the face went
     assert np.abs(np.array([found.x + found.w / 2, found.y + found.h / 2]) - centre).max() <= 4
     assert abs(found.w - upright.w) <= 0.1 * upright.w and abs(found.h - upright.h) <= 0.1 * upright.h
-    with pytest.raises(ValueError, match=r"mtcnn.angles=\[120\]: expected"):
-        MTCNNFaceDetector(angles=[120])
+    for bad in ([120], [], 15, ["up"]):
+        with pytest.raises(ValueError, match=r"mtcnn.angles=.*: expected a non-empty list of degrees"):
+            MTCNNFaceDetector(angles=bad)
 
 
 def test_default_detector_is_the_vendored_mtcnn_and_needs_no_facenet_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -132,8 +132,9 @@ class MTCNNFaceDetector:
                  device: str = "cpu") -> None:
         from fer_lightning.inference.mtcnn import MTCNN
 
-        if not angles or any(not -90 <= a <= 90 for a in angles):
-            raise ValueError(f"mtcnn.angles={list(angles)}: expected a non-empty list of degrees in [-90, 90]")
+        if (not isinstance(angles, Sequence) or not angles
+                or any(isinstance(a, bool) or not isinstance(a, int | float) or not -90 <= a <= 90 for a in angles)):
+            raise ValueError(f"mtcnn.angles={angles}: expected a non-empty list of degrees in [-90, 90]")
         self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=tuple(thresholds), device=device)
         self.min_confidence, self.angles, self.max_side = min_confidence, tuple(angles), max_side
 
