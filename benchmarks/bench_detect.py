@@ -180,14 +180,13 @@ def main() -> None:
           "(median) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.detectors.split(","):
-        detector = build(name, args.set)
+        detector, label = build(name, args.set), " ".join([name, *args.set])
         detector.detect(sets["(a) pasted"][0][0])  # warm-up (lazy init, first-call allocations)
         for set_name, images in sets.items():
             r = score(detector, images)
             recall = "–" if set_name == "(c) no face" else f"{r['recall']:.3f}"
             iou = "–" if set_name == "(c) no face" else f"{r['iou']:.2f}"
             margin = "–" if set_name == "(c) no face" else f"{r['margin']:+.3f}"
-            label = " ".join([name, *args.set])
             print(f"| {label} | {set_name} | {r['images']} | {recall} | {r['false']} | {iou} | {margin} | "
                   f"{r['ms']:.1f} |")
 
