@@ -103,7 +103,7 @@ class MTCNN:
     def __init__(self, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, device: str = "cpu", weights: str | Path = WEIGHTS) -> None:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-        self.pnet, self.rnet, self.onet = (_load(net, name, state).to(device)
+        self.pnet, self.rnet, self.onet = (_load(net, name, state).to(device, memory_format=torch.channels_last)
                                            for net, name in ((pnet(), "pnet"), (rnet(), "rnet"), (onet(), "onet")))
         self.min_face_size, self.thresholds, self.factor, self.device = min_face_size, thresholds, factor, device
 
@@ -132,7 +132,7 @@ class MTCNN:
         found = []
         for scale in self._scales(height, width):
             resized = interpolate(image, size=(int(height * scale + 1), int(width * scale + 1)), mode="area")
-            offsets, probs = self.pnet((resized - 127.5) * _PIXEL_SCALE)
+            offsets, probs = self.pnet(_normalised(resized))
             score = probs[0, 1]
             ys, xs = torch.nonzero(score >= self.thresholds[0], as_tuple=True)
             cells = torch.stack([xs, ys], dim=1).to(image.dtype)
@@ -149,7 +149,7 @@ class MTCNN:
                 final: bool = False) -> torch.Tensor:
         """Stages 2 and 3: each box's crop through R-Net (24 px) or O-Net (48 px); keep, regress, NMS."""
         boxes, crops = _crops(image, boxes, size)
-        offsets, probs = net((crops - 127.5) * _PIXEL_SCALE)
+        offsets, probs = net(_normalised(crops))
         keep = probs[:, 1] > threshold
         boxes = torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1)
         offsets = offsets[keep]
@@ -158,6 +158,12 @@ class MTCNN:
             return _square(_regress(boxes[pick], offsets[pick]))
         boxes = _regress(boxes, offsets)
         return boxes[_nms_min(boxes, 0.7)]
+
+
+def _normalised(pixels: torch.Tensor) -> torch.Tensor:
+    """The networks' input scaling, channels-last: on CPU, max-pooling an NCHW tensor took 6-16x as long as a
+    channels-last one (torch 2.14, 2 cores) and was most of a frame's time."""
+    return ((pixels - 127.5) * _PIXEL_SCALE).contiguous(memory_format=torch.channels_last)
 
 
 def _square(boxes: torch.Tensor) -> torch.Tensor:
