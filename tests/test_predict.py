@@ -411,9 +411,12 @@ def test_bundled_detectors_find_a_synthetic_face_and_nothing_in_a_blank_image(de
 class _DotFinder:
     """Stands in for MTCNN: one 20-px box around the brightest pixel of the image it is given."""
 
-    def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        y, x = np.unravel_index(int(np.argmax(gray)), gray.shape)
-        return np.array([[x - 10.0, y - 10.0, x + 10.0, y + 10.0]]), np.array([0.9])
+    def detect_batch(self, grays: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        found = []
+        for gray in grays:
+            y, x = np.unravel_index(int(np.argmax(gray)), gray.shape)
+            found.append((np.array([[x - 10.0, y - 10.0, x + 10.0, y + 10.0]]), np.array([0.9])))
+        return found
 
 
 def test_mtcnn_angles_map_boxes_found_on_turned_copies_back_and_keep_one_per_face() -> None:
@@ -477,6 +480,24 @@ def test_vendored_mtcnn_gives_facenet_pytorchs_boxes_and_scores(thresholds: tupl
         np.testing.assert_allclose(scores[mine], np.asarray(expected_scores, np.float32)[order], atol=1e-4)
         found += len(boxes)
     assert found >= 3  # the comparison covered real boxes, not only empty results
+
+
+def test_mtcnn_batch_gives_each_image_its_own_boxes() -> None:
+    """Turned copies go through the cascade as one batch: every image's boxes and scores must be what it gets
+    alone, with none leaking between images (low thresholds: many boxes from blurred noise, and one blank image)."""
+    from fer_lightning.inference.mtcnn import MTCNN
+
+    rng = np.random.default_rng(1)
+    images = [pasted_face(1)[0], cv2.GaussianBlur(rng.integers(0, 256, (240, 320), dtype=np.uint8), (0, 0), 2),
+              np.full((240, 320), 128, np.uint8), pasted_face(2)[0]]
+    mtcnn = MTCNN(thresholds=(0.05, 0.05, 0.05))
+    batch = mtcnn.detect_batch(images)
+    assert len(batch) == len(images) and sum(len(scores) for _, scores in batch) > 5
+    for image, (boxes, scores) in zip(images, batch, strict=True):
+        alone, alone_scores = mtcnn.detect(image)
+        order, mine = np.argsort(-alone_scores), np.argsort(-scores)
+        np.testing.assert_allclose(boxes[mine], alone[order], atol=1e-2)
+        np.testing.assert_allclose(scores[mine], alone_scores[order], atol=1e-4)
 
 
 def test_each_detector_crops_with_its_own_margin_unless_one_is_given() -> None:

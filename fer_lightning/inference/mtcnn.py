@@ -4,22 +4,24 @@ detector works on a plain install.
 The networks and the cascade follow facenet-pytorch 2.6 (MIT licence, Copyright (c) 2019 Timothy Esler; the
 notice is in fer_lightning/weights/MTCNN_LICENSE.md), whose P/R/O-Net weights (ported from the original
 Caffe models via davidsandberg/facenet) ship here as `weights/mtcnn.pt`. Why not depend on facenet-pytorch: its
-metadata pins torch<2.3 although its code runs on current torch. Two changes, neither altering a box: images are
+metadata pins torch<2.3 although its code runs on current torch. Changes, none altering a box: images are
 grayscale, so each network's first convolution has its three input channels summed into one (the RGB copy of a
-gray image gives the same sums, at a third of the first layer's work); one image at a time, so the per-image NMS
-bookkeeping is gone. tests/test_predict.py checks the boxes against facenet-pytorch where it is installed.
+gray image gives the same sums, at a third of the first layer's work); the networks run channels-last (CPU
+max-pooling is far faster so); a batch holds same-sized images only (turned copies of one frame), so no padding.
+tests/test_predict.py checks the boxes against facenet-pytorch where it is installed.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.functional import interpolate
-from torchvision.ops import nms
+from torchvision.ops import batched_nms
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mtcnn.pt"
 _PIXEL_SCALE = 0.0078125  # (x - 127.5) / 128, the networks' input scaling
@@ -109,14 +111,21 @@ class MTCNN:
 
     @torch.no_grad()
     def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        image = torch.as_tensor(np.asarray(gray, dtype=np.float32), device=self.device)[None, None]  # a copy
-        boxes = self._propose(image)
+        return self.detect_batch([gray])[0]
+
+    @torch.no_grad()
+    def detect_batch(self, grays: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`detect` on same-sized images at once (e.g. turned copies of one frame): one network call per pyramid
+        level and per stage for all of them, instead of one per image; each image's boxes are its own."""
+        images = torch.as_tensor(np.stack([np.asarray(g, dtype=np.float32) for g in grays]),
+                                 device=self.device)[:, None]  # a copy
+        boxes, owner = self._propose(images)
         if len(boxes):
-            boxes = self._refine(image, boxes, self.rnet, 24, self.thresholds[1])
+            boxes, owner = self._refine(images, boxes, owner, self.rnet, 24, self.thresholds[1])
         if len(boxes):
-            boxes = self._refine(image, boxes, self.onet, 48, self.thresholds[2], final=True)
-        boxes = boxes.cpu().numpy()
-        return boxes[:, :4], boxes[:, 4]
+            boxes, owner = self._refine(images, boxes, owner, self.onet, 48, self.thresholds[2], final=True)
+        boxes, owner = boxes.cpu().numpy(), owner.cpu().numpy()
+        return [(boxes[owner == k, :4], boxes[owner == k, 4]) for k in range(len(images))]
 
     def _scales(self, height: int, width: int) -> list[float]:
         """The image pyramid: the 12-px P-Net window at each scale covers faces from min_face_size upwards."""
@@ -126,38 +135,44 @@ class MTCNN:
             scale, shortest = scale * self.factor, shortest * self.factor
         return scales
 
-    def _propose(self, image: torch.Tensor) -> torch.Tensor:
-        """Stage 1: P-Net over the pyramid; rows (x0, y0, x1, y1, score), squared."""
-        height, width = image.shape[2:]
-        found = []
+    def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 1: P-Net over the pyramid; rows (x0, y0, x1, y1, score), squared, and each row's image index."""
+        height, width = images.shape[2:]
+        found, owners = [], []
         for scale in self._scales(height, width):
-            resized = interpolate(image, size=(int(height * scale + 1), int(width * scale + 1)), mode="area")
+            resized = interpolate(images, size=(int(height * scale + 1), int(width * scale + 1)), mode="area")
             offsets, probs = self.pnet(_normalised(resized))
-            score = probs[0, 1]
-            ys, xs = torch.nonzero(score >= self.thresholds[0], as_tuple=True)
-            cells = torch.stack([xs, ys], dim=1).to(image.dtype)
+            score = probs[:, 1]
+            ks, ys, xs = torch.nonzero(score >= self.thresholds[0], as_tuple=True)
+            cells = torch.stack([xs, ys], dim=1).to(images.dtype)
             corners = torch.cat([((2 * cells + 1) / scale).floor(), ((2 * cells + 12) / scale).floor()], dim=1)
-            rows = torch.cat([corners, score[ys, xs, None], offsets[0][:, ys, xs].T], dim=1)
-            found.append(rows[nms(rows[:, :4], rows[:, 4], 0.5)])
-        rows = torch.cat(found) if found else image.new_zeros((0, 9))
-        rows = rows[nms(rows[:, :4], rows[:, 4], 0.7)]
+            rows = torch.cat([corners, score[ks, ys, xs, None], offsets[ks, :, ys, xs]], dim=1)
+            keep = batched_nms(rows[:, :4], rows[:, 4], ks, 0.5)
+            found.append(rows[keep])
+            owners.append(ks[keep])
+        rows = torch.cat(found) if found else images.new_zeros((0, 9))
+        owner = torch.cat(owners) if owners else torch.zeros(0, dtype=torch.long)
+        keep = batched_nms(rows[:, :4], rows[:, 4], owner, 0.7)
+        rows, owner = rows[keep], owner[keep]
         side = rows[:, 2:4] - rows[:, 0:2]
         corners = torch.cat([rows[:, 0:2] + rows[:, 5:7] * side, rows[:, 2:4] + rows[:, 7:9] * side], dim=1)
-        return _square(torch.cat([corners, rows[:, 4:5]], dim=1))
+        return _square(torch.cat([corners, rows[:, 4:5]], dim=1)), owner
 
-    def _refine(self, image: torch.Tensor, boxes: torch.Tensor, net: nn.Module, size: int, threshold: float,
-                final: bool = False) -> torch.Tensor:
-        """Stages 2 and 3: each box's crop through R-Net (24 px) or O-Net (48 px); keep, regress, NMS."""
-        boxes, crops = _crops(image, boxes, size)
+    def _refine(self, images: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor, net: nn.Module, size: int,
+                threshold: float, final: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stages 2 and 3: each box's crop through R-Net (24 px) or O-Net (48 px); keep, regress, NMS per image."""
+        boxes, owner, crops = _crops(images, boxes, owner, size)
         offsets, probs = net(_normalised(crops))
         keep = probs[:, 1] > threshold
-        boxes = torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1)
+        boxes, owner = torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1), owner[keep]
         offsets = offsets[keep]
         if not final:
-            pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
-            return _square(_regress(boxes[pick], offsets[pick]))
+            pick = batched_nms(boxes[:, :4], boxes[:, 4], owner, 0.7)
+            return _square(_regress(boxes[pick], offsets[pick])), owner[pick]
         boxes = _regress(boxes, offsets)
-        return boxes[_nms_min(boxes, 0.7)]
+        pick = [rows[_nms_min(boxes[rows], 0.7)] for rows in (torch.nonzero(owner == k)[:, 0] for k in owner.unique())]
+        pick = torch.cat(pick) if pick else torch.zeros(0, dtype=torch.long)
+        return boxes[pick], owner[pick]
 
 
 def _normalised(pixels: torch.Tensor) -> torch.Tensor:
@@ -180,18 +195,20 @@ def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
                      dim=1)
 
 
-def _crops(image: torch.Tensor, boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image region under each box (clipped to the image; 1-based corners as in the Caffe code), resized
-    to size x size by area averaging; boxes wholly outside the image are dropped."""
-    height, width = image.shape[2:]
+def _crops(images: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor, size: int
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The region under each box in its own image (clipped to the image; 1-based corners as in the Caffe code),
+    resized to size x size by area averaging; boxes wholly outside the image are dropped."""
+    height, width = images.shape[2:]
     corners = boxes[:, :4].trunc().int().cpu().numpy()
     x0, y0 = np.maximum(corners[:, 0], 1), np.maximum(corners[:, 1], 1)
     x1, y1 = np.minimum(corners[:, 2], width), np.minimum(corners[:, 3], height)
     inside = np.flatnonzero((y1 > y0 - 1) & (x1 > x0 - 1))
-    crops = [interpolate(image[:, :, y0[k] - 1:y1[k], x0[k] - 1:x1[k]], size=(size, size), mode="area")
-             for k in inside]
-    return boxes[torch.as_tensor(inside, dtype=torch.long)], (torch.cat(crops) if crops
-                                                              else image.new_zeros((0, 1, size, size)))
+    source = owner.cpu().numpy()
+    crops = [interpolate(images[source[k], None, :, y0[k] - 1:y1[k], x0[k] - 1:x1[k]], size=(size, size),
+                         mode="area") for k in inside]
+    inside = torch.as_tensor(inside, dtype=torch.long)
+    return boxes[inside], owner[inside], (torch.cat(crops) if crops else images.new_zeros((0, 1, size, size)))
 
 
 def _nms_min(boxes: torch.Tensor, threshold: float) -> torch.Tensor:
