@@ -170,8 +170,11 @@ class MTCNN:
             pick = batched_nms(boxes[:, :4], boxes[:, 4], owner, 0.7)
             return _square(_regress(boxes[pick], offsets[pick])), owner[pick]
         boxes = _regress(boxes, offsets)
-        pick = [rows[_nms_min(boxes[rows], 0.7)] for rows in (torch.nonzero(owner == k)[:, 0] for k in owner.unique())]
-        pick = torch.cat(pick) if pick else torch.zeros(0, dtype=torch.long)
+        kept = []
+        for k in owner.unique():  # min-area NMS within each image, never across images
+            rows = torch.nonzero(owner == k)[:, 0]
+            kept.append(rows[_nms_min(boxes[rows], 0.7)])
+        pick = torch.cat(kept) if kept else torch.zeros(0, dtype=torch.long)
         return boxes[pick], owner[pick]
 
 
