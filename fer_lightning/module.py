@@ -42,6 +42,8 @@ class FERClassifier(LightningModule):
             for val and test.
         tta_crop: side of each ten_crop crop as a fraction of the input side.
         mixup_alpha, cutmix_alpha, mix_prob: Mixup / CutMix of training batches (`fer_lightning.mixing`; 0: off).
+        norm_bias_weight_decay: False puts every 1-D parameter (norm weights, biases) in a group of its own with
+            weight decay 0 (timm's `filter_bias_and_bn`): decay then only shrinks conv and linear weights.
         channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
         compile: wrap the network with torch.compile.
     """
@@ -59,6 +61,7 @@ class FERClassifier(LightningModule):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         mix_prob: float = 1.0,
+        norm_bias_weight_decay: bool = True,
         channels_last: bool = True,
         compile: bool = False,
         class_names: Sequence[str] = CLASS_NAMES,
@@ -192,15 +195,26 @@ class FERClassifier(LightningModule):
         return self.evaluation_logits(images).softmax(dim=-1)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Head and backbone as separate groups when the network has both, else one group."""
+        """Head and backbone as separate groups when the network has both, else one group; each split again into
+        decayed and `<name>_no_decay` (1-D parameters, weight decay 0) when `norm_bias_weight_decay` is False."""
         backbone, head = getattr(self.net, "backbone", None), getattr(self.net, "head", None)
         if backbone is None or head is None:
-            return [{"params": list(self.net.parameters()), "name": "net"}]
-        groups: list[dict[str, Any]] = [{"params": list(head.parameters()), "name": "head"}]
-        backbone_group: dict[str, Any] = {"params": list(backbone.parameters()), "name": "backbone"}
-        if self.hparams.backbone_lr is not None:
-            backbone_group["lr"] = self.hparams.backbone_lr
-        return [*groups, backbone_group]
+            groups: list[dict[str, Any]] = [{"params": list(self.net.parameters()), "name": "net"}]
+        else:
+            groups = [{"params": list(head.parameters()), "name": "head"}]
+            backbone_group: dict[str, Any] = {"params": list(backbone.parameters()), "name": "backbone"}
+            if self.hparams.backbone_lr is not None:
+                backbone_group["lr"] = self.hparams.backbone_lr
+            groups.append(backbone_group)
+        if self.hparams.get("norm_bias_weight_decay", True):
+            return groups
+        split: list[dict[str, Any]] = []
+        for group in groups:
+            decayed = [p for p in group["params"] if p.ndim > 1]
+            undecayed = [p for p in group["params"] if p.ndim <= 1]
+            split.append({**group, "params": decayed})
+            split.append({**group, "params": undecayed, "name": f"{group['name']}_no_decay", "weight_decay": 0.0})
+        return [group for group in split if group["params"]]
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

@@ -79,6 +79,27 @@ def test_cnn_has_one_param_group_resnet_two() -> None:
     assert [g["name"] for g in groups] == ["head", "backbone"] and groups[1]["lr"] == 1e-4
 
 
+def test_norm_bias_weight_decay_false_leaves_only_1d_parameters_undecayed() -> None:
+    from fer_lightning.models import FERCNN
+
+    net = FERCNN()
+    model = FERClassifier(net, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05),
+                          norm_bias_weight_decay=False, channels_last=False)
+    optimizer = model.configure_optimizers()
+    decay = {g["name"]: g["weight_decay"] for g in optimizer.param_groups}
+    assert decay == {"net": 0.05, "net_no_decay": 0.0}
+    undecayed = {id(p) for p in optimizer.param_groups[1]["params"]}
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    layers = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    expected = {id(m.weight) for m in norms} | {id(m.bias) for m in norms + layers}
+    assert undecayed == expected
+    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == 584_807
+    groups = classifier(ResNet18Classifier(weights=None), backbone_lr=1e-4,
+                        norm_bias_weight_decay=False).parameter_groups()
+    assert [g["name"] for g in groups] == ["head", "head_no_decay", "backbone", "backbone_no_decay"]
+    assert groups[3]["lr"] == 1e-4 and groups[3]["weight_decay"] == 0.0 and "weight_decay" not in groups[2]
+
+
 class Probe(L.Callback):
     """Records, at each epoch's start and end, what the backbone looks like to the optimizer."""
 
