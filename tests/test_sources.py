@@ -566,3 +566,69 @@ def test_first_parse_says_what_it_reads_and_how_long_it_took(
     total = sum(len(s) for s in splits.values())
     assert first[1].startswith(f"parsed {total:,} images in ") and f"train {len(splits['train']):,}" in first[1]
     assert caplog.records == []
+
+
+# ------------------------------------------------------------------------------------------- arrays
+
+
+def test_pack_round_trips_every_split_exactly(tmp_path: Path, src_rows: Rows, src_csv: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from fer_lightning.data import pack
+
+    out = tmp_path / "carry" / "fer2013.npz"
+    assert pack.main([str(src_csv), str(out)]) == 0
+    assert "train 21, val 7, test 7" in capsys.readouterr().out
+    with np.load(out) as z:  # LZMA members: what makes the real dataset fit the 64 MiB a device run carries
+        assert sorted(z.files) == sorted(f"{s}_{k}" for s in SPLITS for k in ("images", "labels"))
+    import zipfile
+
+    assert {i.compress_type for i in zipfile.ZipFile(out).infolist()} == {zipfile.ZIP_LZMA}
+    assert_splits_equal(load_splits(out, tmp_path / "cache"), expected(src_rows))
+    assert not (tmp_path / "cache").exists()  # arrays are not cached again
+    assert [p.name for p in out.parent.iterdir()] == ["fer2013.npz"]  # no temp file left
+
+
+def test_arrays_without_test_split_and_plain_npz(tmp_path: Path, src_rows: Rows) -> None:
+    want = expected([r for r in src_rows if r[0] != "PrivateTest"])
+    path = tmp_path / "plain.npz"
+    np.savez(path, **{f"{s}_{k}": getattr(want[s], k).astype(np.uint8 if k == "images" else np.int16)
+                      for s in ("train", "val") for k in ("images", "labels")})
+    assert_splits_equal(load_splits(path), want)
+
+
+@pytest.mark.parametrize(("arrays", "phrases"), [
+    ({"train_images": np.zeros((2, 48, 48), np.uint8)}, ["holds train_images but no train_labels"]),
+    ({"train_images": np.zeros((2, 48, 48), np.float32), "train_labels": np.zeros(2, np.int64)},
+     ["train_images is float32 [2, 48, 48]", "expected uint8 [N, 48, 48]"]),
+    ({"train_images": np.zeros((2, 48, 48), np.uint8), "train_labels": np.zeros(3, np.int64)},
+     ["train_labels is int64 [3]", "expected 2 integer labels"]),
+    ({"train_images": np.zeros((2, 48, 48), np.uint8), "train_labels": np.array([0, 7])},
+     ["train_labels[1] = 7 is not a class label in 0..6"]),
+    ({"train_images": np.zeros((2, 48, 48), np.uint8), "train_labels": np.zeros(2, np.int64)},
+     ["the val split is empty", "val_images and val_labels"]),
+])
+def test_bad_arrays(tmp_path: Path, arrays: dict[str, np.ndarray], phrases: list[str]) -> None:
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    assert_bad(path, *phrases)
+
+
+def test_arrays_that_are_not_an_archive(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.npz"
+    with open(bare, "wb") as f:
+        np.save(f, np.zeros(3))
+    assert_bad(bare, "one bare array, not an .npz archive")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip at all")
+    assert_bad(garbage, "cannot read")
+
+
+def test_pack_refuses_a_bad_source_or_out_path(tmp_path: Path, src_csv: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from fer_lightning.data import pack
+
+    assert pack.main([str(tmp_path / "missing.csv"), str(tmp_path / "x.npz")]) == 2
+    assert "missing.csv: no such file" in capsys.readouterr().err
+    assert pack.main([str(src_csv), str(tmp_path / "x.zip")]) == 2
+    assert "expected an output path ending in .npz" in capsys.readouterr().err
+    assert not list(tmp_path.glob("x.*"))

@@ -1,4 +1,5 @@
-"""Readers for FER-2013 as users have it on disk: the challenge CSV, or the Kaggle folder layout (or its tar).
+"""Readers for FER-2013 as users have it on disk: the challenge CSV, or the Kaggle folder layout (or its tar);
+and as arrays (`.npz`, what `python -m fer_lightning.data.pack` writes to carry the dataset to another machine).
 
 Every reader returns ``{"train", "val", "test"}`` -> `Split`; bad input raises `DataFormatError` with one line
 naming the file, line or member, and what was expected. `load_splits` detects the format and caches the
@@ -40,6 +41,7 @@ MAX_LINE_CHARS = 1 << 20  # a real row is < 10 kB: stop at garbage lines before 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+ARRAY_SUFFIXES = (".npz",)
 _INT_TOKEN = re.compile(r"[+-]?[0-9]+")
 _LABELS = {str(i): i for i in range(len(CLASS_NAMES))}
 
@@ -221,6 +223,45 @@ def read_csv(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str,
                                           "test": "'PrivateTest' rows"}, required)
 
 
+# ------------------------------------------------------------------------------------------ arrays
+
+
+def read_arrays(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
+    """Read FER-2013 as arrays: an .npz (deflate- or LZMA-compressed members, or none) holding, per split
+    (train, val, test), `<split>_images` uint8 [N, 48, 48] and `<split>_labels` integers in 0..6; a split with
+    neither key is empty. The layout of the parse cache and of `fer_lightning.data.pack`."""
+    path = Path(path)
+    splits: dict[str, Split] = {}
+    z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataFormatError(f"{path}: one bare array, not an .npz archive; expected <split>_images and "
+                              "<split>_labels arrays (python -m fer_lightning.data.pack writes them)")
+    with z:
+        for name in SPLITS:
+            keys = (f"{name}_images", f"{name}_labels")
+            present = [k for k in keys if k in z.files]
+            if not present:
+                splits[name] = Split.empty()
+                continue
+            if len(present) == 1:
+                missing = next(k for k in keys if k not in z.files)
+                raise DataFormatError(f"{path}: holds {present[0]} but no {missing}; expected both keys of a split")
+            images, labels = z[keys[0]], z[keys[1]]
+            if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+                raise DataFormatError(f"{path}: {keys[0]} is {images.dtype} {list(images.shape)}; expected uint8 "
+                                      f"[N, {IMAGE_SIZE}, {IMAGE_SIZE}]")
+            if not np.issubdtype(labels.dtype, np.integer) or labels.shape != images.shape[:1]:
+                raise DataFormatError(f"{path}: {keys[1]} is {labels.dtype} {list(labels.shape)}; expected "
+                                      f"{len(images)} integer labels, one per image of {keys[0]}")
+            bad = np.flatnonzero((labels < 0) | (labels >= len(CLASS_NAMES)))
+            if bad.size:
+                raise DataFormatError(f"{path}: {keys[1]}[{bad[0]}] = {labels[bad[0]]} is not a class label in "
+                                      f"0..{len(CLASS_NAMES) - 1}")
+            splits[name] = Split(images, labels.astype(np.int64))
+    hint = {s: f"{s}_images and {s}_labels" for s in SPLITS}
+    return _check_nonempty(splits, path, hint, required)
+
+
 # ----------------------------------------------------------------------------------------- folders
 
 
@@ -372,7 +413,7 @@ def read_folders(path: Path, val_fraction: float, seed: int,
 
 
 def _detect(path: Path) -> tuple[Path, str]:
-    """-> (source, "csv" | "folders"). In a folder: train/ wins, then a single CSV, then a single tar."""
+    """-> (source, "csv" | "folders" | "arrays"). In a folder: train/ wins, then a single CSV, then a single tar."""
     if not path.exists():
         raise DataFormatError(f"{path}: no such file or directory; expected a FER-2013 CSV, folder or tar")
     name = path.name.lower()
@@ -380,6 +421,8 @@ def _detect(path: Path) -> tuple[Path, str]:
         return path, "csv"
     if path.is_file() and name.endswith(TAR_SUFFIXES):
         return path, "folders"
+    if path.is_file() and name.endswith(ARRAY_SUFFIXES):
+        return path, "arrays"
     if path.is_dir():
         if _child(path, "train"):
             return path, "folders"
@@ -390,8 +433,8 @@ def _detect(path: Path) -> tuple[Path, str]:
                 raise DataFormatError(f"{path}: several candidate files ({names}); pass one as the path")
             if found:
                 return _detect(found[0])
-    raise DataFormatError(f"{path}: not a FER-2013 source; expected a .csv/.csv.gz, a .tar/.tar.gz/.tgz, "
-                          "or a folder holding train/ (or one such file)")
+    raise DataFormatError(f"{path}: not a FER-2013 source; expected a .csv/.csv.gz, a .tar/.tar.gz/.tgz, an .npz "
+                          "of arrays, or a folder holding train/ (or one such file)")
 
 
 def _hash_file(path: str | Path, digest: Any) -> None:
@@ -486,9 +529,10 @@ def load_splits(
     ('test' may be empty).
 
     `path`: a .csv/.csv.gz (challenge CSV), a .tar/.tar.gz/.tgz or a folder holding train/ (Kaggle layout),
-    or a folder holding one CSV (preferred) or else one tar. `cache_dir`: None = no cache; otherwise one
-    uncompressed .npz keyed by a blake2b hash of the source's content (and val_fraction/seed for folders) is
-    reused, so a moved or copied source still hits its cache and an edited one never does.
+    an .npz of arrays (`read_arrays`), or a folder holding one CSV (preferred) or else one tar.
+    `cache_dir`: None = no cache; otherwise one uncompressed .npz keyed by a blake2b hash of the source's content
+    (and val_fraction/seed for folders) is reused, so a moved or copied source still hits its cache and an edited
+    one never does; an .npz source is not cached again.
     `val_fraction`, `seed`: the stratified val hold-out, only for folder layouts without PublicTest_ names.
     Raises DataFormatError for any bad input (ValueError only for a val_fraction outside [0, 1)).
     """
@@ -497,7 +541,8 @@ def load_splits(
     with _reading(path, "open data source"):
         source, fmt = _detect(Path(path).expanduser())
         cache = None if cache_dir is None else Path(cache_dir).expanduser()
-        file = None if cache is None else _cache_file(cache, source, fmt, val_fraction, seed)
+        # arrays load as fast as the cache would: not cached
+        file = None if cache is None or fmt == "arrays" else _cache_file(cache, source, fmt, val_fraction, seed)
     if cache is not None and cache.is_dir():
         _remove_stale_temps(cache)
     if file is not None and (cached := _load_cache(file)) is not None:
@@ -505,8 +550,11 @@ def load_splits(
     log.info("parsing %s (%s layout)%s", source, fmt,
              "" if file is None else f"; the first time for this content, cached afterwards in {file.parent}")
     start = time.perf_counter()
+    readers: dict[str, Callable[[], dict[str, Split]]] = {
+        "csv": partial(read_csv, source, required), "arrays": partial(read_arrays, source, required),
+        "folders": partial(read_folders, source, val_fraction, seed, required)}
     with _reading(source, "read"):
-        splits = read_csv(source, required) if fmt == "csv" else read_folders(source, val_fraction, seed, required)
+        splits = readers[fmt]()
     if file is not None:
         _save_cache(file, splits)
     log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s) for s in splits.values()):,}",
