@@ -67,7 +67,8 @@ def register_resolvers() -> None:
 
 
 DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
-                "layout (train/<class>/*.png and test/<class>/*.png, or its .tar)")
+                "layout (train/<class>/*.png and test/<class>/*.png, or its .tar), or an .npz of arrays "
+                "(python -m fer_lightning.data.pack)")
 
 
 def _number(cfg: DictConfig, key: str, kind: type, low: float | None = None, high: float | None = None,
