@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps 'facenet-pytorch==2.6.0'
 	touch $(STAMP)
 
-.PHONY: install demo test wheel-check lint tensorboard clean help
+.PHONY: install demo test wheel-check lint tensorboard device-prep clean help
 
 install: $(STAMP) ## create .venv and install the package with its dev tools
 
@@ -28,6 +28,14 @@ wheel-check: ## build the wheel, install it into a fresh venv, train (fast_dev_r
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check fer_lightning tests benchmarks docs
+
+# what benchmarks/device_ablations.sh carries to the GPU machine (its image lacks Hydra); pure-Python wheels
+DEVICE_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3 hydra-joblib-launcher==1.2.0
+DATA ?= ../shared/data/fer2013/fer2013.csv.gz
+
+device-prep: $(STAMP) ## pack FER-2013 (DATA=...) and Hydra's wheels into outputs/carry/ for benchmarks/device_ablations.sh
+	$(PY) -m fer_lightning.data.pack $(DATA) outputs/carry/fer2013.npz
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps -w outputs/carry/wheels $(DEVICE_WHEELS)
 
 tensorboard: $(STAMP) ## open TensorBoard on every run under outputs/
 	$(VENV)/bin/tensorboard --logdir outputs --port 6006
