@@ -11,8 +11,9 @@
 #   outputs/multiruns/device/<sweep> --baseline ... --time-to 0.60,0.65 (one sweep's jobs compare among
 #   themselves: GPU bf16 numerics differ from the CPU runs in docs/results.md, so never pair across the two).
 #
-# Parts (jobs in order of what the issue needs most; a sweep that would start after BUDGET_S seconds is skipped,
-# and a rerun of the same part in a warm machine skips finished jobs, skip_completed=true):
+# Parts (jobs in order of what the issue needs most; every sweep is cut at DEADLINE_S seconds after the start, one
+# that would start in its last 30 s is skipped, so the tarballs are written inside the call's timeout_s; a rerun
+# of the same part in a still-warm machine skips the finished jobs, skip_completed=true):
 #   a: optimizer x seeds 1-5 (15 jobs); imbalance none/sampler/weighted_loss x seeds 1-5 at power 0.5 (15) and
 #      sampler/weighted_loss at power 1 (10)
 #   b: cnn_fast seed 1 alone (the GPU time-to-accuracy), scheduler x seeds 1-3 (21), cnn_best seeds 1-2
@@ -23,7 +24,7 @@ part=${1:?usage: device_ablations.sh a|b|smoke}
 cd "$(dirname "$0")/.."
 CARRY=${CARRY:-outputs/carry}
 OUT=${OUT:?OUT (the device tool sets it) is where the results tarball goes}
-BUDGET_S=${BUDGET_S:-480}
+DEADLINE_S=${DEADLINE_S:-480}
 N_JOBS=${N_JOBS:-6}
 PYTHON=${PYTHON:-python3}
 RUNS=outputs/multiruns/device
@@ -55,14 +56,15 @@ fi
 
 sweep() {  # sweep <name> <hydra overrides...>: one multirun into outputs/multiruns/device/<name>
     local name=$1; shift
-    if (( SECONDS - start > BUDGET_S )); then log "skipped $name: past BUDGET_S=$BUDGET_S"; return; fi
-    log "start $name: $*"
-    if "$PYTHON" -m fer_lightning.train -m launcher=parallel_cpu "${device[@]}" hydra.launcher.n_jobs="$N_JOBS" \
+    local left=$((DEADLINE_S - (SECONDS - start)))
+    if (( left < 30 )); then log "skipped $name: ${left}s left before DEADLINE_S=$DEADLINE_S"; return; fi
+    log "start $name (at most ${left}s): $*"
+    if timeout -k 10 "$left" "$PYTHON" -m fer_lightning.train -m launcher=parallel_cpu "${device[@]}" hydra.launcher.n_jobs="$N_JOBS" \
         threads_per_job=2 skip_completed=true "${data[@]}" "${tiny[@]}" "$@" \
         hydra.sweep.dir="$RUNS/$name" >"$RUNS/$name.log" 2>&1; then
         log "done $name"
     else
-        log "FAILED $name (exit $?): tail of $RUNS/$name.log:"; tail -5 "$RUNS/$name.log" | tee -a "$OUT/log.txt"
+        log "FAILED $name (exit $?; 124: cut at DEADLINE_S): tail of $RUNS/$name.log:"; tail -5 "$RUNS/$name.log" | tee -a "$OUT/log.txt"
     fi
 }
 
