@@ -21,6 +21,7 @@
 #      OUT=/tmp/out PYTHON=.venv/bin/python bash benchmarks/device_ablations.sh smoke)
 set -euo pipefail
 part=${1:?usage: device_ablations.sh a|b|smoke}
+case $part in a|b|smoke) ;; *) echo "device_ablations.sh: unknown part '$part'; expected a, b or smoke" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 CARRY=${CARRY:-outputs/carry}
 OUT=${OUT:?OUT (the device tool sets it) is where the results tarball goes}
@@ -80,8 +81,7 @@ case $part in
         sweep scheduler experiment=ablation_scheduler $seeds3
         sweep cnn_best experiment=cnn_best seed=1,2
         ;;
-    a) ;;
-    *) echo "unknown part $part: expected a, b or smoke" >&2; exit 2 ;;
+    *) ;;
 esac
 
 # records, configs, sweep logs in one tarball, TensorBoard events in another (the device returns at most 8 files of
