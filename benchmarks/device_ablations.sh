@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue #13's seeded ablations (and cnn_best's seed spread) on the lent GPU, in at most two device calls: the
-# CPU here needs ~20 min per pair of cnn_fast jobs (AVX512-BF16) or ~60 min (AVX2 only), a GPU seconds per job.
+# CPU here needs ~20 min per pair of cnn_fast jobs (AVX512-BF16) or ~70 min (AVX2 only), a GPU seconds per job.
 #
 # Prepare here once (both go to outputs/carry/, which git ignores; never commit them):
 #   make device-prep DATA=/path/to/fer2013.csv.gz     # FER-2013 as LZMA uint8 arrays (56 MB) + 4 wheels
