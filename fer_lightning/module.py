@@ -206,7 +206,7 @@ class FERClassifier(LightningModule):
             if self.hparams.backbone_lr is not None:
                 backbone_group["lr"] = self.hparams.backbone_lr
             groups.append(backbone_group)
-        if self.hparams.get("norm_bias_weight_decay", True):
+        if self.hparams.norm_bias_weight_decay:
             return groups
         split: list[dict[str, Any]] = []
         for group in groups:
