@@ -22,6 +22,26 @@ def test_cnn_dropout_comes_from_the_argument() -> None:
     assert [d.p for d in dropouts] == [0.3]
 
 
+def test_cnn_dirac_init_starts_each_conv_as_the_identity_of_its_input() -> None:
+    model = FERCNN(init="dirac")
+    assert sum(p.numel() for p in model.parameters()) == 584_807
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        identity = torch.zeros_like(conv.weight[: conv.in_channels])
+        identity[range(conv.in_channels), range(conv.in_channels), 1, 1] = 1
+        assert torch.equal(conv.weight[: conv.in_channels], identity)
+        assert not conv.bias.any()
+        if conv.out_channels > conv.in_channels:  # the extra filters keep their random init
+            assert conv.weight[conv.in_channels:].abs().sum() > 0
+    x = torch.randn(1, 32, 6, 6)  # the second block's first conv (32 -> 64) passes its input through
+    assert torch.allclose(convs[2](x)[:, :32], x)
+
+
+def test_cnn_rejects_an_unknown_init() -> None:
+    with pytest.raises(ValueError, match=r"model\.net\.init: expected one of default, dirac, got 'orthogonal'"):
+        FERCNN(init="orthogonal")
+
+
 def test_resnet_splits_backbone_and_head() -> None:
     model = ResNet18Classifier(weights=None, dropout=0.2)
     assert isinstance(model.head[0], torch.nn.Dropout) and model.head[-1].in_features == 512

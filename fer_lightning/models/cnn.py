@@ -5,6 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+INITS = ("default", "dirac")
+
+
+@torch.no_grad()
+def dirac_init(conv: nn.Conv2d) -> None:
+    """Identity on the first min(in, out) output filters, the rest untouched; bias 0 (BN follows anyway)."""
+    torch.nn.init.dirac_(conv.weight[: conv.in_channels])
+    if conv.bias is not None:
+        conv.bias.zero_()
+
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
@@ -15,14 +25,21 @@ class FERCNN(nn.Module):
     global average pool; Linear(256, num_classes).
 
     Global pooling makes the network accept any input size >= 8x8 (crops for ten-crop TTA included).
+
+    init="dirac" (cifar10-airbench's init, the same parameters): each conv's first in_channels filters start as
+    the identity of their input and its bias at 0, so at step 0 every block passes its input through and only
+    the remaining filters are random; "default" keeps PyTorch's Kaiming-uniform init.
     """
 
     min_input_size = 8
     default_in_channels = 1
     has_backbone = False
 
-    def __init__(self, num_classes: int = 7, dropout: float = 0.55, in_channels: int = 1) -> None:
+    def __init__(self, num_classes: int = 7, dropout: float = 0.55, in_channels: int = 1,
+                 init: str = "default") -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"model.net.init: expected one of {', '.join(INITS)}, got {init!r}")
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in (32, 64, 128):
@@ -31,6 +48,9 @@ class FERCNN(nn.Module):
         layers += [*_conv_bn_relu(128, 256), nn.Dropout2d(dropout)]
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(256, num_classes)
+        if init == "dirac":
+            for conv in (m for m in self.features if isinstance(m, nn.Conv2d)):
+                dirac_init(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).mean(dim=(2, 3)))
