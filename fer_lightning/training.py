@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from fer_lightning.allocator import keep_freed_memory
 from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
 from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint, read_checkpoint
 from fer_lightning.cli import log_to_files
@@ -162,6 +163,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
     started = time.perf_counter()
     check_config(cfg)
+    keep_freed_memory()  # CPU steps reuse their activation memory instead of page-faulting it in (allocator.py)
     threads = threads_per_job(cfg)
     if threads:
         torch.set_num_threads(threads)
