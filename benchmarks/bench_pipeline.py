@@ -1,12 +1,15 @@
 """Training throughput of the report's CNN at batch 256: the report's input pipeline vs this package's.
 
-    python benchmarks/bench_pipeline.py [--batches 20] [--data PATH] [--threads N]
+    python benchmarks/bench_pipeline.py [--batches 20] [--data PATH] [--threads N] [--batch 256] [--cases b c]
+        [--keep-freed-memory]
 
 (a) report: torchvision PIL transforms per image + DataLoader collate, fp32 NCHW, plain PyTorch loop.
 (b) package, plain loop: batches by tensor indexing, batched augmentation (BatchAugment), channels_last + bf16
     autocast when the CPU supports it (fer_lightning.config.fast_precision) - the same loop otherwise.
 (c) package through Lightning: FERDataModule + FERClassifier + Trainer.fit, the path `fer_lightning.train` runs.
 Also (d), model only on fixed tensors, for each precision/memory-format combination.
+--keep-freed-memory applies what `fer_lightning.train` applies (fer_lightning.allocator): run the benchmark with
+and without it, in separate processes, to see what it buys.
 Each case prints one JSON line; a summary table with the per-part time split follows.
 """
 
@@ -26,6 +29,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from fer_lightning.allocator import keep_freed_memory
 from fer_lightning.config import fast_precision
 from fer_lightning.data import FERDataModule, Split
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
@@ -152,7 +156,14 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="FER-2013 path (default: synthetic faces; speed is the same)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for the report's pipeline")
+    parser.add_argument("--batch", type=int, default=256, help="training batch size (the report's: 256)")
+    parser.add_argument("--cases", nargs="+", default=None, help="run only these cases (prefixes: a, b, c, d)")
+    parser.add_argument("--keep-freed-memory", action="store_true", help="glibc keeps freed memory, as train does")
     args = parser.parse_args()
+    global BATCH
+    BATCH = args.batch
+    if args.keep_freed_memory and not keep_freed_memory():
+        parser.error("--keep-freed-memory: this C library is not glibc")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.data:
@@ -163,7 +174,7 @@ def main() -> None:
         train = make_splits(n_train=BATCH * (args.batches + 4), n_val=0, n_test=0)["train"]
     fast = fast_precision() == "bf16-mixed"
     machine = {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-               "torch": torch.__version__, "bf16": fast}
+               "torch": torch.__version__, "bf16": fast, "batch": BATCH, "keep_freed_memory": args.keep_freed_memory}
     cases = {
         "a_report_pil_dataloader_fp32": lambda: report_pipeline(train, args.batches, args.workers),
         "b_package_plain_loop": lambda: package_pipeline(train, args.batches, bf16=fast, channels_last=True),
@@ -172,19 +183,20 @@ def main() -> None:
         "d_model_only_fp32_channels_last": lambda: model_only(args.batches, bf16=False, channels_last=True),
         "d_model_only_bf16_channels_last": lambda: model_only(args.batches, bf16=True, channels_last=True),
     }
+    if args.cases:
+        cases = {name: run for name, run in cases.items() if name.startswith(tuple(args.cases))}
     results = {}
     for name, run in cases.items():
         results[name] = run()
         print(json.dumps({"case": name, **{k: (round(v, 2) if isinstance(v, float) else v)
                                            for k, v in results[name].items()}, "machine": machine}), flush=True)
-    base = results["a_report_pil_dataloader_fp32"]["images_per_s"]
+    base = results.get("a_report_pil_dataloader_fp32", {}).get("images_per_s", float("nan"))
     print(f"\n{'case':36s} {'img/s':>8s} {'x (a)':>6s}  data / fwd+bwd / optimizer")
     for name, r in results.items():
         split = r["split"]
         parts = " / ".join(f"{100 * split[k]:.0f}%" for k in split) if split else "-"
         print(f"{name:36s} {r['images_per_s']:8.1f} {r['images_per_s'] / base:6.2f}  {parts}")
-    print(f"\nratio (b)/(a) = {results['b_package_plain_loop']['images_per_s'] / base:.2f}, "
-          f"(c)/(a) = {results['c_package_lightning']['images_per_s'] / base:.2f}  machine: {machine}")
+    print(f"\nmachine: {machine}")
 
 
 if __name__ == "__main__":

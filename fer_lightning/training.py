@@ -257,9 +257,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return record
     atomic_write_json(run_dir / RECORD_NAME, record)
-    _log_final_hparams(cfg, trainer.loggers, val_report, test_report)  # fast_dev_run: Lightning's DummyLogger
-    log.info("val acc %.4f macro-F1 %.4f; record: %s", val_report["accuracy"], val_report["macro_f1"],
-             run_dir / RECORD_NAME)
+    if val_report is None:  # trainer.limit_val_batches=0: nothing was evaluated, so no final metrics to show
+        log.info("no validation ran (trainer.limit_val_batches=0); record: %s", run_dir / RECORD_NAME)
+    else:
+        _log_final_hparams(cfg, trainer.loggers, val_report, test_report)  # fast_dev_run: Lightning's DummyLogger
+        log.info("val acc %.4f macro-F1 %.4f; record: %s", val_report["accuracy"], val_report["macro_f1"],
+                 run_dir / RECORD_NAME)
     hint = tensorboard_hint(trainer.loggers)
     log.info("run directory: %s%s", run_dir.absolute(), f"\nTensorBoard: {hint}" if hint else "")
     return record

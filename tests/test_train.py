@@ -29,6 +29,14 @@ def test_fast_dev_run_cnn(make_cfg: Callable[..., DictConfig]) -> None:
     assert record["val"]["support"] == 48 and len(record["val"]["confusion_matrix"]) == 7
 
 
+def test_a_run_without_validation_completes_with_no_val_report(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg("trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=0",
+                   "trainer.num_sanity_val_steps=0", "callbacks.progress_bar.refresh_rate=0", "test=false",
+                   "scheduler=warmup_cosine")
+    record = train(cfg)
+    assert record["status"] == "completed" and record["val"] is None and record["global_step"] == 2
+
+
 def test_fast_dev_run_resnet18(make_cfg: Callable[..., DictConfig]) -> None:
     cfg = make_cfg("model=resnet18", "model.net.weights=null", "augment.image_size=32", "debug=fast_dev_run",
                    "callbacks=finetune", "callbacks.finetune.unfreeze_at_epoch=0", "model.tta=[identity,hflip]")
