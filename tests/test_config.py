@@ -27,7 +27,7 @@ def test_every_group_has_options() -> None:
     assert {"cnn", "resnet18"} <= set(options("model"))
     assert {"cosine", "linear", "inverse_sqrt", "warmup_cosine", "fast_warmup_cosine", "plateau", "none"} == set(
         options("scheduler"))
-    assert {"sgd", "adam", "adamw", "fast_sgd", "fast_adam", "fast_adamw"} == set(options("optimizer"))
+    assert {"sgd", "adam", "adamw", "fast_sgd", "fast_adam", "fast_adamw", "fast_muon"} == set(options("optimizer"))
     assert {"none", "sampler", "weighted_loss"} == set(options("imbalance"))
 
 
