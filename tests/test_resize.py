@@ -46,5 +46,5 @@ def test_cnn_fast_trains_end_to_end_with_the_schedule(make_cfg: Any) -> None:
                    "data.eval_batch_size=48")
     record = train(cfg)
     assert record["status"] == "completed" and record["model"]["parameters"] == 584_807
-    assert record["evaluated"]["tta"] == ["identity", "hflip", "ten_crop"]
+    assert record["evaluated"]["tta"] == ["identity", "hflip"]
     assert len(record["history"]) == 3
