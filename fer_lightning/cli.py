@@ -48,7 +48,7 @@ def parse_overrides(args: Sequence[str]) -> list[Override]:
     """Hydra's own parse of the `key=value` overrides of a command line (flags such as -m left out); ValueError
     with Hydra's first line for one it cannot parse. report.py reads stored overrides with override_settings."""
     parser, overrides = OverridesParser.create(), []
-    for arg in (a for a in args if "=" in a and not a.startswith("-")):
+    for arg in (a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-")):
         try:
             overrides += parser.parse_overrides([arg])
         except OverrideParseException as error:

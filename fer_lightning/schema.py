@@ -66,15 +66,16 @@ class Number:
         return ok
 
     def bounds(self) -> str:
-        return " and ".join(f"{op} {int(bound) if bound == int(bound) else bound}" for op, bound in ((">" if self.low_open else ">=", self.low),
-                                                                ("<" if self.high_open else "<=", self.high))
+        """'>= 0 and <= 4294967295'"""
+        limits = ((">" if self.low_open else ">=", self.low), ("<" if self.high_open else "<=", self.high))
+        return " and ".join(f"{op} {int(bound) if bound == int(bound) else bound}" for op, bound in limits
                             if bound is not None)
 
     def __call__(self, value: Any) -> str | None:
         if (value is None and self.optional) or self.holds(value):
             return None
         kind = "an integer" if self.kind is int else "a number"
-        return f"expected {kind}{' ' if self.bounds() else ''}{self.bounds()}{' or null' if self.optional else ''}"
+        return f"expected {kind}{' ' if self.bounds() else ''}{self.bounds()}"
 
 
 def Int(low: float | None = None, high: float | None = None, optional: bool = False) -> Number:
@@ -101,7 +102,7 @@ class OneOf:
             return None
         names = [str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices]
         expected = names[0] if len(names) == 1 else f"one of {', '.join(names)}"
-        return f"expected {expected}{' or null' if self.optional else ''}{f' ({self.note})' if self.note else ''}"
+        return f"expected {expected}{f' ({self.note})' if self.note else ''}"
 
 
 @dataclass(frozen=True)
