@@ -1,5 +1,5 @@
-"""Config plumbing shared by the entry points: the config directory, OmegaConf resolvers, and the checks that
-reject impossible combinations before any data is loaded."""
+"""Config plumbing shared by the entry points: the config directory, OmegaConf resolvers, and check_config, the
+job's check of its config (the schema's values, then the rules that need the network class) before any data loads."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ an interpolation calling a resolver (`${fer.fast_precision:}`, `${hydra:...}`) i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ class ConfigError(ValueError):
 
 
 def _is_number(value: Any, kind: type) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+    """A finite int (or float, for kind float); never a bool, inf or nan."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and (
+        kind is float or isinstance(value, int))
 
 
 @dataclass(frozen=True)

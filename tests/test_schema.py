@@ -45,6 +45,8 @@ TRAIN_CASES = [
     ("data.synthetic.seed=-1", "data.synthetic.seed=-1: expected an integer >= 0"),
     ("data.batch_size=0", "data.batch_size=0: expected an integer >= 1"),
     ("optimizer.lr=-1", "optimizer.lr=-1: expected a number > 0"),
+    ("optimizer.lr=inf", "optimizer.lr=inf: expected a number > 0"),  # no NaN loss after torch loaded
+    ("augment.std=[0]", "augment.std=[0]: expected a list of numbers > 0"),
     ("final_tta=[foo]", "final_tta=['foo']: expected a non-empty list of identity, hflip, ten_crop"),
     ("data.val_fraction=2", "data.val_fraction=2: expected a number > 0 and < 1"),
     ("model.net.dropout=1.5", "model.net.dropout=1.5: expected a number >= 0 and < 1"),
