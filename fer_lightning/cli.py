@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -141,7 +142,8 @@ def check_overrides(args: list[str], config_name: str = "train") -> str | None:
             return problem
         first = first or cfg
     multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
-    return None if printing or multirun else rundir.problem(first, config_name)
+    rerun = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started with rank 0's command line
+    return None if printing or multirun or rerun else rundir.problem(first, config_name)
 
 
 def _missing_key(cfg: DictConfig, key: str) -> str | None:
