@@ -92,7 +92,8 @@ def Float(low: float | None = None, high: float | None = None, low_open: bool = 
 
 @dataclass(frozen=True)
 class OneOf:
-    """One of a few values (compared as text, so `trainer.precision=32` matches "32"); `note` says why."""
+    """One of a few values (of the same type: 1 is not True); `aliases` compared as text (Lightning's precision=32
+    is "32"); `note` says why."""
 
     choices: tuple[Any, ...]
     note: str = ""
@@ -179,9 +180,6 @@ def _devices(value: Any) -> str | None:
     if isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value):
         return None
     return "expected a number of devices >= 1, -1 (all), auto, or a list of device indices"
-
-
-Rule = Callable[[Any], "str | None"]
 
 
 class Open(dict):
