@@ -1,7 +1,9 @@
-"""One-line errors for bad command-line overrides, checked before Hydra starts the job.
+"""The torch-free front of every command line: Hydra's own override parser, the schema check of the composed
+config and the run-directory checks, all before Hydra creates or touches a run directory; and one-line errors
+for the failures a user can fix.
 
-Hydra reports an unknown option or key in several lines with its search path; users of a sweep want the key
-and the allowed values in one line, before any data is loaded.
+Hydra reports an unknown option, key or a bad value in several lines (or only once the job has loaded torch);
+users of a sweep want the key and the allowed values in one line, in well under a second.
 """
 
 from __future__ import annotations
@@ -9,16 +11,21 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning import rundir, schema
 from fer_lightning.config import CONFIG_DIR
 
 
@@ -38,53 +45,117 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
-def _values(value: str) -> list[str]:
-    """The options of a plain sweep list `a,b,c` (sweep functions like choice(...) are left to Hydra)."""
-    return [] if "(" in value else [v.strip() for v in value.split(",")]
+def parse_overrides(args: Sequence[str]) -> list[Override]:
+    """Hydra's own parse of the `key=value` overrides of a command line (flags such as -m left out); ValueError
+    with Hydra's first line for one it cannot parse. report.py reads stored overrides with override_settings."""
+    parser, overrides = OverridesParser.create(), []
+    for arg in (a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-")):
+        try:
+            overrides += parser.parse_overrides([arg])
+        except OverrideParseException as error:
+            raise ValueError(f"{arg}: {str(error).strip().splitlines()[0]}") from None
+    return overrides
 
 
-def check_overrides(args: list[str], config_name: str = "train") -> str | None:
-    """The first problem among `key=value` overrides, as one line, or None."""
-    overrides = [a for a in args if "=" in a and not a.startswith("-")]
-    groups: list[str] = []
+def override_settings(overrides: Iterable[str]) -> dict[str, str]:
+    """`['optimizer=sgd', '+trainer.limit_train_batches=2', '~x']` -> {'optimizer': 'sgd',
+    'trainer.limit_train_batches': '2', 'x': '(deleted)'}: each value as written, Hydra's own keys left out."""
+    return {o.key_or_group: "(deleted)" if o.is_delete() else o.get_value_string()
+            for o in parse_overrides([str(o) for o in overrides]) if not o.is_hydra_override()}
+
+
+def _choices(override: Override) -> list[str]:
+    """An override's values as written: one, or each of a sweep's (none for a range or interval to sample)."""
+    if not override.is_sweep_override():
+        return [override.get_value_element_as_str()] if override.value() is not None or "=" in (
+            override.input_line or "") else []
+    return list(override.sweep_string_iterator()) if override.is_discrete_sweep() else []
+
+
+def _unknown_option(overrides: list[Override]) -> str | None:
     for override in overrides:
-        key, value = override.split("=", 1)
-        if key.startswith("hydra"):  # hydra.* keys and hydra/... groups are Hydra's own
-            continue
-        options = _group_options(key.lstrip("+~"))
-        if options is None:
-            continue
-        for choice in _values(value):
+        options = None if override.is_hydra_override() else _group_options(override.key_or_group)
+        for choice in _choices(override) if options is not None else []:
             if choice not in options and choice != "null":
-                return f"{key}={choice}: unknown option{_did_you_mean(choice, options)}; expected one of " \
-                       f"{', '.join(options)}"
-        groups.append(f"{key}={_values(value)[0]}" if _values(value) else override)
+                return (f"{override.key_or_group}={choice}: unknown option{_did_you_mean(choice, options)}; "
+                        f"expected one of {', '.join(options)}")
+    return None
+
+
+def _jobs(overrides: list[Override]) -> list[list[str]]:
+    """The override lists to check: every sweep at its first value, then each further value of one sweep at a time.
+    A range or interval that a sweeper samples from is left out (the job checks the value it gets)."""
+    kept = [(o, _choices(o)) for o in overrides if _choices(o) or not o.is_sweep_override()]
+    line = [f"{o.get_key_element()}={values[0]}" if values else o.input_line or "" for o, values in kept]
+    jobs = [line]
+    for i, (override, values) in enumerate(kept):
+        jobs += [[*line[:i], f"{override.get_key_element()}={value}", *line[i + 1:]] for value in values[1:]]
+    return jobs
+
+
+def compose_task(config_name: str, overrides: list[str]) -> DictConfig:
+    """The config a job would get, with its `hydra` node (run directory, mode), composed without running it."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name, overrides=groups)
-    except Exception as error:  # an experiment that does not compose: Hydra explains it better
-        return f"{' '.join(groups)}: {str(error).splitlines()[0]}"
+            return compose(config_name, overrides=overrides, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
+
+
+def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | None:
+    """The `key=value` naming a key the config does not have (with the closest existing key), found in the config
+    composed from the group choices only."""
+    groups = [o for o in overrides if not o.is_hydra_override() and _group_options(o.key_or_group) is not None]
+    try:
+        cfg = compose_task(config_name, _jobs(groups)[0])
+    except Exception as error:
+        return f"{' '.join(o.input_line or '' for o in groups)}: {str(error).strip().splitlines()[0]}"
     for override in overrides:
-        key = override.split("=", 1)[0]
-        if key[0] in "+~" or key.startswith("hydra") or _group_options(key) is not None:
-            continue
-        problem = _missing_key(cfg, key)
+        if not (override.is_add() or override.is_force_add() or override.is_hydra_override() or override in groups):
+            problem = _missing_key(cfg, override.key_or_group)
+            if problem:
+                return problem
+    return None
+
+
+def check_overrides(args: list[str], config_name: str = "train") -> str | None:
+    """The first problem of a command line, as one line, or None: an override Hydra cannot parse, an unknown
+    option or key, or a value the schema (fer_lightning.schema) refuses in the composed config of any job of a
+    sweep; then, for a single run, what it would do to its run directory (fer_lightning.rundir)."""
+    try:
+        overrides = parse_overrides(args)
+    except ValueError as error:
+        return str(error)
+    problem = _unknown_option(overrides)
+    if problem:
+        return problem
+    printing = bool({"-c", "--cfg", "-i", "--info"} & set(args))  # shows the config, runs nothing
+    first = None
+    for job in _jobs(overrides):
+        try:
+            cfg = compose_task(config_name, job)
+        except Exception as error:
+            return _missing_key_problem(config_name, overrides) or str(error).strip().splitlines()[0]
+        problem = None if printing else schema.problem(cfg, config_name)
         if problem:
             return problem
-    return None
+        first = first or cfg
+    multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
+    rerun = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started with rank 0's command line
+    return None if printing or multirun or rerun else rundir.problem(first, config_name)
 
 
 def _missing_key(cfg: DictConfig, key: str) -> str | None:
     node: object = cfg
     parts = key.split(".")
     for depth, part in enumerate(parts):
+        parent = ".".join(parts[:depth]) or "the config"
+        if node is None:  # data=fer2013 data.synthetic.n_train=300: a key of another option of the group
+            return f"{key}: {parent} is null in this config, so it has no key '{part}'"
         if not isinstance(node, DictConfig):
             return None  # a list index or a value: let Hydra judge
         if part not in node.keys():  # noqa: SIM118 - keys(), not `in`: a mandatory `???` value is still a key
-            parent = ".".join(parts[:depth]) or "the config"
             names = [str(k) for k in node]
             close = closest(part, names)
             if close:  # a typo: point at the key that exists, not at adding a new one
@@ -108,12 +179,15 @@ def _raised_here(error: BaseException) -> bool:
 def expected_failure(error: BaseException) -> BaseException | None:
     """The user-caused error in `error`'s cause chain (Hydra's InstantiationException wraps the real one), or None
     for a bug, which keeps its traceback. User-caused: files that are missing or unreadable (OSError), and every
-    ValueError this package raises on purpose (ConfigError, DataFormatError, CheckpointError, ... subclass it)."""
+    ValueError this package raises on purpose (ConfigError, DataFormatError, CheckpointError, ... subclass it), a
+    non-finite loss (NonFiniteLossError, a FloatingPointError) and Lightning's MisconfigurationException (e.g.
+    trainer.accelerator=gpu on a machine without one)."""
     seen: BaseException | None = error
     for _ in range(10):
         if seen is None:
             return None
-        if isinstance(seen, OSError) or (isinstance(seen, ValueError) and _raised_here(seen)):
+        if isinstance(seen, OSError) or (isinstance(seen, ValueError | FloatingPointError) and _raised_here(seen)) \
+                or type(seen).__name__ == "MisconfigurationException":
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
@@ -141,39 +215,16 @@ def fail(cli: str, error: BaseException) -> NoReturn:
     raise SystemExit(2)
 
 
-def _override(args: list[str], key: str) -> str | None:
-    values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == key and "=" in a]
-    return values[-1] if values else None
-
-
-def check_resume_target(args: list[str]) -> str | None:
-    """Before Hydra creates or rewrites a run directory: a resume target must exist, and a completed run is only
-    re-run with force=true (its metrics.json and .hydra/ would be overwritten)."""
-    from fer_lightning.config import resume_run_dir
-    from fer_lightning.runrecord import RECORD_NAME, completed_record
-
-    target = _override(args, "ckpt_path")
-    if not target or target == "null":
-        return None
-    if not Path(target).exists():
-        return f"ckpt_path={target}: no such checkpoint file or run directory (nothing was created)"
-    run_dir = resume_run_dir(target, "")
-    force = (_override(args, "force") or "false").lower() == "true"
-    if run_dir and completed_record(run_dir) is not None and not force:
-        return (f"ckpt_path={target}: {run_dir} is a completed run; resuming would overwrite its {RECORD_NAME}. "
-                "Train longer into a new directory (ckpt_path=<its last.ckpt> hydra.run.dir=<new dir>), or pass "
-                "force=true")
-    return None
-
-
 def run_checked(main: Callable[[], object], config_name: str) -> None:
-    """Command-line entry of a Hydra app: reject a bad override in one line (exit 2), then hand over to Hydra."""
-    problem = check_overrides(sys.argv[1:], config_name)
-    if problem is None and config_name == "train" and "-m" not in sys.argv and "--multirun" not in sys.argv:
-        problem = check_resume_target(sys.argv[1:])
-    if problem:
-        print(f"{config_name}: error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
+    """Command-line entry of a Hydra app: reject a bad command line in one line (exit 2), then hand over to Hydra.
+    Options that change which config is read (--config-dir, ...) or only print help go straight to Hydra."""
+    flags = {a.split("=")[0] for a in sys.argv[1:] if a.startswith("-")}
+    if not flags & {"-h", "--help", "--hydra-help", "-cp", "--config-path", "-cn", "--config-name", "-cd",
+                    "--config-dir", "-sc", "--shell-completion"}:
+        problem = check_overrides(sys.argv[1:], config_name)
+        if problem:
+            print(f"{config_name}: error: {problem}", file=sys.stderr)
+            raise SystemExit(2)
     main()
 
 

@@ -20,17 +20,27 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fer_lightning.cli import reexport, run_checked
+from fer_lightning import schema
+from fer_lightning.cli import expected_failure, fail, reexport, run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Known bad input (a missing checkpoint, an unknown split) exits 2 after one line on stderr."""
+    problem = schema.problem(cfg, "evaluate")
+    if problem:
+        fail("evaluate", schema.ConfigError(problem))
     from fer_lightning import evaluation
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    status = evaluation.run(cfg, HydraConfig.get().runtime.output_dir)
+    try:
+        status = evaluation.run(cfg, HydraConfig.get().runtime.output_dir)
+    except Exception as error:
+        expected = expected_failure(error)  # e.g. accelerator=gpu on a machine without one
+        if expected is None:
+            raise
+        fail("evaluate", expected)
     if status:
         sys.exit(status)
 

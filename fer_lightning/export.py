@@ -14,6 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from fer_lightning import schema
 from fer_lightning.cli import fail, reexport, run_checked
 from fer_lightning.config import CONFIG_DIR
 
@@ -22,9 +23,9 @@ from fer_lightning.config import CONFIG_DIR
 def main(cfg: DictConfig) -> None:
     """Every failure the export can name (bad checkpoint, format, output, a failed verification) is one line,
     exit 2."""
-    if not cfg.ckpt_path:
-        fail("export", ValueError("ckpt_path=... is required (python -m fer_lightning.export ckpt_path=X.ckpt, or "
-                                  "ckpt_path=pretrained for the released model)"))
+    problem = schema.problem(cfg, "export")
+    if problem:
+        fail("export", schema.ConfigError(problem))
     from fer_lightning import exporting
 
     suffix = exporting.FORMATS.get(cfg.format, "")

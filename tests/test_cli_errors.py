@@ -84,7 +84,7 @@ def test_export_bad_format_is_one_line(tiny_checkpoint: Path, tmp_path: Path, mo
 
     err = run_cli(main, ["export", f"ckpt_path={tiny_checkpoint}", "format=tflite", f"hydra.run.dir={tmp_path}/x",
                          *QUIET], monkeypatch, capsys)
-    assert_one_line(err, "export", "format='tflite'")
+    assert_one_line(err, "export", "format=tflite: expected one of onnx, torchscript")
 
 
 def test_report_missing_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

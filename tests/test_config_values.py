@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from fer_lightning.cli import check_resume_target
+from fer_lightning.cli import check_overrides
 from fer_lightning.config import ConfigError, check_config
 
 
@@ -21,7 +21,7 @@ from fer_lightning.config import ConfigError, check_config
     ("data.eval_batch_size=0", "data.eval_batch_size=0: expected an integer >= 1"),
     ("optimizer.lr=-1", "optimizer.lr=-1: expected a number > 0"),
     ("optimizer.lr=abc", "optimizer.lr=abc: expected a number > 0"),
-    ("seed=abc", "seed=abc: expected an integer"),
+    ("seed=abc", "seed=abc: expected an integer >= 0 and <= 4294967295"),
     ("threads_per_job=-1", "threads_per_job=-1: expected an integer >= 1"),
     ("model.label_smoothing=2", "model.label_smoothing=2: expected a number >= 0 and < 1"),
     ("model.mix_prob=5", "model.mix_prob=5: expected a number >= 0 and <= 1"),
@@ -48,7 +48,7 @@ def test_real_data_config_without_a_path_is_an_error(path: str, make_cfg: Callab
 
 def test_a_missing_resume_target_is_refused_before_anything_is_created(tmp_path: Path) -> None:
     target = tmp_path / "typo" / "checkpoints" / "last.ckpt"
-    problem = check_resume_target([f"ckpt_path={target}"])
+    problem = check_overrides([f"ckpt_path={target}"])
     assert problem is not None and "no such checkpoint file or run directory" in problem
     assert not (tmp_path / "typo").exists()
 
@@ -56,13 +56,13 @@ def test_a_missing_resume_target_is_refused_before_anything_is_created(tmp_path:
 def test_a_completed_run_is_only_resumed_with_force(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04")
     record = {"status": "completed", "val": {"accuracy": 0.7}}
     (run / "metrics.json").write_text(json.dumps(record, indent=2))
     for target in (run, run / "checkpoints" / "last.ckpt"):
-        problem = check_resume_target([f"ckpt_path={target}"])
+        problem = check_overrides([f"ckpt_path={target}"])
         assert problem is not None and "is a completed run" in problem and "force=true" in problem
-        assert check_resume_target([f"ckpt_path={target}", "force=true"]) is None
+        assert check_overrides([f"ckpt_path={target}", "force=true"]) is None
     assert json.loads((run / "metrics.json").read_text()) == record
 
 

@@ -98,9 +98,12 @@ def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path: Path, monk
 
 
 def test_nan_loss_stops_the_run_with_a_clear_message(make_cfg: Callable[..., DictConfig]) -> None:
-    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite .* lower optimizer.lr"):
+    from fer_lightning.cli import expected_failure
+
+    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite .* lower optimizer.lr") as error:
         train(make_cfg(*QUICK, "trainer.max_epochs=2", "optimizer=sgd", "optimizer.lr=1e30",
                        "trainer.log_every_n_steps=1"))
+    assert expected_failure(error.value) is error.value  # one line and exit 2 from the CLI, not a traceback
 
 
 def test_sweep_skips_completed_jobs_and_records_nan_failures(tmp_path: Path) -> None:
@@ -167,11 +170,13 @@ def test_bad_overrides_get_one_line_naming_key_and_allowed_values(args: list[str
         assert ("use +" in problem) == ("did you mean" not in problem)
 
 
-def test_good_overrides_pass_the_check() -> None:
+def test_good_overrides_pass_the_check(tmp_path: Path) -> None:
     from fer_lightning.cli import check_overrides
 
-    assert check_overrides(["experiment=seed_cnn", "data.path=x.csv", "optimizer=sgd", "optimizer.lr=0.1",
-                            "+trainer.limit_train_batches=2", "hydra.run.dir=/tmp/x", "scheduler=none", "-m"]) is None
+    (tmp_path / "x.csv").write_text("emotion,pixels,Usage\n")
+    assert check_overrides(["experiment=seed_cnn", f"data.path={tmp_path / 'x.csv'}", "optimizer=sgd",
+                            "optimizer.lr=0.1", "+trainer.limit_train_batches=2", "hydra.run.dir=/tmp/x",
+                            "scheduler=none", "-m"]) is None
 
 
 def test_cli_exits_with_the_one_line_error_before_hydra_starts() -> None:

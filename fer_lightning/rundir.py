@@ -1,0 +1,126 @@
+"""What a command would do to the run directory it names, judged before Hydra creates it or rewrites its .hydra/.
+
+Hydra writes `.hydra/{config,hydra,overrides}.yaml` into the run directory before the job starts, so a refusal
+from the job itself comes too late: a completed run would already describe another config. Torch-free: reads
+only the run's metrics.json and .hydra/ YAML files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.config import resume_run_dir
+from fer_lightning.runrecord import RECORD_NAME
+
+TORCH_SAVE_HEADS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a legacy pickle
+RUN_CONTROL = ("ckpt_path", "force", "hydra.run.dir")
+
+
+def _record(run_dir: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((run_dir / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _its_overrides(run_dir: Path, leave_out: tuple[str, ...] = RUN_CONTROL) -> list[str]:
+    """The command-line overrides a run was started with (.hydra/overrides.yaml), without `leave_out` keys."""
+    try:
+        lines = [str(line) for line in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except Exception:
+        return []
+    return [o.input_line or "" for o in parsed if o.key_or_group not in leave_out]
+
+
+def resume_command(run_dir: Path) -> str:
+    return " ".join(["python -m fer_lightning.train", *_its_overrides(run_dir), f"ckpt_path={run_dir}"])
+
+
+def continue_command(run_dir: Path) -> str:
+    """Train a completed run longer, into a new directory: its own overrides, from its last.ckpt."""
+    epochs = _record(run_dir).get("epochs")
+    more = 2 * epochs if isinstance(epochs, int) and epochs > 0 else "<more epochs>"
+    return " ".join(["python -m fer_lightning.train", *_its_overrides(run_dir, (*RUN_CONTROL, "trainer.max_epochs")),
+                     f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={run_dir}_continued",
+                     f"trainer.max_epochs={more}"])
+
+
+def _unwritable(folder: Path, key: str, value: object = None) -> str | None:
+    """Hydra (or the job) would fail to create `folder` with a traceback: the key and the reason in one line."""
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        return f"{key}={value or folder}: {existing} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{key}={value or folder}: {existing} is not writable"
+    return None
+
+
+def _is_checkpoint(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return path.suffix == ".ckpt" and handle.read(4).startswith(TORCH_SAVE_HEADS)
+
+
+def _resume_problem(cfg: DictConfig, target: Path) -> str | None:
+    """A resume target must be one checkpoint file of a run (never a stray file beside others) or a run directory
+    with checkpoints, trained with the same optimizer and scheduler (their state cannot carry over)."""
+    if not target.exists():
+        return f"ckpt_path={target}: no such checkpoint file or run directory (nothing was created)"
+    if target.is_file() and not _is_checkpoint(target):
+        return (f"ckpt_path={target}: not a checkpoint; expected a .ckpt file written by fer_lightning.train, or "
+                "its run directory")
+    if target.is_dir() and not any((target / "checkpoints").glob("*.ckpt")):
+        return f"ckpt_path={target}: no checkpoints/*.ckpt in this directory; expected a run directory of " \
+               "fer_lightning.train or one of its .ckpt files"
+    run = Path(resume_run_dir(str(target), "")) if resume_run_dir(str(target), "") else None
+    saved_file = run / ".hydra" / "config.yaml" if run else None
+    if saved_file is None or not saved_file.is_file():
+        return None
+    saved = OmegaConf.load(saved_file)
+    for group in ("optimizer", "scheduler"):
+        before = OmegaConf.select(saved, f"{group}._target_", default=None)
+        now = OmegaConf.select(cfg, f"{group}._target_", default=None)
+        if before != now:
+            return (f"ckpt_path={target}: its run used {group} {before}, this command {now}; the {group}'s state "
+                    f"cannot carry over. Resume with the run's own settings: {resume_command(run)}")
+    return None
+
+
+def _train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
+    ckpt_path = cfg.get("ckpt_path")
+    problem = _resume_problem(cfg, Path(str(ckpt_path))) if ckpt_path else None
+    status = _record(run_dir).get("status")
+    if problem or status is None or cfg.get("force") is True or cfg.get("skip_completed") is True:
+        return problem
+    named = f"ckpt_path={ckpt_path}" if ckpt_path else f"hydra.run.dir={run_dir}"
+    if status == "completed":
+        return (f"{named}: {run_dir} is a completed run; running into it would overwrite its {RECORD_NAME} and "
+                f".hydra/. Train longer into a new directory: {continue_command(run_dir)}; or pass force=true")
+    if not ckpt_path and any((run_dir / "checkpoints").glob("*.ckpt")):
+        return (f"{named}: holds an unfinished run ({status}) with checkpoints that a new run would overwrite; "
+                f"resume it: {resume_command(run_dir)} (or pass force=true to start it over)")
+    return None
+
+
+def problem(cfg: DictConfig, task: str) -> str | None:
+    """The first thing a single run of `task` would destroy or fail to create, as one line, or None. `cfg` is the
+    composed config with its `hydra` node."""
+    run_dir = Path(str(cfg.hydra.run.dir))
+    key = "output_dir" if task == "evaluate" else "hydra.run.dir"
+    found = _unwritable(run_dir, key)
+    if found or task == "predict":
+        return found
+    if task == "train":
+        return _train_problem(cfg, run_dir)
+    if (run_dir / RECORD_NAME).exists():
+        return (f"{key}={run_dir}: holds a training run ({RECORD_NAME}); {task} would replace its .hydra/ config. "
+                f"Choose another directory (or leave {key} out)")
+    output = cfg.get("output")
+    return _unwritable(Path(str(output)).parent, "output", output) if task == "export" and output else None

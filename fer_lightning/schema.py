@@ -1,0 +1,366 @@
+"""The type and range of every config key, declared once and checked on the composed config before torch loads.
+
+`problem(cfg, "train")` walks the composed config beside the table of its task and returns the first bad value as
+one line naming the key, the value and what is expected (`data.batch_size=0: expected an integer >= 1`), or None.
+The command-line entry points run it before Hydra creates a run directory; the jobs run it again on the config
+they get (a sweeper such as Optuna picks values after the command line was checked).
+
+Nodes are dicts: a key the table does not list is refused (it would reach a constructor as an unknown keyword).
+`Open` nodes (Lightning's Trainer, callbacks, loggers) take any key and check only those listed. Group options
+whose keys differ (optimizer, scheduler, model.net) are tables keyed by the option's `_target_`. A value that is
+an interpolation calling a resolver (`${fer.fast_precision:}`, `${hydra:...}`) is checked where it is computed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+TTA_VIEWS = ("identity", "hflip", "ten_crop")
+NUM_CLASSES = 7
+# Lightning's precision flags (lightning.fabric.plugins.precision.precision._PRECISION_INPUT), without
+# transformer-engine; the bare 16/32/64/bf16 are its legacy aliases
+PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true")
+PRECISION_ALIASES = ("16", "32", "64", "bf16")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# torch.onnx.export(dynamo=True) writes opset 18 for anything lower (onnxscript's down-conversion fails with a
+# printed traceback) and torch.onnx._constants.ONNX_MAX_OPSET is 23
+ONNX_OPSETS = (18, 23)
+DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
+                "layout (train/<class>/*.png and test/<class>/*.png, or its .tar), or an .npz of arrays "
+                "(python -m fer_lightning.data.pack)")
+_RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
+
+
+class ConfigError(ValueError):
+    """An impossible or inconsistent configuration; the message names the key and what is allowed."""
+
+
+def _is_number(value: Any, kind: type) -> bool:
+    """A finite int (or float, for kind float); never a bool, inf or nan."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and (
+        kind is float or isinstance(value, int))
+
+
+@dataclass(frozen=True)
+class Number:
+    """An int or float within bounds (open or closed); `optional`: null allowed."""
+
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+
+    def holds(self, value: Any) -> bool:
+        ok = _is_number(value, self.kind)
+        if ok and self.low is not None:
+            ok = value > self.low if self.low_open else value >= self.low
+        if ok and self.high is not None:
+            ok = value < self.high if self.high_open else value <= self.high
+        return ok
+
+    def bounds(self) -> str:
+        """'>= 0 and <= 4294967295'"""
+        limits = ((">" if self.low_open else ">=", self.low), ("<" if self.high_open else "<=", self.high))
+        return " and ".join(f"{op} {int(bound) if bound == int(bound) else bound}" for op, bound in limits
+                            if bound is not None)
+
+    def __call__(self, value: Any) -> str | None:
+        if (value is None and self.optional) or self.holds(value):
+            return None
+        kind = "an integer" if self.kind is int else "a number"
+        return f"expected {kind}{' ' if self.bounds() else ''}{self.bounds()}"
+
+
+def Int(low: float | None = None, high: float | None = None, optional: bool = False) -> Number:
+    return Number(int, low, high, optional=optional)
+
+
+def Float(low: float | None = None, high: float | None = None, low_open: bool = False,
+          high_open: bool = False, optional: bool = False) -> Number:
+    return Number(float, low, high, low_open, high_open, optional)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few values (of the same type: 1 is not True); `aliases` compared as text (Lightning's precision=32
+    is "32"); `note` says why."""
+
+    choices: tuple[Any, ...]
+    note: str = ""
+    optional: bool = False
+    aliases: tuple[str, ...] = ()
+
+    def __call__(self, value: Any) -> str | None:
+        if (value is None and self.optional) or any(type(value) is type(c) and value == c for c in self.choices) \
+                or (isinstance(value, str | int) and not isinstance(value, bool) and str(value) in self.aliases):
+            return None
+        names = [str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices]
+        expected = names[0] if len(names) == 1 else f"one of {', '.join(names)}"
+        return f"expected {expected}{f' ({self.note})' if self.note else ''}"
+
+
+@dataclass(frozen=True)
+class Bool:
+    optional: bool = False
+
+    def __call__(self, value: Any) -> str | None:
+        return None if isinstance(value, bool) or (value is None and self.optional) else "expected true or false"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string (a path, a name); `required`: how to give it when it is null."""
+
+    optional: bool = True
+    required: str = ""
+
+    def __call__(self, value: Any) -> str | None:
+        if value is None:
+            return None if self.optional else self.required or "expected a value"
+        return None if isinstance(value, str | int | float) and not isinstance(value, bool) else "expected a string"
+
+
+@dataclass(frozen=True)
+class Items:
+    """A list: of names (`choices` limits them, and then it must not be empty), or of numbers within `item`'s
+    bounds; `length` fixed, `increasing` for a [low, high] range."""
+
+    choices: tuple[str, ...] = ()
+    item: Number | None = None
+    length: int | None = None
+    optional: bool = False
+    increasing: bool = False
+
+    def holds(self, value: Any) -> bool:
+        if not isinstance(value, list) or (self.length is not None and len(value) != self.length):
+            return False
+        if self.item is not None:
+            return all(self.item.holds(v) for v in value) and (
+                not self.increasing or all(a <= b for a, b in pairwise(value)))
+        if self.choices:
+            return bool(value) and all(v in self.choices for v in value)
+        return all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)
+
+    def __call__(self, value: Any) -> str | None:
+        if (value is None and self.optional) or self.holds(value):
+            return None
+        if self.item is not None:
+            size, bounds = f"{self.length} " if self.length else "", self.item.bounds()
+            return f"expected a list of {size}numbers{' ' if bounds else ''}{bounds}" \
+                   f"{', low <= high' if self.increasing else ''}"
+        if isinstance(value, str) and (value in self.choices or not self.choices):
+            kind = "views" if self.choices else "names"
+            return f"expected a list of {kind}, e.g. {{key}}=[{value}]"
+        if self.choices:
+            return f"expected a non-empty list of {', '.join(self.choices)}"
+        return "expected a list of names"
+
+
+def unchecked(value: Any) -> str | None:
+    """A key that exists, whose value the constructor taking it judges."""
+    return None
+
+
+def _devices(value: Any) -> str | None:
+    """Lightning's `devices`: a count >= 1, -1 (all), "auto", a list of device indices or "0,1"."""
+    if value == "auto" or value == -1 or (_is_number(value, int) and value >= 1):
+        return None
+    if isinstance(value, list) and value and all(_is_number(v, int) and v >= 0 for v in value):
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value):
+        return None
+    return "expected a number of devices >= 1, -1 (all), auto, or a list of device indices"
+
+
+class Open(dict):
+    """A node that takes keys the table does not list (passed on to a library that checks them)."""
+
+
+@dataclass(frozen=True)
+class ByTarget:
+    """A group node whose keys depend on the chosen option's `_target_`; `common` for a target not listed."""
+
+    tables: Mapping[str, Mapping[str, Any]]
+    common: Mapping[str, Any]
+
+
+LR = Float(0, low_open=True)
+DECAY = Float(0)
+PROBABILITY = Float(0, 1)
+FRACTION_PAIR = Items(item=Float(0, 1, low_open=True), length=2, increasing=True)
+BETAS = Items(item=Float(0, 1, high_open=True), length=2)
+ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": Float(0, low_open=True), "amsgrad": Bool()}
+OPTIMIZER = ByTarget({
+    "torch.optim.AdamW": ADAM,
+    "torch.optim.Adam": ADAM,
+    "torch.optim.SGD": {"lr": LR, "momentum": Float(0, 1, high_open=True), "dampening": Float(0, 1),
+                        "nesterov": Bool(), "weight_decay": DECAY},
+    "fer_lightning.optim.MuonAdamW": {"lr": LR, "momentum": Float(0, 1, high_open=True), "weight_decay": DECAY,
+                                      "adam_lr": LR, "betas": BETAS, "eps": Float(0, low_open=True),
+                                      "adam_weight_decay": DECAY},
+}, common={"lr": LR, "weight_decay": DECAY})
+INTERVAL = {"interval": OneOf(("epoch", "step"))}
+SCHEDULER = ByTarget({
+    "fer_lightning.schedulers.cosine": INTERVAL,
+    "fer_lightning.schedulers.linear": INTERVAL,
+    "fer_lightning.schedulers.inverse_sqrt": INTERVAL,
+    "fer_lightning.schedulers.warmup_cosine": {**INTERVAL, "warmup_epochs": Float(0)},
+    "fer_lightning.schedulers.plateau": {"monitor": OneOf(("val/acc", "val/macro_f1", "val/loss")),
+                                         "mode": OneOf(("max", "min")), "factor": Float(0, 1, True, True),
+                                         "patience": Int(0), "min_lr": Float(0)},
+}, common={})
+NET = ByTarget({
+    "fer_lightning.models.FERCNN": {"num_classes": OneOf((NUM_CLASSES,), "the FER-2013 classes"),
+                                    "dropout": Float(0, 1, high_open=True), "in_channels": OneOf((1, 3)),
+                                    "init": OneOf(("default", "dirac"))},
+    "fer_lightning.models.ResNet18Classifier": {"num_classes": OneOf((NUM_CLASSES,), "the FER-2013 classes"),
+                                                "weights": Text(), "dropout": Float(0, 1, high_open=True)},
+}, common={"num_classes": OneOf((NUM_CLASSES,), "the FER-2013 classes")})
+# FERClassifier's arguments
+MODEL = {"net": NET, "optimizer": unchecked, "scheduler": unchecked, "label_smoothing": Float(0, 1, high_open=True),
+         "class_weights": Items(item=Float(0), length=NUM_CLASSES, optional=True),
+         "backbone_lr": Float(0, optional=True), "tta": Items(TTA_VIEWS), "tta_crop": Float(0, 1, True, True),
+         "mixup_alpha": Float(0), "cutmix_alpha": Float(0), "mix_prob": PROBABILITY,
+         "norm_bias_weight_decay": Bool(), "norm_bias_lr_scale": Float(0, low_open=True), "channels_last": Bool(),
+         "compile": Bool(), "class_names": Items(length=NUM_CLASSES)}
+# AugmentProfile's fields
+AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3)),
+           "mean": Items(item=Float()), "std": Items(item=Float(0, low_open=True)),
+           "interpolation": OneOf(("bilinear", "bicubic", "nearest")), "hflip": PROBABILITY,
+           "translate_px": Int(0), "rotation": Float(0, 180), "scale": FRACTION_PAIR,
+           "ratio": Items(item=Float(0, low_open=True), length=2, increasing=True), "brightness": Float(0, 1),
+           "contrast": Float(0, 1), "erasing_p": PROBABILITY, "erasing_scale": FRACTION_PAIR,
+           "erasing_ratio": Items(item=Float(0, low_open=True), length=2, increasing=True)}
+VAL_FRACTION = Float(0, 1, low_open=True, high_open=True)
+# FERDataModule's arguments
+DATA = {"path": Text(), "synthetic": {"n_train": Int(0, 10**7), "n_val": Int(0, 10**7), "n_test": Int(0, 10**7),
+                                      "seed": Int(0, 2**32 - 1)},
+        "cache_dir": Text(), "val_fraction": VAL_FRACTION, "split_seed": Int(0, 2**32 - 1), "batch_size": Int(1),
+        "eval_batch_size": Int(1), "device_resident": OneOf((True, False, "auto")), "augment": unchecked,
+        "imbalance": unchecked, "imbalance_power": unchecked, "pin_memory": Bool(), "required_splits": unchecked}
+TRAINER = Open({"accelerator": OneOf(ACCELERATORS), "devices": _devices,
+                "precision": OneOf(PRECISIONS, aliases=PRECISION_ALIASES), "min_epochs": Int(0, optional=True),
+                "max_epochs": Int(1), "check_val_every_n_epoch": Int(1, optional=True), "log_every_n_steps": Int(1),
+                "deterministic": Bool(), "benchmark": Bool(), "num_sanity_val_steps": Int(-1),
+                "gradient_clip_val": Float(0, optional=True), "num_nodes": Int(1), "sync_batchnorm": Bool()})
+SEED = Int(0, 2**32 - 1)  # what numpy's and torch's seeding take
+
+TRAIN = Open({
+    "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": Bool(), "force": Bool(),
+    "eval_weights": OneOf(("best", "last")), "final_tta": Items(TTA_VIEWS, optional=True), "ckpt_path": Text(),
+    "skip_completed": Bool(), "deterministic": Bool(), "threads_per_job": Int(1, optional=True),
+    "tensorboard_hparams": OneOf(("overrides", "all")), "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
+    "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
+    "imbalance": {"strategy": OneOf(("none", "sampler", "weighted_loss")), "power": Float(0)},
+    "trainer": TRAINER, "callbacks": Open({"finetune": Open({"unfreeze_at_epoch": Int(0)})}),
+})
+EVALUATE = Open({
+    "ckpt_path": Text(optional=False, required="required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt"),
+    "split": OneOf(("val", "test")), "tta": Items(TTA_VIEWS, optional=True),
+    "tta_crop": Float(0, 1, True, True, optional=True), "raw_weights": Bool(),
+    "precision": OneOf(PRECISIONS, optional=True, aliases=PRECISION_ALIASES), "accelerator": OneOf(ACCELERATORS),
+    "bootstrap": Int(0, 100_000), "compare_ckpt_path": Text(), "output_dir": Text(optional=False),
+    "data": {"path": Text(), "cache_dir": Text(), "val_fraction": Float(0, 1, True, True, optional=True),
+             "split_seed": Int(0, 2**32 - 1, optional=True), "eval_batch_size": Int(1, optional=True)},
+})
+EXPORT = Open({
+    "ckpt_path": Text(optional=False, required="required (python -m fer_lightning.export ckpt_path=X.ckpt, or "
+                                               "ckpt_path=pretrained for the released model)"),
+    "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": Bool(),
+    "opset": Int(*ONNX_OPSETS), "verify": Bool(),
+})
+PREDICT = Open({"batch_size": Int(1), "video_stride": Int(1), "max_frames": Int(1, optional=True),
+                "margin": Float(0, optional=True)})
+
+
+def _train_combinations(cfg: DictConfig) -> str | None:
+    """Cross-key rules that need no network class (check_config has those that do)."""
+    data, trainer = cfg.get("data") or {}, cfg.get("trainer") or {}
+    path = data.get("path")
+    if "synthetic" in data and data.get("synthetic") is None and (not path or not Path(str(path)).exists()):
+        found = f"data.path={path}: no such file or folder; " if path else ""
+        return (f"{found}data.path is required with a real-data config (data=fer2013): give {DATA_LAYOUTS}, e.g. "
+                "data.path=/data/fer2013.csv.gz (or use data=synthetic)")
+    min_epochs, max_epochs = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if isinstance(min_epochs, int) and isinstance(max_epochs, int) and min_epochs > max_epochs:
+        return f"trainer.min_epochs={min_epochs} must be <= trainer.max_epochs={max_epochs}"
+    if cfg.imbalance.get("strategy") == "sampler" and cfg.model.get("class_weights") is not None:
+        return ("model.class_weights is set with imbalance=sampler: the sampler and a weighted loss are never "
+                "combined; use imbalance=weighted_loss, or drop model.class_weights")
+    finetune = (cfg.get("callbacks") or {}).get("finetune")
+    if finetune is not None and isinstance(max_epochs, int) and finetune.get("unfreeze_at_epoch", 0) >= max_epochs:
+        return (f"callbacks.finetune.unfreeze_at_epoch={finetune.unfreeze_at_epoch} must be < "
+                f"trainer.max_epochs={max_epochs}, or the backbone never trains")
+    return None
+
+
+SCHEMAS: dict[str, tuple[Open, Callable[[DictConfig], str | None] | None]] = {
+    "train": (TRAIN, _train_combinations), "evaluate": (EVALUATE, None), "export": (EXPORT, None),
+    "predict": (PREDICT, None)}
+
+
+def _unknown(path: str, key: str, allowed: list[str], owner: str) -> str:
+    return f"{path}{key}: {owner} has no key '{key}'; expected one of {', '.join(sorted(allowed))}"
+
+
+def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: str) -> str | None:
+    owner = path.rstrip(".") or "the config"
+    if isinstance(table, ByTarget):
+        target = raw.get("_target_")
+        owner = target if target in table.tables else owner
+        table = table.tables.get(target, Open(table.common))
+    if not isinstance(table, Open):
+        unknown = [k for k in raw if k not in table and not (k.startswith("_") and k.endswith("_"))]
+        if unknown:
+            return _unknown(path, unknown[0], list(table), owner)
+    for key, rule in table.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, str) and "${" in value:  # an interpolation: its value, unless a resolver makes it
+            if _RESOLVER_CALL.search(value):
+                continue
+            try:
+                value = OmegaConf.select(cfg, path + key)
+                value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            except Exception:
+                continue
+        if isinstance(rule, Mapping | ByTarget):
+            if isinstance(value, dict):
+                found = _walk(cfg, value, rule, f"{path}{key}.")
+                if found:
+                    return found
+            elif value is not None:
+                return f"{path}{key}={value}: expected a group of settings"
+            continue
+        expected = rule(value)
+        if expected:
+            expected = expected.replace("{key}", path + key)
+            return f"{path}{key}=... is {expected}" if expected.startswith("required") else \
+                f"{path}{key}={value}: {expected}"
+    return None
+
+
+def problem(cfg: DictConfig, task: str) -> str | None:
+    """The first bad value of a composed `task` config (train, evaluate, export, predict) as one line, or None."""
+    table, combinations = SCHEMAS[task]
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    raw.pop("hydra", None)
+    return _walk(cfg, raw, table, "") or (combinations(cfg) if combinations else None)
+
+
+def check(cfg: DictConfig, task: str) -> None:
+    """problem(), raised as a ConfigError."""
+    found = problem(cfg, task)
+    if found:
+        raise ConfigError(found)
