@@ -167,7 +167,7 @@ class MTCNNFaceDetector:
     margin = 0.0
 
     def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.3, 0.4, 0.4),
-                 min_confidence: float = 0.7, angles: Sequence[float] = (-12.0, 12.0), max_side: int | None = None,
+                 min_confidence: float = 0.9, angles: Sequence[float] = (-12.0, 12.0), max_side: int | None = None,
                  device: str = "cpu") -> None:
         from fer_lightning.inference.mtcnn import MTCNN
 
