@@ -78,8 +78,8 @@ class HaarFaceDetector:
     640x480 image on this project's 2-core CPU). `max_side` detects on a downscaled copy of larger images
     (faster, but faces smaller than min_size there are missed).
 
-    Defaults (scale 1.1, 5 neighbours) found 71 % of 200 real FER-2013 faces pasted, upscaled 2.5-5x, into
-    640x480 canvases with 4 false boxes; scale 1.05 finds 76 % at 1.4x the time and 3x the false boxes.
+    Defaults (scale 1.1, 5 neighbours) found 75 % of 200 real FER-2013 faces pasted, upscaled 1.3-5x, into real
+    photographs, with 35 false boxes per 100 frames (MTCNN: 94 %, 6; docs/detectors.md).
     """
 
     margin = 0.03  # its boxes are ~3 % tighter per side than FER-2013's crops
@@ -156,13 +156,12 @@ def _size_hint(key: str, smallest: int, max_side: int | None, window: int) -> st
 class MTCNNFaceDetector:
     """MTCNN (a cascade of three small CNNs, vendored from facenet-pytorch with its 2 MB of weights: see
     fer_lightning/inference/mtcnn.py); runs on torch, CPU or CUDA, nothing downloaded. The default detector: it
-    found the most faces with the fewest false boxes (bench_detect.py, README). Its boxes match FER-2013's crops
-    (median margin -0.03 on 200 pasted PublicTest faces), hence no margin. Its stage thresholds are lower than
-    facenet-pytorch's (0.6, 0.7, 0.7): FER faces upscaled into a photo are blurrier than the faces MTCNN was tuned
-    on. By default it looks at two copies of the frame turned by -12 and +12 degrees, as one batch: MTCNN misses
-    heads tilted past ~10 degrees, and the two copies found 0.865 of tilted, part-covered faces instead of the
-    upright pass's 0.83 (0.98 of upright ones), with a score cut of 0.7 keeping false boxes at the upright pass's
-    count and none on face-free images (bench_detect.py, README)."""
+    found the most faces (docs/detectors.md). Its boxes match FER-2013's crops (median margin -0.02 on 200 PublicTest
+    faces pasted into real photos), hence no margin. Its stage thresholds are lower than facenet-pytorch's (0.6,
+    0.7, 0.7): FER faces upscaled into a photo are blurrier than the faces MTCNN was tuned on. It looks at two
+    copies of the frame turned by -12 and +12 degrees, as one batch: MTCNN misses heads tilted past ~10 degrees.
+    The score cut 0.9 keeps a quarter of the false boxes that 0.7 gave on real photographs for 1.5 points less
+    recall of upright faces (docs/detectors.md)."""
 
     margin = 0.0
 
