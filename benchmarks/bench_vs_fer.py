@@ -1,7 +1,7 @@
 """This package beside the `fer` package (justinshenk/fer, what users install for the same job) on the same photos
 and the same video: faces found, false boxes, labels that agree with FER-2013's, time per photo, cold start, fps.
 
-    python benchmarks/bench_vs_fer.py [--fer-python /work/fer-venv/bin/python] [--faces 100] [--skip 0]
+    python benchmarks/bench_vs_fer.py [--fer-python /work/fer-venv/bin/python] [--faces 100] [--skip 400]
         [--video-frames 150] [--threads 2] [--data PATH]
 
 `fer` needs TensorFlow and an old torch, so it runs in its own environment: `--fer-python` is that environment's
