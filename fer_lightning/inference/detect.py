@@ -42,6 +42,20 @@ class Box:
         return asdict(self)
 
 
+def _check(key: str, value: object, expected: str, ok: bool) -> None:
+    """A constructor setting outside its range: one line naming the predict key, before any image is read."""
+    if not ok:
+        raise ValueError(f"{key}={value}: expected {expected}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_max_side(key: str, value: object) -> None:
+    _check(key, value, "a positive number of pixels or null", value is None or (_is_number(value) and value > 0))
+
+
 @runtime_checkable
 class FaceDetector(Protocol):
     """Finds faces in a grayscale uint8 image [H, W]; returns boxes in that image's pixel coordinates."""
@@ -64,8 +78,8 @@ class HaarFaceDetector:
     640x480 image on this project's 2-core CPU). `max_side` detects on a downscaled copy of larger images
     (faster, but faces smaller than min_size there are missed).
 
-    Defaults (scale 1.1, 5 neighbours) found 71 % of 200 real FER-2013 faces pasted, upscaled 2.5-5x, into
-    640x480 canvases with 4 false boxes; scale 1.05 finds 76 % at 1.4x the time and 3x the false boxes.
+    Defaults (scale 1.1, 5 neighbours) found 75 % of 200 real FER-2013 faces pasted, upscaled 1.3-5x, into real
+    photographs, with 35 false boxes per 100 frames (MTCNN: 94 %, 6; docs/detectors.md).
     """
 
     margin = 0.03  # its boxes are ~3 % tighter per side than FER-2013's crops
@@ -80,6 +94,11 @@ class HaarFaceDetector:
     ) -> None:
         import cv2
 
+        _check("haar.scale_factor", scale_factor, "a number > 1", _is_number(scale_factor) and scale_factor > 1)
+        _check("haar.min_neighbors", min_neighbors, "an integer >= 0",
+               isinstance(min_neighbors, int) and not isinstance(min_neighbors, bool) and min_neighbors >= 0)
+        _check("haar.min_size", min_size, "a positive number of pixels", _is_number(min_size) and min_size > 0)
+        _check_max_side("haar.max_side", max_side)
         path = Path(cascade)
         if not path.is_file():
             path = Path(cv2.data.haarcascades) / cascade
@@ -88,14 +107,15 @@ class HaarFaceDetector:
             raise FileNotFoundError(f"Haar cascade {cascade!r} not found (looked in {cv2.data.haarcascades}); "
                                     "install opencv-python-headless>=4.8,<5 (OpenCV 5 wheels ship no cascades)")
         self.classifier = classifier
-        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, int(min_size)
         self.max_side = max_side
+        self.hint = _size_hint("haar.min_size", self.min_size, max_side, window=24)  # the cascade's window
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         small, scale = _resized(gray, self.max_side)
         found = self.classifier.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                                  minSize=(self.min_size, self.min_size))
-        return _boxes_in_image([tuple(int(v) for v in b) for b in found], scale)
+        return _boxes_in_image([tuple(int(v) for v in b) for b in found], scale, gray.shape)
 
 
 def _resized(gray: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
@@ -109,36 +129,60 @@ def _resized(gray: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]
     return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
 
 
-def _boxes_in_image(found: Iterable[tuple[float, float, float, float]], scale: float) -> list[Box]:
-    """(x, y, w, h) found on an image resized by `scale` as Boxes of the original image, left to right: a stable
-    face index across frames."""
-    boxes = [Box(*(round(v / scale) for v in xywh)) for xywh in found]
+def _boxes_in_image(found: Iterable[tuple[float, float, float, float]], scale: float,
+                    shape: tuple[int, ...]) -> list[Box]:
+    """(x, y, w, h) found on an image resized by `scale` as Boxes of the original image of `shape`, clipped to it
+    (a face at the border is boxed by its visible part, so img[y:y+h, x:x+w] is that part), left to right: a
+    stable face index across frames."""
+    height, width = shape[:2]
+    boxes = []
+    for x, y, w, h in found:
+        x0, y0 = max(0, round(x / scale)), max(0, round(y / scale))
+        x1, y1 = min(width, round((x + w) / scale)), min(height, round((y + h) / scale))
+        if x1 > x0 and y1 > y0:
+            boxes.append(Box(x0, y0, x1 - x0, y1 - y0))
     return sorted(boxes, key=lambda b: (b.x, b.y))
+
+
+def _size_hint(key: str, smallest: int, max_side: int | None, window: int) -> str:
+    """What to print after "no face found": the face size below which this detector does not look (its
+    `window` is the smallest it can look for)."""
+    where = f" (after downscaling to max_side={max_side})" if max_side else ""
+    if smallest <= window:
+        return f"faces smaller than {smallest} px{where} are not searched"
+    return f"faces smaller than {key}={smallest} px{where} are not searched: try {key}={max(window, smallest // 2)}"
 
 
 class MTCNNFaceDetector:
     """MTCNN (a cascade of three small CNNs, vendored from facenet-pytorch with its 2 MB of weights: see
     fer_lightning/inference/mtcnn.py); runs on torch, CPU or CUDA, nothing downloaded. The default detector: it
-    found the most faces with the fewest false boxes (bench_detect.py, README). Its boxes match FER-2013's crops
-    (median margin -0.03 on 200 pasted PublicTest faces), hence no margin. Its stage thresholds are lower than
-    facenet-pytorch's (0.6, 0.7, 0.7): FER faces upscaled into a photo are blurrier than the faces MTCNN was tuned
-    on. By default it looks at two copies of the frame turned by -12 and +12 degrees, as one batch: MTCNN misses
-    heads tilted past ~10 degrees, and the two copies found 0.865 of tilted, part-covered faces instead of the
-    upright pass's 0.83 (0.98 of upright ones), with a score cut of 0.7 keeping false boxes at the upright pass's
-    count and none on face-free images (bench_detect.py, README)."""
+    found the most faces (docs/detectors.md). Its boxes match FER-2013's crops (median margin -0.02 on 200 PublicTest
+    faces pasted into real photos), hence no margin. Its stage thresholds are lower than facenet-pytorch's (0.6,
+    0.7, 0.7): FER faces upscaled into a photo are blurrier than the faces MTCNN was tuned on. It looks at two
+    copies of the frame turned by -12 and +12 degrees, as one batch: MTCNN misses heads tilted past ~10 degrees.
+    The score cut 0.9 keeps a quarter of the false boxes that 0.7 gave on real photographs for 1.5 points less
+    recall of upright faces (docs/detectors.md)."""
 
     margin = 0.0
 
     def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.3, 0.4, 0.4),
-                 min_confidence: float = 0.7, angles: Sequence[float] = (-12.0, 12.0), max_side: int | None = None,
+                 min_confidence: float = 0.9, angles: Sequence[float] = (-12.0, 12.0), max_side: int | None = None,
                  device: str = "cpu") -> None:
         from fer_lightning.inference.mtcnn import MTCNN
 
-        if (not isinstance(angles, Sequence) or not angles
-                or any(isinstance(a, bool) or not isinstance(a, int | float) or not -90 <= a <= 90 for a in angles)):
-            raise ValueError(f"mtcnn.angles={angles}: expected a non-empty list of degrees in [-90, 90]")
+        _check("mtcnn.angles", angles, "a non-empty list of degrees in [-90, 90]",
+               isinstance(angles, Sequence) and bool(angles) and all(_is_number(a) and -90 <= a <= 90 for a in angles))
+        _check("mtcnn.thresholds", thresholds, "three numbers in (0, 1), for P-, R- and O-Net",
+               isinstance(thresholds, Sequence) and len(thresholds) == 3
+               and all(_is_number(t) and 0 < t < 1 for t in thresholds))
+        _check("mtcnn.min_confidence", min_confidence, "a number in [0, 1]",
+               _is_number(min_confidence) and 0 <= min_confidence <= 1)
+        _check("mtcnn.min_face_size", min_face_size, "a positive number of pixels",
+               _is_number(min_face_size) and min_face_size > 0)
+        _check_max_side("mtcnn.max_side", max_side)
         self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=tuple(thresholds), device=device)
         self.min_confidence, self.angles, self.max_side = min_confidence, tuple(angles), max_side
+        self.hint = _size_hint("mtcnn.min_face_size", min_face_size, max_side, window=12)  # P-Net's window
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         small, scale = _resized(gray, self.max_side)
@@ -158,7 +202,7 @@ class MTCNNFaceDetector:
 
             corners = torch.tensor([(x, y, x + w, y + h) for x, y, w, h in boxes], dtype=torch.float32)
             boxes = [boxes[i] for i in nms(corners, torch.tensor(scores), 0.3).tolist()]
-        return _boxes_in_image(boxes, scale)
+        return _boxes_in_image(boxes, scale, gray.shape)
 
     @staticmethod
     def _turned(gray: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -186,13 +230,18 @@ class DlibFaceDetector:
             import dlib
         except ImportError as error:
             raise ImportError(f"detector=dlib needs dlib ({error}): pip install dlib-bin") from error
+        _check("dlib.upsample", upsample, "an integer >= 0",
+               isinstance(upsample, int) and not isinstance(upsample, bool) and upsample >= 0)
+        _check_max_side("dlib.max_side", max_side)
         self.detector = dlib.get_frontal_face_detector()
         self.upsample, self.max_side = upsample, max_side
+        self.hint = (f"faces smaller than about {80 // 2 ** upsample} px are not searched: "
+                     f"try dlib.upsample={upsample + 1}")  # its window is 80 px, halved per upsampling
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         small, scale = _resized(gray, self.max_side)
         found = self.detector(np.ascontiguousarray(small), self.upsample)
-        return _boxes_in_image([(r.left(), r.top(), r.width(), r.height()) for r in found], scale)
+        return _boxes_in_image([(r.left(), r.top(), r.width(), r.height()) for r in found], scale, gray.shape)
 
 
 DETECTORS: dict[str, type] = {"haar": HaarFaceDetector, "mtcnn": MTCNNFaceDetector, "dlib": DlibFaceDetector}

@@ -132,7 +132,8 @@ class PredictionRun:
         try:
             image = read_image(path)
             item.faces = self.predictor.predict(image)
-            log.info("%s: %s", path, describe(item.faces))
+            hint = "" if item.faces else getattr(self.predictor.detector, "hint", "")  # e.g. the smallest face size
+            log.info("%s: %s%s", path, describe(item.faces), f"; {hint}" if hint else "")
             if self.annotate:
                 out = self._annotated_path(relative, writable_suffix(path))
                 write_image(out, draw.annotate(image, item.faces, self.bars))
