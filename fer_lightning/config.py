@@ -121,6 +121,7 @@ def check_predict_values(cfg: DictConfig) -> None:
     _number(cfg, "video_stride", int, low=1)
     _number(cfg, "max_frames", int, low=1, optional=True)
     _number(cfg, "margin", float, low=0, optional=True)
+    _number(cfg, "threads", int, low=1, optional=True)
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.cli import expected_failure, fail, reexport, run_checked
+from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR, check_predict_values
 
 USAGE = """usage: python -m fer_lightning.predict PHOTO|FOLDER|VIDEO|camera:N [key=value ...]
@@ -88,10 +88,6 @@ def run() -> None:
     except ValueError as error:
         fail("predict", error)
     run_checked(main, "predict")
-
-
-# `from fer_lightning.predict import ...` of the job's names still works: loaded on first use
-__getattr__ = reexport("fer_lightning.predict", "fer_lightning.prediction")
 
 
 if __name__ == "__main__":
