@@ -33,9 +33,12 @@ _FLAGS_WITH_VALUE = frozenset({"--cfg", "-c", "--package", "-p", "--config-path"
 def options_help() -> str:
     """predict's own options: conf/predict.yaml up to its hydra block, comments included (they describe each key),
     so the help cannot drift from the config."""
-    text = (Path(CONFIG_DIR) / "predict.yaml").read_text().split("\nhydra:", 1)[0]
-    options = "\n".join(line for line in text.splitlines() if not line.startswith(("defaults:", "  - ")))
-    return f"{USAGE}\n{options.strip()}\n\nHydra's own flags (--cfg job, -m, ...): --hydra-help\n"
+    lines = (Path(CONFIG_DIR) / "predict.yaml").read_text().split("\nhydra:", 1)[0].splitlines()
+    start = lines.index("defaults:") + 1
+    while lines[start].startswith("  "):  # the defaults list
+        start += 1
+    options = "\n".join(lines[start:]).strip()
+    return f"{USAGE}\n{options}\n\nHydra's own flags (--cfg job, -m, ...): --hydra-help\n"
 
 
 def command_line(args: list[str]) -> list[str]:
