@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "predict.log"
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-# threads=null: at most this many. On 2 busy cores, a folder took 32-36 s with torch's default (one thread per
-# core, competing with the other processes) and 8.7-9.5 s with one thread (benchmark in the README).
+# threads=null: the cores no other process keeps busy, at most this many. 20 photos on 2 cores under a load average
+# of 11-14: 25-75 s with one thread, 104-209 s with two (torch's default, one per core: its threads wait on each
+# other whenever one is descheduled); docs/performance.md
 MAX_DEFAULT_THREADS = 4
 
 
@@ -52,13 +53,19 @@ def build_detector(cfg: DictConfig) -> FaceDetector:
     return DETECTORS[name](**OmegaConf.to_container(cfg.get(name) or {}, resolve=True))
 
 
+def idle_cores() -> int:
+    """The cores this process may use less the 1-minute load average (what other processes keep busy), >= 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, cores - round(busy))
+
+
 def set_threads(threads: int | None) -> int:
-    """torch's and OpenCV's CPU threads: `threads`, else OMP_NUM_THREADS when set, else min(4, usable cores)."""
+    """torch's and OpenCV's CPU threads: `threads`, else OMP_NUM_THREADS when set, else the idle cores (at most 4)."""
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         threads = torch.get_num_threads()  # torch has read it already
     elif threads is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = min(MAX_DEFAULT_THREADS, cores)
+        threads = min(MAX_DEFAULT_THREADS, idle_cores())
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     return threads

@@ -23,6 +23,7 @@ from fer_lightning.inference import Predictor, WholeImageDetector
 from fer_lightning.inference.loading import EvalNetwork, load_network
 from fer_lightning.models import FERCNN
 from fer_lightning.predict import command_line, options_help, run
+from fer_lightning.prediction import set_threads
 from fer_lightning.tta import ten_crops
 
 FACES = generate_faces(6, seed=11).images  # uint8 [6, 48, 48]
@@ -182,3 +183,13 @@ def test_terminal_shows_results_and_the_log_file_keeps_the_records(tmp_path: Pat
     logged = (out / "predict.log").read_text()
     assert "[fer_lightning.inference.pipeline][INFO] - " + results[0] in logged
     assert json.loads((out / "predictions.json").read_text())["threads"] == 1
+
+
+@pytest.mark.parametrize(("cores", "load", "expected"), [(2, 0.1, 2), (8, 0.0, 4), (8, 5.6, 2), (2, 12.0, 1)])
+def test_default_threads_are_the_idle_cores_at_most_four(monkeypatch: pytest.MonkeyPatch, cores: int, load: float,
+                                                         expected: int) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert set_threads(None) == expected == torch.get_num_threads() and cv2.getNumThreads() == expected
+    assert set_threads(3) == 3 == torch.get_num_threads()
