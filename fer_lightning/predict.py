@@ -1,29 +1,78 @@
 """Predict emotions of the faces in an image, a folder or a video with a trained checkpoint.
 
-    python -m fer_lightning.predict input=photo.jpg [ckpt_path=.../last.ckpt] [output_dir=...] [detector=whole_image]
+    python -m fer_lightning.predict photo.jpg                     (a bare path is input=photo.jpg)
+    python -m fer_lightning.predict input=photo.jpg|folder|clip.mp4|camera:0 [ckpt_path=.../last.ckpt] [output_dir=...]
     (without ckpt_path: the model released inside the package, fer_lightning/weights/fer_cnn.pt)
     fer-predict ...   (the same, installed as a script)
 
-This entry point imports only Hydra: `--help` and a rejected override answer before torch loads
-(docs/performance.md); the job itself runs in `fer_lightning.prediction`.
+This entry point imports only Hydra: `--help`, a rejected override and a missing input answer before torch loads;
+the job itself runs in `fer_lightning.prediction`.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.cli import expected_failure, fail, reexport, run_checked
-from fer_lightning.config import CONFIG_DIR
+from fer_lightning.cli import expected_failure, fail, run_checked
+from fer_lightning.config import CONFIG_DIR, check_predict_values
+
+USAGE = """usage: python -m fer_lightning.predict PHOTO|FOLDER|VIDEO|camera:N [key=value ...]
+       (the same as input=PHOTO ...; fer-predict once installed)
+
+Options (key=value), with their defaults:
+"""
+# Hydra's flags that take a value: the word after them is not an input path
+_FLAGS_WITH_VALUE = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                               "--config-dir", "-cd", "--info", "--experimental-rerun"})
+
+
+def options_help() -> str:
+    """predict's own options: conf/predict.yaml up to its hydra block, comments included (they describe each key),
+    so the help cannot drift from the config."""
+    lines = (Path(CONFIG_DIR) / "predict.yaml").read_text().split("\nhydra:", 1)[0].splitlines()
+    start = lines.index("defaults:") + 1
+    while lines[start].startswith("  "):  # the defaults list
+        start += 1
+    options = "\n".join(lines[start:]).strip()
+    return f"{USAGE}\n{options}\n\nHydra's own flags (--cfg job, -m, ...): --hydra-help\n"
+
+
+def command_line(args: list[str]) -> list[str]:
+    """`photo.jpg` -> `input='photo.jpg'` (quoted for Hydra's override grammar); several bare words: one line."""
+    bare = [i for i, a in enumerate(args)
+            if "=" not in a and not a.startswith("-") and (i == 0 or args[i - 1] not in _FLAGS_WITH_VALUE)]
+    if len(bare) > 1:
+        raise ValueError(f"{' '.join(args[i] for i in bare)}: give one input (a folder for several files), "
+                         "e.g. input=photos/")
+    if bare:
+        quoted = args[bare[0]].replace("\\", "\\\\").replace("'", "\\'")
+        args = [*args[: bare[0]], f"input='{quoted}'", *args[bare[0] + 1 :]]
+    return args
+
+
+def check_input(value: object) -> None:
+    """The input must be given and exist (a `camera:<index>` is checked when the camera opens): answered before
+    torch or the model loads."""
+    if not value:
+        raise ValueError("input=... is required (python -m fer_lightning.predict "
+                         "input=photo.jpg|folder|clip.mp4|camera:0, or --help)")
+    if not str(value).startswith("camera:") and not Path(str(value)).exists():
+        raise FileNotFoundError(f"input={value}: no such file or folder (nothing was written)")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     """A user-caused failure (missing input, unreadable checkpoint) exits 2 after one line; a bug keeps its
     traceback."""
-    from fer_lightning import prediction
-
     try:
+        check_input(cfg.get("input"))
+        check_predict_values(cfg)
+        from fer_lightning import prediction  # torch loads here, after the checks
+
         prediction.predict(cfg)
     except (OSError, ValueError) as error:  # CheckpointError is a ValueError
         if expected_failure(error) is None:
@@ -32,12 +81,16 @@ def main(cfg: DictConfig) -> None:
 
 
 def run() -> None:
-    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
+    """Command-line entry: predict's own --help, a bare path as input=, a bad override rejected in one line, then
+    Hydra."""
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(options_help(), end="")
+        return
+    try:
+        sys.argv[1:] = command_line(sys.argv[1:])
+    except ValueError as error:
+        fail("predict", error)
     run_checked(main, "predict")
-
-
-# `from fer_lightning.predict import ...` of the job's names still works: loaded on first use
-__getattr__ = reexport("fer_lightning.predict", "fer_lightning.prediction")
 
 
 if __name__ == "__main__":

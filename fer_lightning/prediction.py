@@ -1,27 +1,46 @@
 """The prediction job behind `python -m fer_lightning.predict`: detector and predictor from fer_lightning.inference,
 the loop and the tables from fer_lightning.inference.pipeline.
 
-Torch loads here, not in the entry point, so `--help` and a rejected override answer without it.
+Torch loads here, not in the entry point, so `--help`, a rejected override and a missing input answer without it.
+A run that fails writes nothing: the tables and predict.log are written only once there is something to report,
+so a failed run never replaces earlier results in the same output_dir.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from logging.handlers import MemoryHandler
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
+import cv2
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.config import check_predict_values
 from fer_lightning.inference.detect import DETECTORS, FaceDetector, WholeImageDetector
-from fer_lightning.inference.pipeline import CAMERA_PREFIX, PredictionRun, camera_index, summarize, write_tables
+from fer_lightning.inference.pipeline import (
+    CAMERA_PREFIX,
+    PredictionRun,
+    camera_index,
+    list_inputs,
+    summarize,
+    write_tables,
+)
 from fer_lightning.inference.predictor import Predictor
 from fer_lightning.release import PRETRAINED, RELEASED_PATH
 from fer_lightning.runrecord import environment_info
 
 log = logging.getLogger(__name__)
+
+LOG_NAME = "predict.log"
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+# threads=null: the cores no other process keeps busy, at most this many. 20 photos on 2 cores under a load average
+# of 11-14: 25-75 s with one thread, 104-209 s with two (torch's default, one per core: its threads wait on each
+# other whenever one is descheduled); docs/performance.md
+MAX_DEFAULT_THREADS = 4
 
 
 def build_detector(cfg: DictConfig) -> FaceDetector:
@@ -34,6 +53,32 @@ def build_detector(cfg: DictConfig) -> FaceDetector:
     return DETECTORS[name](**OmegaConf.to_container(cfg.get(name) or {}, resolve=True))
 
 
+def idle_cores() -> int:
+    """The cores this process may use less the 1-minute load average (what other processes keep busy), >= 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, cores - round(busy))
+
+
+def set_threads(threads: int | None) -> int:
+    """torch's and OpenCV's CPU threads: `threads`, else OMP_NUM_THREADS when set, else the idle cores (at most 4)."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        threads = torch.get_num_threads()  # torch has read it already
+    elif threads is None:
+        threads = min(MAX_DEFAULT_THREADS, idle_cores())
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    return threads
+
+
+def check_inputs(value: str) -> None:
+    """A camera index that parses, or a file or a folder holding at least one image or video."""
+    if value.startswith(CAMERA_PREFIX):
+        camera_index(value)
+    elif not list_inputs(Path(value))[0]:
+        raise ValueError(f"input={value}: no image or video found there (nothing was written)")
+
+
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
     """Run the prediction described by `cfg` (detector: injected, else from cfg) and return the summary."""
     started = time.perf_counter()
@@ -41,29 +86,50 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         raise ValueError("input=... is required (python -m fer_lightning.predict "
                          "input=photo.jpg|folder|clip.mp4|camera:0)")
     check_predict_values(cfg)
-    if str(cfg.input).startswith(CAMERA_PREFIX):
-        camera_index(str(cfg.input))  # a malformed camera:<index> fails before the model loads
+    source = str(cfg.input)
+    check_inputs(source)
+    output_dir = Path(cfg.output_dir)  # read once: its default holds ${now:...}
+    threads = set_threads(cfg.get("threads"))
     ckpt_path = cfg.get("ckpt_path") or PRETRAINED
-    if not cfg.get("ckpt_path"):
-        log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
-    output_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
-    predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
-                                          device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
-    run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
-                        video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"))
-    items = run.run(cfg.input)
-    meta = {"checkpoint": str(predictor.checkpoint), "input": str(cfg.input), "detector": cfg.detector,
-            "margin": predictor.margin, "precision": cfg.precision, "video_stride": cfg.video_stride,
-            "max_frames": cfg.get("max_frames"),
-            "preprocessing": predictor.contract(),
-            "wall_time_s": round(time.perf_counter() - started, 3), "versions": environment_info()["versions"]}
-    csv_path, json_path = write_tables(items, output_dir, predictor.class_names, meta)
-    summary = summarize(items)
-    log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable", summary)
-    log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
-    if summary["items"] == 0:
-        raise ValueError(f"input={cfg.input}: no image or video found there (tables written to {output_dir})")
-    if summary["error"] == summary["items"]:
-        raise ValueError(f"input={cfg.input}: none of the {summary['items']} inputs could be read (reasons in "
-                         f"{csv_path})")
+    records = MemoryHandler(capacity=2**31, flushLevel=logging.CRITICAL + 1)  # for predict.log, once it is written
+    logging.getLogger().addHandler(records)
+    try:
+        if not cfg.get("ckpt_path"):
+            log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
+        predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
+                                              device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
+        run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
+                            video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"))
+        items = run.run(source)
+        summary = summarize(items)
+        if summary["items"] == 0:
+            raise ValueError(f"input={source}: no image or video found there (nothing was written)")
+        if summary["error"] == summary["items"]:
+            first = next(item.error for item in items if item.error)
+            raise ValueError(f"input={source}: none of the {summary['items']} inputs could be read, e.g. {first} "
+                             "(no tables were written)")
+        meta = {"checkpoint": str(predictor.checkpoint), "input": source, "detector": cfg.detector,
+                "margin": predictor.margin, "precision": cfg.precision, "threads": threads,
+                "video_stride": cfg.video_stride, "max_frames": cfg.get("max_frames"),
+                "preprocessing": predictor.contract(),
+                "wall_time_s": round(time.perf_counter() - started, 3),
+                "versions": environment_info()["versions"]}
+        csv_path, json_path = write_tables(items, output_dir, predictor.class_names, meta)
+        log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable",
+                 summary)
+        log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
+        write_log(records, output_dir / LOG_NAME)
+    finally:
+        logging.getLogger().removeHandler(records)
+        records.close()
     return {**summary, "csv": str(csv_path), "json": str(json_path), "output_dir": str(output_dir)}
+
+
+def write_log(records: MemoryHandler, path: Path) -> None:
+    """Append this run's log records, with time, module and level, to `path`."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    records.setTarget(handler)
+    records.flush()
+    records.setTarget(None)
+    handler.close()

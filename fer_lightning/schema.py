@@ -280,7 +280,7 @@ EXPORT = Open({
     "opset": Int(*ONNX_OPSETS), "verify": Bool(),
 })
 PREDICT = Open({"batch_size": Int(1), "video_stride": Int(1), "max_frames": Int(1, optional=True),
-                "margin": Float(0, optional=True)})
+                "margin": Float(0, optional=True), "threads": Int(1, optional=True)})
 
 
 def _train_combinations(cfg: DictConfig) -> str | None:

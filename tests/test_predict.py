@@ -17,7 +17,6 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from fer_lightning.checkpoint import CheckpointError
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import CLASS_NAMES
@@ -26,12 +25,12 @@ from fer_lightning.inference import Box, HaarFaceDetector, Predictor, WholeImage
 from fer_lightning.inference.detect import DlibFaceDetector, MTCNNFaceDetector, default_detector
 from fer_lightning.inference.draw import annotate
 from fer_lightning.inference.images import ImageReadError, read_image, to_gray
+from fer_lightning.inference.loading import CheckpointError, EvalNetwork
 from fer_lightning.inference.pipeline import describe
 from fer_lightning.inference.predictor import FaceResult
 from fer_lightning.models import FERCNN
-from fer_lightning.module import FERClassifier
-from fer_lightning.predict import main, predict, run
-from fer_lightning.prediction import build_detector
+from fer_lightning.predict import main, run
+from fer_lightning.prediction import build_detector, predict
 
 FER_DIR = Path(__file__).resolve().parents[2] / "shared/data/fer2013"
 FACES = generate_faces(8, seed=5).images  # uint8 [8, 48, 48]
@@ -71,7 +70,7 @@ def test_face_crop_through_predictor_equals_eval_transform(tiny_checkpoint: Path
     (face,) = predictor.predict(canvas)
     with torch.inference_mode():
         x = BatchAugment(predictor.profile).eval(torch.from_numpy(FACES[:1]))
-        expected = predictor.model.evaluation_logits(x).softmax(-1)[0]
+        expected = predictor.network(x).softmax(-1)[0]
     assert face.box == box and list(face.probabilities) == list(predictor.class_names)
     assert np.allclose(list(face.probabilities.values()), expected.numpy(), atol=1e-6)
     assert face.label == predictor.class_names[int(expected.argmax())]
@@ -83,12 +82,12 @@ def test_face_crop_through_predictor_equals_eval_transform(tiny_checkpoint: Path
                     std=(0.229, 0.224, 0.225), interpolation="bicubic"), ("identity",)),
 ])
 def test_predictor_applies_the_profiles_eval_transform_and_tta(profile: AugmentProfile, tta: tuple[str, ...]) -> None:
-    model = FERClassifier(FERCNN(in_channels=profile.channels), tta=tta).eval()
+    model = EvalNetwork(FERCNN(in_channels=profile.channels), tta=tta).eval()
     predictor = Predictor(model, profile, WholeImageDetector(), batch_size=3)  # 3: several chunks
     got = predictor.probabilities(FACES)
     with torch.inference_mode():
         x = BatchAugment(profile).eval(torch.from_numpy(FACES))
-        views = [model(x), model(x.flip(-1))] if len(tta) == 2 else [model(x)]
+        views = [model.view_logits(x), model.view_logits(x.flip(-1))] if len(tta) == 2 else [model.view_logits(x)]
         expected = torch.stack(views).mean(0).softmax(-1).numpy()
     assert got.shape == (8, 7) and np.allclose(got, expected, atol=1e-6)
     assert predictor.contract()["image_size"] == profile.image_size and predictor.contract()["tta"] == list(tta)
@@ -96,7 +95,7 @@ def test_predictor_applies_the_profiles_eval_transform_and_tta(profile: AugmentP
 
 def test_predict_batch_keeps_faces_with_their_images() -> None:
     boxes = [Box(0, 0, 48, 48), Box(50, 50, 48, 48)]
-    predictor = Predictor(FERClassifier(FERCNN()).eval(), AugmentProfile(),
+    predictor = Predictor(EvalNetwork(FERCNN()).eval(), AugmentProfile(),
                           FakeDetector({(100, 100): boxes}), margin=0.0, batch_size=3)
     images = [np.zeros((100, 100), np.uint8), np.zeros((60, 60), np.uint8), np.zeros((100, 100), np.uint8)]
     for image, faces in ((images[0], FACES[:2]), (images[2], FACES[2:4])):
@@ -110,7 +109,7 @@ def test_predict_batch_keeps_faces_with_their_images() -> None:
 
 
 def test_bf16_precision_stays_close_to_fp32() -> None:
-    model = FERClassifier(FERCNN()).eval()
+    model = EvalNetwork(FERCNN()).eval()
     fp32 = Predictor(model, AugmentProfile(), WholeImageDetector()).probabilities(FACES)
     bf16 = Predictor(model, AugmentProfile(), WholeImageDetector(), precision="bf16").probabilities(FACES)
     assert bf16.dtype == np.float32 and np.abs(bf16 - fp32).max() < 3e-2
@@ -145,7 +144,7 @@ def test_to_gray_and_read_image(tmp_path: Path) -> None:
 def test_annotate_draws_boxes_and_marks_images_without_faces() -> None:
     image = np.full((240, 320), 128, np.uint8)
     torch.manual_seed(0)  # the label (and so the caption's width) comes from an untrained network
-    model = FERClassifier(FERCNN()).eval()
+    model = EvalNetwork(FERCNN()).eval()
     predictor = Predictor(model, AugmentProfile(), FakeDetector({(240, 320): [Box(20, 20, 96, 96)]}))
     faces = predictor.predict(image)
     drawn = annotate(image, faces)
@@ -339,14 +338,14 @@ def test_predict_entry_point_on_face_crops(tiny_checkpoint: Path, tmp_path: Path
     for i, face in enumerate(FACES[:3]):
         cv2.imwrite(str(inputs / f"face{i}.png"), face)
     argv = ["fer_lightning.predict", f"ckpt_path={tiny_checkpoint}", f"input={inputs}", "detector=whole_image",
-            f"hydra.run.dir={tmp_path / 'run'}", "progress=false", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+            f"output_dir={tmp_path / 'run'}", "progress=false", "hydra/job_logging=none", "hydra/hydra_logging=none"]
     monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
     main()  # run() = check_overrides + main(); its check does not know hydra/job_logging=none (cli.py)
     record = json.loads((tmp_path / "run" / "predictions.json").read_text())
     assert record["summary"] == {"items": 3, "faces": 3, "ok": 3, "no_face": 0, "error": 0}
     assert record["items"][0]["faces"][0]["box"] == {"x": 0, "y": 0, "w": 48, "h": 48}
-    assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
+    assert not (tmp_path / "run" / ".hydra").exists()  # predict's output holds results, not Hydra's records
     monkeypatch.setattr(sys, "argv", [*argv[:1], f"ckpt_path={tmp_path}/none.ckpt", *argv[2:]])
     GlobalHydra.instance().clear()
     with pytest.raises(SystemExit) as exit_info:
@@ -363,6 +362,7 @@ def test_predict_entry_point_on_face_crops(tiny_checkpoint: Path, tmp_path: Path
 
 
 def test_predict_reports_a_missing_checkpoint_or_input_in_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "face.png"), FACES[0])
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         predict(predict_config(f"ckpt_path={tmp_path}/none.ckpt", f"input={tmp_path}",
                                f"output_dir={tmp_path}"))
@@ -501,7 +501,7 @@ def test_mtcnn_batch_gives_each_image_its_own_boxes() -> None:
 
 
 def test_each_detector_crops_with_its_own_margin_unless_one_is_given() -> None:
-    model = FERClassifier(FERCNN()).eval()
+    model = EvalNetwork(FERCNN()).eval()
     assert Predictor(model, AugmentProfile(), WholeImageDetector()).margin == 0.0  # the image is the crop
     assert Predictor(model, AugmentProfile(), HaarFaceDetector()).margin == 0.03
     assert Predictor(model, AugmentProfile(), HaarFaceDetector(), margin=0.2).margin == 0.2

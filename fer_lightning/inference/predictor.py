@@ -5,7 +5,9 @@
         print(face.box, face.label, face.score)
 
 The network input is made by `BatchAugment(profile).eval` of the checkpoint's AugmentProfile, never by a copy
-of it, so inference cannot drift from what evaluation measured.
+of it, so inference cannot drift from what evaluation measured. Nothing here imports Lightning, torchmetrics or
+Hydra (fer_lightning.inference.loading reads the checkpoint), so a cold `from_pretrained()` costs torch's import
+and little more.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,14 +26,27 @@ from fer_lightning.data.splits import IMAGE_SIZE
 from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.detect import Box, FaceDetector, default_detector
 from fer_lightning.inference.images import to_gray
+from fer_lightning.inference.loading import EvalNetwork, load_network
 from fer_lightning.release import PRETRAINED
-
-if TYPE_CHECKING:  # Lightning, Hydra and torchmetrics (matplotlib) load only when a checkpoint is read
-    from fer_lightning.module import FERClassifier
 
 # Haar boxes are a little tighter than FER-2013's crops: on 200 real faces pasted into canvases the pasted
 # square was 1.06x the detected side (median), i.e. about 3 % more on each side.
 DEFAULT_MARGIN = 0.03
+CHANNEL_ORDERS = ("bgr", "rgb")
+PRECISIONS = ("fp32", "bf16")
+
+
+def checked_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device that this machine has, else a one-line ValueError naming it."""
+    try:
+        checked = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device}: expected cpu, cuda, cuda:<index> or another torch device type") from None
+    try:
+        torch.empty(0, device=checked)
+    except (RuntimeError, AssertionError):  # torch without that backend, or no such device on this machine
+        raise ValueError(f"device={device}: torch finds no such device on this machine; use device=cpu") from None
+    return checked
 
 
 @dataclass(frozen=True)
@@ -71,10 +86,10 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.
 
 
 class Predictor:
-    """Detect faces, crop them and classify them in batches with a trained FERClassifier.
+    """Detect faces, crop them and classify them in batches with a trained network.
 
     Args:
-        model: the classifier (put in eval mode here); its `evaluation_logits` applies the configured TTA.
+        network: the network with its evaluation views (put in eval mode here), as `load_network` reads it.
         profile: the checkpoint's input profile; its evaluation part makes the network input.
         detector: anything with `detect(gray) -> list[Box]`; None: MTCNN with its default settings, predict's
             default detector.
@@ -88,7 +103,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: FERClassifier,
+        network: EvalNetwork,
         profile: AugmentProfile,
         detector: FaceDetector | None = None,
         margin: float | None = None,
@@ -96,28 +111,29 @@ class Predictor:
         batch_size: int = 64,
         precision: str = "fp32",
     ) -> None:
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision={precision!r}: expected fp32 or bf16")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        if model.hparams.get("channels_last", False):  # as in training (configure_model): 1.7x faster on CPU
-            self.model.net.to(memory_format=torch.channels_last)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
+        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0):
+            raise ValueError(f"margin={margin!r}: expected a number >= 0 (or None: the detector's own)")
+        self.device = checked_device(device)
+        self.network = network.to(self.device).eval()
         self.precision = precision
         self.profile = profile
         self.augment = BatchAugment(profile)
         self._detector = detector
         self._margin = margin
-        self.batch_size = max(1, int(batch_size))
-        self.class_names: tuple[str, ...] = tuple(model.class_names)
+        self.batch_size = batch_size
+        self.class_names: tuple[str, ...] = network.class_names
         self.checkpoint: Path | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, detector: FaceDetector | None = None, **kwargs: Any) -> Predictor:
         """A predictor for a .ckpt written by fer_lightning.train (the network, weights and profile come from it)."""
-        from fer_lightning.checkpoint import load_classifier
-
-        loaded = load_classifier(path)
-        predictor = cls(loaded.model, loaded.profile, detector, **kwargs)
+        checked_device(kwargs.get("device", "cpu"))  # a device this machine lacks fails before the weights load
+        loaded = load_network(path)
+        predictor = cls(loaded.network, loaded.profile, detector, **kwargs)
         predictor.checkpoint = loaded.path
         return predictor
 
@@ -138,24 +154,27 @@ class Predictor:
         return self._margin if self._margin is not None else getattr(self.detector, "margin", DEFAULT_MARGIN)
 
     def contract(self) -> dict[str, Any]:
-        return preprocessing_contract(self.profile, self.class_names, self.model.hparams.tta)
+        return preprocessing_contract(self.profile, self.class_names, self.network.tta)
 
     @torch.inference_mode()
     def probabilities(self, faces: np.ndarray | torch.Tensor) -> np.ndarray:
         """float32 [N, classes] for uint8 48x48 gray faces [N, 48, 48] (the checkpoint's eval transform + TTA)."""
         faces = torch.as_tensor(faces)
-        if faces.dtype != torch.uint8 or faces.dim() != 3:
-            raise ValueError(f"expected uint8 faces [N, H, W], got {faces.dtype} {tuple(faces.shape)}")
+        if faces.dtype != torch.uint8 or faces.dim() != 3 or tuple(faces.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"faces: expected uint8 gray crops [N, {IMAGE_SIZE}, {IMAGE_SIZE}] (crop_face makes "
+                             f"them), got {str(faces.dtype).removeprefix('torch.')} {list(faces.shape)}")
         out = [torch.zeros((0, len(self.class_names)))]
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         for start in range(0, faces.shape[0], self.batch_size):
             x = self.augment.eval(faces[start : start + self.batch_size].to(self.device))
             with autocast:
-                logits = self.model.evaluation_logits(x)
+                logits = self.network(x)
             out.append(logits.float().softmax(dim=-1).cpu())
         return torch.cat(out).numpy()
 
     def detect(self, image: Any, channel_order: str = "bgr") -> tuple[np.ndarray, list[Box]]:
+        if channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f"channel_order={channel_order!r}: expected one of {', '.join(CHANNEL_ORDERS)}")
         gray = to_gray(image, channel_order)
         return gray, self.detector.detect(gray)
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import ResNet18_Weights, resnet18
 
 
 def _load_backbone_weights(backbone: nn.Module, weights: str) -> None:
     """`imagenet`: torchvision's IMAGENET1K_V1 loading code, unchanged; anything else: a local state-dict file."""
     if weights == "imagenet":
+        from torchvision.models import ResNet18_Weights
+
         spec = ResNet18_Weights.IMAGENET1K_V1
         try:
             state = spec.get_state_dict(progress=False, check_hash=True)
@@ -48,6 +49,8 @@ class ResNet18Classifier(nn.Module):
     has_backbone = True  # `backbone` and `head`: separate LRs, two-stage fine-tuning
 
     def __init__(self, num_classes: int = 7, weights: str | None = None, dropout: float = 0.0) -> None:
+        from torchvision.models import resnet18  # here: importing torchvision costs ~2 s, the CNN never needs it
+
         super().__init__()
         self.backbone = resnet18(weights=None)
         if weights is not None:
