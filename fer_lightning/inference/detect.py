@@ -198,7 +198,8 @@ class MTCNNFaceDetector:
                 scores.append(float(p))
         if len(self.angles) > 1 and boxes:  # one face seen at two angles: keep its best-scoring box
             import torch
-            from torchvision.ops import nms
+
+            from fer_lightning.inference.nms import nms
 
             corners = torch.tensor([(x, y, x + w, y + h) for x, y, w, h in boxes], dtype=torch.float32)
             boxes = [boxes[i] for i in nms(corners, torch.tensor(scores), 0.3).tolist()]

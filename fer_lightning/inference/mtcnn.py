@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.functional import interpolate
-from torchvision.ops import batched_nms
+
+from fer_lightning.inference.nms import batched_nms
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mtcnn.pt"
 _PIXEL_SCALE = 0.0078125  # (x - 127.5) / 128, the networks' input scaling
