@@ -95,12 +95,16 @@ class Card:
         (header_w, _), _ = cv2.getTextSize(self.header, FONT, self.scale, self.thickness)
         if not self.bars or self.tag_only:
             return header_w + 2 * pad, row
-        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, 1)
+        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, self.name_thickness)
         return max(header_w + 2 * pad, name_w + 4 * text_h + 3 * pad), row * (1 + len(self.face.probabilities))
 
     @property
     def thickness(self) -> int:
         return max(1, round(self.scale * 1.6))
+
+    @property
+    def name_thickness(self) -> int:
+        return max(1, round(self.scale))
 
     def draw(self, canvas: np.ndarray, at: Rect) -> None:
         text_h, pad, row = self.metrics
@@ -110,12 +114,12 @@ class Card:
         if not self.bars or self.tag_only:
             return
         _shade(canvas, Rect(at.x, at.y + row, at.w, at.h - row))
-        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, 1)
+        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, self.name_thickness)
         bar_x, bar_len = at.x + name_w + 2 * pad, at.w - name_w - 3 * pad
         for i, (name, p) in enumerate(self.face.probabilities.items()):
             top = at.y + (i + 1) * row
-            cv2.putText(canvas, name, (at.x + pad, top + pad + text_h), FONT, self.scale, (235, 235, 235), 1,
-                        cv2.LINE_AA)
+            cv2.putText(canvas, name, (at.x + pad, top + pad + text_h), FONT, self.scale, (235, 235, 235),
+                        self.name_thickness, cv2.LINE_AA)
             cv2.rectangle(canvas, (bar_x, top + pad), (bar_x + max(1, round(bar_len * p)), top + row - pad),
                           _color(name), cv2.FILLED)
 
@@ -139,16 +143,36 @@ class Layout:
     top: int
     boxes: list[Box]
     cards: list[tuple[Card, Rect]] = field(default_factory=list)
+    # a line from a card or tag that is not right beside its face to that face: (card index, start, end)
+    links: list[tuple[int, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
     @property
     def rects(self) -> list[Rect]:
         return [rect for _, rect in self.cards]
 
 
-def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], width: int, height: int, gap: int,
-                  reach: int) -> Rect | None:
+Link = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _link(rect: Rect, box: Box) -> Link:
+    """The shortest segment from `rect` to `box` (from the rect's point nearest to the box's point nearest to
+    the rect's centre)."""
+    end = (min(max(rect.x + rect.w // 2, box.x), box.x + box.w), min(max(rect.y + rect.h // 2, box.y), box.y + box.h))
+    return (min(max(end[0], rect.x), rect.x + rect.w), min(max(end[1], rect.y), rect.y + rect.h)), end
+
+
+def _crosses(link: Link, rects: Sequence[Rect]) -> bool:
+    (x0, y0), (x1, y1) = link
+    t = np.linspace(0.0, 1.0, 24)
+    x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+    return any(((x > r.x) & (x < r.x + r.w) & (y > r.y) & (y < r.y + r.h)).any() for r in rects)
+
+
+def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], faces: list[Rect], width: int, height: int,
+                  gap: int, reach: int) -> tuple[Rect, Link | None] | None:
     """The w x h rectangle closest to `box` (at most `reach` px from it) that lies inside width x height and
-    touches none of `blocked`: right of the box first, then left, below, above, then farther out."""
+    touches none of `blocked` (right of the box first, then left, below, above, then farther out), with the
+    line that links it to the box when it is not right beside it: a line that crosses none of `faces`."""
     step = max(2, min(w, h) // 3)
     xs = np.unique(np.clip(np.r_[box.x + box.w + gap, box.x - gap - w, box.x, box.x + box.w - w,
                                  np.arange(box.x - reach - w, box.x + box.w + reach + 1, step)], 0, max(0, width - w)))
@@ -163,13 +187,17 @@ def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], width: int, hei
     dy = np.maximum(0, np.maximum(box.y - (y + h), y - (box.y + box.h)))
     distance = np.hypot(dx, dy)
     free &= distance <= reach
-    if not free.any():
-        return None
     # ties (all sides at the gap) go right, left, below, above; aligned with the box's top or left edge first
     side = np.select([x >= box.x + box.w, x + w <= box.x, y >= box.y + box.h], [0, 1, 2], 3)
     cost = distance + 0.1 * side + 0.001 * (np.abs(y - box.y) + np.abs(x - box.x))
-    best = int(np.argmin(np.where(free, cost, np.inf)))
-    return Rect(int(x[best]), int(y[best]), w, h)
+    for i in np.flatnonzero(free)[np.argsort(cost[free], kind="stable")]:
+        rect = Rect(int(x[i]), int(y[i]), w, h)
+        if distance[i] <= 3 * gap:
+            return rect, None
+        link = _link(rect, box)
+        if not _crosses(link, faces):
+            return rect, link
+    return None
 
 
 def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True, keep_size: bool = False,
@@ -181,32 +209,32 @@ def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True
         numbers = list(range(1, len(faces) + 1)) if len(faces) > 1 else [None] * len(faces)
     gap = max(2, round(4 * scale))
     blocked = [Rect(b.x, b.y, b.w, b.h).grown(box_thickness(b, scale) + gap) for b in (f.box for f in faces)]
-    inside: list[tuple[Card, Rect]] = []
+    face_rects = [Rect(b.x, b.y, b.w, b.h).grown(box_thickness(b, scale)) for b in (f.box for f in faces)]
+    inside: list[tuple[Card, Rect, Link | None]] = []
+
+    def place(card: Card, reach: int) -> bool:
+        w, h = card.size
+        others = [r for r, f in zip(face_rects, faces, strict=True) if f is not card.face]
+        found = _nearest_free(card.face.box, w, h, blocked, others, width, height, gap, reach)
+        if found is not None:
+            inside.append((card, *found))
+            blocked.append(found[0].grown(gap))
+        return found is not None
+
     margin: list[Card] = []
     for face, number in zip(faces, numbers, strict=True):
         card = Card(face, number, scale, bars)
         tries = [card] if not keep_size else [card, replace(card, bars=False)] + (
             [replace(card, tag_only=True)] if number is not None else [])
-        for attempt in tries:
-            w, h = attempt.size
-            rect = _nearest_free(face.box, w, h, blocked, width, height, gap, reach=max(w, h) // 2 + gap)
-            if rect is not None:
-                inside.append((attempt, rect))
-                blocked.append(rect.grown(gap))
-                break
-        else:
-            if not keep_size:
-                margin.append(card)
+        if not any(place(attempt, reach=max(attempt.size) // 2 + gap) for attempt in tries) and not keep_size:
+            margin.append(card)
     strip: list[tuple[Card, Rect]] = []  # tags that found no room beside their face, in canvas coordinates
     for card in margin:
         if card.number is None:
             continue
         tag = replace(card, tag_only=True)
         w, h = tag.size
-        rect = _nearest_free(card.face.box, w, h, blocked, width, height, gap, reach=4 * max(w, h))
-        if rect is not None:
-            inside.append((tag, rect))
-            blocked.append(rect.grown(gap))
+        if place(tag, reach=4 * max(w, h)):
             continue
         x = max(0, min(width - w, card.face.box.x))
         y = gap
@@ -214,14 +242,16 @@ def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True
             y += h + gap
         strip.append((tag, Rect(x, y, w, h)))
     top = max((r.y + r.h + gap for _, r in strip), default=0)
-    cards = strip + [(card, replace(rect, y=rect.y + top)) for card, rect in inside]
+    cards = strip + [(card, replace(rect, y=rect.y + top)) for card, rect, _ in inside]
+    links = [(len(strip) + i, (a[0], a[1] + top), (b[0], b[1] + top))
+             for i, (_, _, link) in enumerate(inside) if link is not None for a, b in [link]]
     y, right = gap, 0
     for card in margin:
         w, h = card.size
         cards.append((card, Rect(width + gap, y, w, h)))
         y, right = y + h + gap, max(right, w + 2 * gap)
     boxes = [replace(f.box, y=f.box.y + top) for f in faces]
-    return Layout(width + right, max(top + height, y), top, boxes, cards)
+    return Layout(width + right, max(top + height, y), top, boxes, cards, links)
 
 
 def _upscaled(canvas: np.ndarray, faces: Sequence[FaceResult]) -> tuple[np.ndarray, list[FaceResult]]:
@@ -260,6 +290,9 @@ def annotate(image: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, 
     for face, box in zip(faces, layout.boxes, strict=True):
         cv2.rectangle(canvas, (box.x, box.y), (box.x + box.w, box.y + box.h), _color(face.label),
                       box_thickness(box, scale))
+    for index, start, end in layout.links:
+        card = layout.cards[index][0]
+        cv2.line(canvas, start, end, _color(card.face.label), card.thickness, cv2.LINE_AA)
     for card, rect in layout.cards:
         card.draw(canvas, rect)
     return canvas
