@@ -26,7 +26,8 @@ class Track:
 
 class FaceTracker:
     """Gives each box of a frame the id of the track it overlaps most (IoU >= min_iou, one box per track,
-    assigned by scipy's Hungarian solver), or a new id; a track unseen for more than `max_missed` frames ends.
+    assigned by scipy's Hungarian solver), or a new id; a track missed by more than `max_missed` successive
+    calls ends.
 
     smooth: weight of the past in the per-track moving average of the probabilities,
         p_smoothed = smooth * p_previous + (1 - smooth) * p_frame; 0 (the default) returns each frame's own.
@@ -40,8 +41,8 @@ class FaceTracker:
         self._next_id = 1
 
     def assign(self, boxes: Sequence[Box], frame: int) -> list[Track]:
-        """The track of each box (in the order of `boxes`), updated to this frame."""
-        self.tracks = [t for t in self.tracks if frame - t.last_frame <= self.max_missed]
+        """The track of each box (in the order of `boxes`), updated to this frame (the detection's number)."""
+        self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= self.max_missed]
         iou = np.array([[t.box.iou(b) for b in boxes] for t in self.tracks]).reshape(len(self.tracks), len(boxes))
         matched: dict[int, Track] = {}
         for row, col in zip(*linear_sum_assignment(-iou), strict=True):
