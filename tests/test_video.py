@@ -40,7 +40,7 @@ def test_tracker_keeps_ids_of_moving_faces_and_gives_new_faces_new_ids() -> None
 
 
 def test_smoothing_is_the_moving_average_computed_by_hand() -> None:
-    tracker = FaceTracker(smooth=0.75)
+    tracker = FaceTracker(past_weight=0.75)
     (track,) = tracker.assign([Box(0, 0, 10, 10)], 0)
     p0, p1, p2 = np.array([0.2, 0.8]), np.array([1.0, 0.0]), np.array([0.0, 1.0])
     assert np.allclose(tracker.smoothed(track, p0), [0.2, 0.8])  # the first frame is its own average
@@ -50,8 +50,8 @@ def test_smoothing_is_the_moving_average_computed_by_hand() -> None:
     (track,) = off.assign([Box(0, 0, 10, 10)], 0)
     off.smoothed(track, p0)
     assert np.allclose(off.smoothed(track, p1), p1)  # smooth=0: each frame's own probabilities
-    with pytest.raises(ValueError, match=r"smooth=1\.0: expected"):
-        FaceTracker(smooth=1.0)
+    with pytest.raises(ValueError, match=r"past_weight=1\.0: expected"):
+        FaceTracker(past_weight=1.0)
 
 
 class CountingDetector:
@@ -110,9 +110,13 @@ def test_video_rows_carry_time_and_track_and_each_input_gets_its_own_summary(
     inputs.mkdir()
     for name in videos:
         (inputs / name).write_bytes(b"")
+    weights: list[float] = []
+    monkeypatch.setattr(pipeline_module, "FrameClassifier",
+                        lambda p, every, past: weights.append(past) or FrameClassifier(p, every, past))
     run = PredictionRun(predictor(CountingDetector([Box(8, 8, 48, 48)])), tmp_path / "out", annotate=False,
                         video_stride=2, progress=False, smooth=0.5)
     items = run.run(inputs)
+    assert weights == pytest.approx([np.exp(-0.2 / 0.5), np.exp(-0.5 / 0.5)])  # smooth=0.5 s, frames 0.2 / 0.5 s apart
     write_tables(items, tmp_path / "out", tuple(CLASS_NAMES), {})
     with (tmp_path / "out/predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import sys
 from collections import Counter
@@ -159,7 +160,8 @@ class PredictionRun:
         video_stride: classify every n-th video frame; the frames between show the last result.
         detect_every: run the detector on every n-th classified video frame and classify the faces it found
             there in the frames between (video.FrameClassifier).
-        smooth: weight of the past in each tracked face's moving average of probabilities (0: none).
+        smooth: time constant in seconds of each tracked face's exponential moving average of its probabilities
+            (a frame dt seconds later weighs the past by exp(-dt / smooth)); 0: none, each frame on its own.
         progress: show a progress bar over files and over video frames.
         max_frames: read at most this many frames of each video or camera (None: to the end, or Ctrl-C).
     """
@@ -171,6 +173,8 @@ class PredictionRun:
         self.output_dir = Path(output_dir)
         self.annotate, self.bars = annotate, bars
         self.video_stride = max(1, int(video_stride))
+        if smooth < 0:
+            raise ValueError(f"smooth={smooth}: expected a time constant in seconds >= 0 (0: no smoothing)")
         self.detect_every, self.smooth = max(1, int(detect_every)), float(smooth)
         self.progress = progress
         self.max_frames = max_frames
@@ -224,7 +228,8 @@ class PredictionRun:
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         tmp = out.with_name(f".{out.stem}.partial.mp4")
         writer: video.Writer | None = None
-        classify = FrameClassifier(self.predictor, self.detect_every, self.smooth)
+        past = math.exp(-self.video_stride / (fps * self.smooth)) if self.smooth > 0 else 0.0
+        classify = FrameClassifier(self.predictor, self.detect_every, past)
         items: list[Item] = []
         tracked: list[TrackedFace] = []
         timed: list[tuple[int, float, list[TrackedFace]]] = []

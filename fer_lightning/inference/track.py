@@ -29,14 +29,14 @@ class FaceTracker:
     assigned by scipy's Hungarian solver), or a new id; a track missed by more than `max_missed` successive
     calls ends.
 
-    smooth: weight of the past in the per-track moving average of the probabilities,
-        p_smoothed = smooth * p_previous + (1 - smooth) * p_frame; 0 (the default) returns each frame's own.
+    past_weight: weight of the past in the per-track moving average of the probabilities,
+        p_smoothed = past_weight * p_previous + (1 - past_weight) * p_frame; 0 (the default): each frame's own.
     """
 
-    def __init__(self, min_iou: float = 0.3, max_missed: int = 10, smooth: float = 0.0) -> None:
-        if not 0.0 <= smooth < 1.0:
-            raise ValueError(f"smooth={smooth}: expected a weight of the past in [0, 1) (0: no smoothing)")
-        self.min_iou, self.max_missed, self.smooth = min_iou, max_missed, smooth
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 10, past_weight: float = 0.0) -> None:
+        if not 0.0 <= past_weight < 1.0:
+            raise ValueError(f"past_weight={past_weight}: expected a weight in [0, 1) (0: no smoothing)")
+        self.min_iou, self.max_missed, self.past_weight = min_iou, max_missed, past_weight
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -62,8 +62,8 @@ class FaceTracker:
     def smoothed(self, track: Track, probabilities: np.ndarray) -> np.ndarray:
         """This frame's probabilities of `track` folded into its moving average (returned and kept)."""
         probabilities = np.asarray(probabilities, dtype=np.float64)
-        if track.probabilities is None or not self.smooth:
+        if track.probabilities is None or not self.past_weight:
             track.probabilities = probabilities
         else:
-            track.probabilities = self.smooth * track.probabilities + (1.0 - self.smooth) * probabilities
+            track.probabilities = self.past_weight * track.probabilities + (1.0 - self.past_weight) * probabilities
         return track.probabilities

@@ -40,13 +40,14 @@ class FrameClassifier:
 
     The detector runs on every `detect_every`-th call; the calls between classify the crops of the boxes found
     last (a face moves little in a few frames, and the detector costs several times the classifier). Boxes get
-    track ids by IoU between detections; `smooth` is the weight of the past in each track's moving average.
+    track ids by IoU between detections; `past_weight` is the weight of the past in each track's moving
+    average of probabilities (track.FaceTracker).
     """
 
-    def __init__(self, predictor: Predictor, detect_every: int = 1, smooth: float = 0.0) -> None:
+    def __init__(self, predictor: Predictor, detect_every: int = 1, past_weight: float = 0.0) -> None:
         self.predictor = predictor
         self.detect_every = max(1, int(detect_every))
-        self.tracker = FaceTracker(smooth=smooth)
+        self.tracker = FaceTracker(past_weight=past_weight)
         self.calls = 0
         self.current: list = []  # the tracks found by the last detection
 
