@@ -1,8 +1,11 @@
 """Video benchmark: frames per second of `predict` on a video (decode, detect, classify, draw, encode), and how
 often a face's label changes, with and without smoothing, on a clip made at run time from real data.
 
-    python benchmarks/bench_video.py [--data PATH] [--seconds 20] [--threads 2 1] [--detect-every 1 4]
-        [--smooth 0 0.5] [--set mtcnn.max_side=480 ...] [--keep-clip clip.mp4]
+    python benchmarks/bench_video.py [--data PATH] [--seconds 20] [--hold 2] [--threads 2 1]
+        [--runs 1/1/0 1/1/0.5 1/4/0.5 3/2/0.5] [--set mtcnn.max_side=480 ...] [--keep-clip clip.mp4]
+
+Each run is video_stride/detect_every/smooth (predict's options of the same names); the first, 1/1/0, is
+predict's behaviour before tracking and smoothing existed (detect and classify every frame, no smoothing).
 
 The clip (640x360, 25 fps, MPEG-4 as OpenCV writes it; nothing is committed): a real photograph
 (scikit-image's `rocket`, a launch pad without people) with two real FER-2013 PublicTest faces pasted at 120 and
@@ -113,10 +116,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/fer2013/fer2013.csv.gz"))
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--hold", type=float, default=4.0, help="seconds each pasted face stays")
+    parser.add_argument("--hold", type=float, default=2.0, help="seconds each pasted face stays")
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
-    parser.add_argument("--detect-every", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--smooth", type=float, nargs="+", default=[0.0, 0.5])
+    parser.add_argument("--runs", nargs="+", default=["1/1/0", "1/1/0.5", "1/4/0.5", "3/2/0.5"],
+                        metavar="STRIDE/EVERY/SMOOTH", help="video_stride/detect_every/smooth of each run")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a predict setting, e.g. --set mtcnn.max_side=480 (default: conf/predict.yaml)")
     parser.add_argument("--keep-clip", type=Path, help="also save the clip here (never commit it)")
@@ -132,23 +135,24 @@ def main() -> None:
               f"{args.hold:g} s: true changes/min {true_changes(truth, args.seconds):.1f}; detector {cfg.detector} "
               f"{' '.join(args.set)}; {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
               f"load average {os.getloadavg()[0]:.1f} at start")
-        print("| threads | detect_every | smooth (s) | fps | CPU ms per frame | found | right | label changes/min |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| threads | video_stride | detect_every | smooth (s) | fps | CPU ms per frame | found | right | "
+              "label changes/min |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for threads in args.threads:
             torch.set_num_threads(threads)
             cv2.setNumThreads(threads)
-            for every in args.detect_every:
-                for smooth in args.smooth:
-                    run = PredictionRun(predictor, Path(tmp) / "out", progress=False, detect_every=every,
-                                        smooth=smooth)
-                    started, cpu = time.perf_counter(), time.process_time()
-                    with contextlib.redirect_stdout(io.StringIO()):  # the run's own result line
-                        items = run.run(clip)
-                    fps = len(truth) / (time.perf_counter() - started)
-                    cpu_ms = 1000 * (time.process_time() - cpu) / len(truth)
-                    r = score(items, truth, args.seconds)
-                    print(f"| {threads} | {every} | {smooth:g} | {fps:.1f} | {cpu_ms:.1f} | {r['found']:.3f} | "
-                          f"{r['right']:.3f} | {r['changes']:.0f} |", flush=True)
+            for setting in args.runs:
+                stride, every, smooth = setting.split("/")
+                run = PredictionRun(predictor, Path(tmp) / "out", progress=False, video_stride=int(stride),
+                                    detect_every=int(every), smooth=float(smooth))
+                started, cpu = time.perf_counter(), time.process_time()
+                with contextlib.redirect_stdout(io.StringIO()):  # the run's own result line
+                    items = run.run(clip)
+                fps = len(truth) / (time.perf_counter() - started)
+                cpu_ms = 1000 * (time.process_time() - cpu) / len(truth)
+                r = score(items, truth, args.seconds)
+                print(f"| {threads} | {stride} | {every} | {smooth} | {fps:.1f} | {cpu_ms:.1f} | {r['found']:.3f} | "
+                      f"{r['right']:.3f} | {r['changes']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
