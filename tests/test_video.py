@@ -126,7 +126,7 @@ def test_video_rows_carry_time_and_track_and_each_input_gets_its_own_summary(
     record = json.loads((tmp_path / "out/predictions.json").read_text())
     per_input = {Path(i["source"]).name: i for i in record["inputs"]}
     assert per_input["a.mp4"]["items"] == 3 and per_input["b.mp4"]["items"] == 2
-    assert per_input["a.mp4"]["duration_s"] == 0.4 and per_input["b.mp4"]["tracks"][0]["frames"] == 2
+    assert per_input["a.mp4"]["last_s"] == 0.4 and per_input["b.mp4"]["tracks"][0]["frames"] == 2
     assert record["summary"]["items"] == 5
     timeline = tmp_path / "out/timeline/a.csv"
     assert per_input["a.mp4"]["timeline"] == str(timeline) and timeline.with_suffix(".png").is_file()

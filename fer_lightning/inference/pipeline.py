@@ -344,7 +344,7 @@ def summarize_inputs(items: list[Item]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"source": source, **summarize(group), "labels": dict(labels.most_common())}
         if any(item.frame is not None for item in group):
             times = [item.time for item in group if item.time is not None]
-            entry.update(duration_s=max(times, default=0.0), tracks=track_summary(group),
+            entry.update(last_s=max(times, default=0.0), tracks=track_summary(group),
                          timeline=next((i.timeline for i in group if i.timeline), None))
         entry["annotated"] = next((item.annotated for item in group if item.annotated), None)
         inputs.append(entry)
