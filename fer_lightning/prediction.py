@@ -26,6 +26,7 @@ from fer_lightning.inference.pipeline import (
     PredictionRun,
     camera_index,
     list_inputs,
+    results_log,
     summarize,
     write_tables,
 )
@@ -92,14 +93,16 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
     threads = set_threads(cfg.get("threads"))
     ckpt_path = cfg.get("ckpt_path") or PRETRAINED
     records = MemoryHandler(capacity=2**31, flushLevel=logging.CRITICAL + 1)  # for predict.log, once it is written
-    logging.getLogger().addHandler(records)
+    for logger in (logging.getLogger(), results_log):
+        logger.addHandler(records)
     try:
         if not cfg.get("ckpt_path"):
             log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
         predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
                                               device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
         run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
-                            video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"))
+                            video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"),
+                            detect_every=cfg.detect_every, smooth=cfg.smooth)
         items = run.run(source)
         summary = summarize(items)
         if summary["items"] == 0:
@@ -110,7 +113,8 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
                              "(no tables were written)")
         meta = {"checkpoint": str(predictor.checkpoint), "input": source, "detector": cfg.detector,
                 "margin": predictor.margin, "precision": cfg.precision, "threads": threads,
-                "video_stride": cfg.video_stride, "max_frames": cfg.get("max_frames"),
+                "video_stride": cfg.video_stride, "detect_every": cfg.detect_every, "smooth": cfg.smooth,
+                "max_frames": cfg.get("max_frames"),
                 "preprocessing": predictor.contract(),
                 "wall_time_s": round(time.perf_counter() - started, 3),
                 "versions": environment_info()["versions"]}
@@ -120,7 +124,8 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
         write_log(records, output_dir / LOG_NAME)
     finally:
-        logging.getLogger().removeHandler(records)
+        for logger in (logging.getLogger(), results_log):
+            logger.removeHandler(records)
         records.close()
     return {**summary, "csv": str(csv_path), "json": str(json_path), "output_dir": str(output_dir)}
 

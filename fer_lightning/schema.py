@@ -280,7 +280,8 @@ EXPORT = Open({
     "opset": Int(*ONNX_OPSETS), "verify": Bool(),
 })
 PREDICT = Open({"batch_size": Int(1), "video_stride": Int(1), "max_frames": Int(1, optional=True),
-                "margin": Float(0, optional=True), "threads": Int(1, optional=True)})
+                "margin": Float(0, optional=True), "threads": Int(1, optional=True),
+                "detect_every": Int(1), "smooth": Float(0)})
 
 
 def _train_combinations(cfg: DictConfig) -> str | None:

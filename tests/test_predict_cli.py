@@ -181,7 +181,7 @@ def test_terminal_shows_results_and_the_log_file_keeps_the_records(tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == ["annotated", "predict.log", "predictions.csv",
                                                       "predictions.json"]
     logged = (out / "predict.log").read_text()
-    assert "[fer_lightning.inference.pipeline][INFO] - " + results[0] in logged
+    assert "[fer_lightning.inference.pipeline.results][INFO] - " + results[0] in logged
     assert json.loads((out / "predictions.json").read_text())["threads"] == 1
 
 

@@ -1,9 +1,14 @@
-"""Annotation: a box, the top label with its probability, and a bar per class beside every face.
+"""Annotation: a box per face and a card with its top label, its probability and a bar per class.
 
-Labels and panels never cover a face: a panel goes beside its box where the image has room, else into a margin
-added to the right of the image; a caption goes above the box, else below it, else into a strip added on top.
-Small images (a 48x48 crop) are upscaled first so the text is legible. Video frames keep their size (a video
-has one frame size), so there the panel goes wherever it covers the least face.
+Rules (tests/test_draw.py checks them on crowded, border and large layouts):
+- no card or tag covers any detected face, and each lies inside the output image;
+- with several faces, each card starts with the face's number (a video's: its track id), so it pairs with its
+  face wherever it sits: beside the face where the image has room, else in a margin added to the right of the
+  image, and then a tag with the same number goes beside the face (or, where a crowd leaves no room, into a
+  strip added above the image, over the face's column);
+- text size follows the image, not the box: a 4000x3000 photo gets text ~70 px high, whatever its faces' size.
+Small images (a 48x48 crop) are upscaled first. Video frames keep their size (a video has one frame size): a
+card that finds no room beside its face shrinks to its header line, then to the number tag, then is left out.
 
 Only OpenCV's built-in Hershey font is used, so drawing needs no font files.
 """
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -29,85 +34,224 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 # images whose shorter side is below this are upscaled (by a whole factor) before drawing
 MIN_DRAW_SIDE = 240
-GAP = 3
 MARGIN_COLOR = (32, 32, 32)
-
-
-@dataclass
-class _Rect:
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def overlap(self, box: Box | _Rect) -> int:
-        return (max(0, min(self.x + self.w, box.x + box.w) - max(self.x, box.x))
-                * max(0, min(self.y + self.h, box.y + box.h) - max(self.y, box.y)))
-
-    def inside(self, width: int, height: int) -> bool:
-        return self.x >= 0 and self.y >= 0 and self.x + self.w <= width and self.y + self.h <= height
 
 
 def _color(name: str) -> tuple[int, int, int]:
     return PALETTE.get(name, (255, 255, 255))
 
 
-def _shade(canvas: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.6) -> None:
-    """Darken a rectangle (clipped to the image) so text on it stays readable on any background."""
-    h, w = canvas.shape[:2]
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    if x1 > x0 and y1 > y0:
-        canvas[y0:y1, x0:x1] = (canvas[y0:y1, x0:x1] * (1.0 - alpha)).astype(np.uint8)
+def text_scale(width: int, height: int) -> float:
+    """Hershey font scale for an image: ~10 px letters up to 400 px on the short side, then 2.3 % of it."""
+    return max(0.45, min(width, height) / 950)
 
 
-def _text(canvas: np.ndarray, text: str, x: int, y: int, scale: float, color: tuple[int, int, int],
-          thickness: int | None = None) -> None:
-    thickness = thickness or max(1, round(scale * 2))
-    cv2.putText(canvas, text, (x, y), FONT, scale, color, thickness, cv2.LINE_AA)
+@dataclass(frozen=True)
+class Rect:
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def overlaps(self, other: Rect | Box) -> bool:
+        return (min(self.x + self.w, other.x + other.w) > max(self.x, other.x)
+                and min(self.y + self.h, other.y + other.h) > max(self.y, other.y))
+
+    def inside(self, width: int, height: int) -> bool:
+        return self.x >= 0 and self.y >= 0 and self.x + self.w <= width and self.y + self.h <= height
+
+    def grown(self, by: int) -> Rect:
+        return Rect(self.x - by, self.y - by, self.w + 2 * by, self.h + 2 * by)
 
 
-def _scale(box: Box) -> float:
-    return float(np.clip(box.w / 260, 0.35, 1.2))
+@dataclass(frozen=True)
+class Card:
+    """What is drawn for one face, at one text scale: a header (`3 happy 91%`), then one bar per class if `bars`;
+    header_only and tag_only give the smaller fallbacks (the header line; the number alone)."""
+
+    face: FaceResult
+    number: int | None
+    scale: float
+    bars: bool = True
+    tag_only: bool = False
+
+    @property
+    def header(self) -> str:
+        if self.tag_only:
+            return str(self.number)
+        number = "" if self.number is None else f"{self.number} "
+        return f"{number}{self.face.label} {self.face.score:.0%}"
+
+    @property
+    def metrics(self) -> tuple[int, int, int]:
+        """(letter height, padding, row height) in pixels."""
+        (_, text_h), _ = cv2.getTextSize("Mg", FONT, self.scale, 1)
+        pad = max(2, text_h // 3)
+        return text_h, pad, text_h + 2 * pad
+
+    @property
+    def size(self) -> tuple[int, int]:
+        text_h, pad, row = self.metrics
+        (header_w, _), _ = cv2.getTextSize(self.header, FONT, self.scale, self.thickness)
+        if not self.bars or self.tag_only:
+            return header_w + 2 * pad, row
+        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, self.name_thickness)
+        return max(header_w + 2 * pad, name_w + 4 * text_h + 3 * pad), row * (1 + len(self.face.probabilities))
+
+    @property
+    def thickness(self) -> int:
+        return max(1, round(self.scale * 1.6))
+
+    @property
+    def name_thickness(self) -> int:
+        return max(1, round(self.scale))
+
+    def draw(self, canvas: np.ndarray, at: Rect) -> None:
+        text_h, pad, row = self.metrics
+        cv2.rectangle(canvas, (at.x, at.y), (at.x + at.w - 1, at.y + row - 1), _color(self.face.label), cv2.FILLED)
+        cv2.putText(canvas, self.header, (at.x + pad, at.y + pad + text_h), FONT, self.scale, (20, 20, 20),
+                    self.thickness, cv2.LINE_AA)
+        if not self.bars or self.tag_only:
+            return
+        _shade(canvas, Rect(at.x, at.y + row, at.w, at.h - row))
+        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, self.name_thickness)
+        bar_x, bar_len = at.x + name_w + 2 * pad, at.w - name_w - 3 * pad
+        for i, (name, p) in enumerate(self.face.probabilities.items()):
+            top = at.y + (i + 1) * row
+            cv2.putText(canvas, name, (at.x + pad, top + pad + text_h), FONT, self.scale, (235, 235, 235),
+                        self.name_thickness, cv2.LINE_AA)
+            cv2.rectangle(canvas, (bar_x, top + pad), (bar_x + max(1, round(bar_len * p)), top + row - pad),
+                          _color(name), cv2.FILLED)
 
 
-def _caption(face: FaceResult, number: int | None = None) -> tuple[str, int, int, int]:
-    """The top label's text (prefixed by the face's number when panels sit in the margin), its width and height
-    and the font baseline, at this face's caption size."""
-    text = f"{'' if number is None else f'{number}: '}{face.label} {face.score:.0%}"
-    (tw, th), base = cv2.getTextSize(text, FONT, _scale(face.box) * 1.3, 1)
-    return text, tw + 2 * base, th + 2 * base, base
+def _shade(canvas: np.ndarray, rect: Rect, alpha: float = 0.6) -> None:
+    """Darken a rectangle so text on it stays readable on any background."""
+    region = canvas[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w]
+    region[:] = (region * (1.0 - alpha)).astype(np.uint8)
+
+
+def box_thickness(box: Box, scale: float) -> int:
+    return max(1, min(round(scale * 2), box.w // 25))
 
 
 @dataclass
-class _PanelText:
-    """The font metrics of a face's probability panel: one place for its size and its drawing."""
+class Layout:
+    """Where everything goes on the output canvas (the image, shifted down by `top`, plus margins)."""
 
-    names: list[str]
-    scale: float
-    name_w: int
-    text_h: int
-    pad: int
-    row: int
+    width: int
+    height: int
+    top: int
+    boxes: list[Box]
+    cards: list[tuple[Card, Rect]] = field(default_factory=list)
+    # a line from a card or tag that is not right beside its face to that face: (card index, start, end)
+    links: list[tuple[int, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
-    @classmethod
-    def of(cls, face: FaceResult) -> _PanelText:
-        names, scale = list(face.probabilities), _scale(face.box) * 0.9
-        (name_w, text_h), _ = cv2.getTextSize(max(names, key=len), FONT, scale, 1)
-        return cls(names, scale, name_w, text_h, max(2, text_h // 2), int(text_h * 1.7) + 1)
-
-
-def _panel_size(face: FaceResult, header: bool = False) -> tuple[int, int]:
-    t = _PanelText.of(face)
-    return t.name_w + max(30, face.box.w - t.name_w - 3 * t.pad) + 3 * t.pad, t.row * (len(t.names) + header) + t.pad
+    @property
+    def rects(self) -> list[Rect]:
+        return [rect for _, rect in self.cards]
 
 
-def _beside(box: Box, w: int, h: int, width: int, height: int) -> list[_Rect]:
-    """Where a w x h panel may go, in order of preference: right of the box, left, below, above; on each side
-    aligned with the box's start, then its end, then slid into the image (still beside the box)."""
-    ys = dict.fromkeys([box.y, box.y + box.h - h, max(0, min(height - h, box.y))])
-    xs = dict.fromkeys([box.x, box.x + box.w - w, max(0, min(width - w, box.x))])
-    return ([_Rect(box.x + box.w + GAP, y, w, h) for y in ys] + [_Rect(box.x - GAP - w, y, w, h) for y in ys]
-            + [_Rect(x, box.y + box.h + GAP, w, h) for x in xs] + [_Rect(x, box.y - GAP - h, w, h) for x in xs])
+Link = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _link(rect: Rect, box: Box) -> Link:
+    """The shortest segment from `rect` to `box` (from the rect's point nearest to the box's point nearest to
+    the rect's centre)."""
+    end = (min(max(rect.x + rect.w // 2, box.x), box.x + box.w), min(max(rect.y + rect.h // 2, box.y), box.y + box.h))
+    return (min(max(end[0], rect.x), rect.x + rect.w), min(max(end[1], rect.y), rect.y + rect.h)), end
+
+
+def _crosses(link: Link, rects: Sequence[Rect]) -> bool:
+    (x0, y0), (x1, y1) = link
+    t = np.linspace(0.0, 1.0, 24)
+    x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+    return any(((x > r.x) & (x < r.x + r.w) & (y > r.y) & (y < r.y + r.h)).any() for r in rects)
+
+
+def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], faces: list[Rect], width: int, height: int,
+                  gap: int, reach: int) -> tuple[Rect, Link | None] | None:
+    """The w x h rectangle closest to `box` (at most `reach` px from it) that lies inside width x height and
+    touches none of `blocked` (right of the box first, then left, below, above, then farther out), with the
+    line that links it to the box when it is not right beside it: a line that crosses none of `faces`."""
+    step = max(2, min(w, h) // 3)
+    xs = np.unique(np.clip(np.r_[box.x + box.w + gap, box.x - gap - w, box.x, box.x + box.w - w,
+                                 np.arange(box.x - reach - w, box.x + box.w + reach + 1, step)], 0, max(0, width - w)))
+    ys = np.unique(np.clip(np.r_[box.y, box.y + box.h - h, box.y + box.h + gap, box.y - gap - h,
+                                 np.arange(box.y - reach - h, box.y + box.h + reach + 1, step)], 0, max(0, height - h)))
+    x, y = (a.ravel() for a in np.meshgrid(xs, ys))
+    free = (x + w <= width) & (y + h <= height)
+    for r in blocked:
+        free &= ~((np.minimum(x + w, r.x + r.w) > np.maximum(x, r.x))
+                  & (np.minimum(y + h, r.y + r.h) > np.maximum(y, r.y)))
+    dx = np.maximum(0, np.maximum(box.x - (x + w), x - (box.x + box.w)))
+    dy = np.maximum(0, np.maximum(box.y - (y + h), y - (box.y + box.h)))
+    distance = np.hypot(dx, dy)
+    free &= distance <= reach
+    # ties (all sides at the gap) go right, left, below, above; aligned with the box's top or left edge first
+    side = np.select([x >= box.x + box.w, x + w <= box.x, y >= box.y + box.h], [0, 1, 2], 3)
+    cost = distance + 0.1 * side + 0.001 * (np.abs(y - box.y) + np.abs(x - box.x))
+    for i in np.flatnonzero(free)[np.argsort(cost[free], kind="stable")]:
+        rect = Rect(int(x[i]), int(y[i]), w, h)
+        if distance[i] <= 3 * gap:
+            return rect, None
+        link = _link(rect, box)
+        if not _crosses(link, faces):
+            return rect, link
+    return None
+
+
+def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True, keep_size: bool = False,
+         numbers: Sequence[int] | None = None) -> Layout:
+    """Place a card per face (see the module's rules) on a width x height image; numbers: the faces' numbers
+    (None: 1, 2, ... when there are several faces, none for one face)."""
+    scale = text_scale(width, height)
+    if numbers is None:
+        numbers = list(range(1, len(faces) + 1)) if len(faces) > 1 else [None] * len(faces)
+    gap = max(2, round(4 * scale))
+    blocked = [Rect(b.x, b.y, b.w, b.h).grown(box_thickness(b, scale) + gap) for b in (f.box for f in faces)]
+    face_rects = [Rect(b.x, b.y, b.w, b.h).grown(box_thickness(b, scale)) for b in (f.box for f in faces)]
+    inside: list[tuple[Card, Rect, Link | None]] = []
+
+    def place(card: Card, reach: int) -> bool:
+        w, h = card.size
+        others = [r for r, f in zip(face_rects, faces, strict=True) if f is not card.face]
+        found = _nearest_free(card.face.box, w, h, blocked, others, width, height, gap, reach)
+        if found is not None:
+            inside.append((card, *found))
+            blocked.append(found[0].grown(gap))
+        return found is not None
+
+    margin: list[Card] = []
+    for face, number in zip(faces, numbers, strict=True):
+        card = Card(face, number, scale, bars)
+        tries = [card] if not keep_size else [card, replace(card, bars=False)] + (
+            [replace(card, tag_only=True)] if number is not None else [])
+        if not any(place(attempt, reach=max(attempt.size) // 2 + gap) for attempt in tries) and not keep_size:
+            margin.append(card)
+    strip: list[tuple[Card, Rect]] = []  # tags that found no room beside their face, in canvas coordinates
+    for card in margin:
+        if card.number is None:
+            continue
+        tag = replace(card, tag_only=True)
+        w, h = tag.size
+        if place(tag, reach=4 * max(w, h)):
+            continue
+        x = max(0, min(width - w, card.face.box.x))
+        y = gap
+        while any(Rect(x, y, w, h).grown(gap).overlaps(r) for _, r in strip):
+            y += h + gap
+        strip.append((tag, Rect(x, y, w, h)))
+    top = max((r.y + r.h + gap for _, r in strip), default=0)
+    cards = strip + [(card, replace(rect, y=rect.y + top)) for card, rect, _ in inside]
+    links = [(len(strip) + i, (a[0], a[1] + top), (b[0], b[1] + top))
+             for i, (_, _, link) in enumerate(inside) if link is not None for a, b in [link]]
+    y, right = gap, 0
+    for card in margin:
+        w, h = card.size
+        cards.append((card, Rect(width + gap, y, w, h)))
+        y, right = y + h + gap, max(right, w + 2 * gap)
+    boxes = [replace(f.box, y=f.box.y + top) for f in faces]
+    return Layout(width + right, max(top + height, y), top, boxes, cards, links)
 
 
 def _upscaled(canvas: np.ndarray, faces: Sequence[FaceResult]) -> tuple[np.ndarray, list[FaceResult]]:
@@ -119,110 +263,36 @@ def _upscaled(canvas: np.ndarray, faces: Sequence[FaceResult]) -> tuple[np.ndarr
                     for f in faces]
 
 
-def _draw_panel(canvas: np.ndarray, face: FaceResult, rect: _Rect, number: int | None) -> None:
-    """One probability bar per class (names left, bars right) in `rect`, under a header naming the face when it
-    has a number (a panel in the margin, away from its face)."""
-    t = _PanelText.of(face)
-    names, scale, name_w, text_h, pad, row = t.names, t.scale, t.name_w, t.text_h, t.pad, t.row
-    bar_len = rect.w - name_w - 3 * pad
-    _shade(canvas, rect.x, rect.y, rect.x + rect.w, rect.y + rect.h)
-    if number is not None:
-        _text(canvas, f"{number}: {face.label}", rect.x + pad, rect.y + row - (row - text_h) // 2, scale,
-              _color(face.label), thickness=1)
-    header = row if number is not None else 0
-    for i, name in enumerate(names):
-        base = rect.y + header + (i + 1) * row
-        _text(canvas, name, rect.x + pad, base - (row - text_h) // 2, scale, (235, 235, 235), thickness=1)
-        bx = rect.x + 2 * pad + name_w
-        length = max(1, round(bar_len * face.probabilities[name]))
-        cv2.rectangle(canvas, (bx, base - row + 3), (bx + length, base - 2), _color(name), cv2.FILLED)
-
-
-def _draw_caption(canvas: np.ndarray, face: FaceResult, rect: _Rect, number: int | None) -> None:
-    text, _, _, base = _caption(face, number)
-    cv2.rectangle(canvas, (rect.x, rect.y), (rect.x + rect.w, rect.y + rect.h), _color(face.label), cv2.FILLED)
-    _text(canvas, text, rect.x + base, rect.y + rect.h - base - base // 2, _scale(face.box) * 1.3, (20, 20, 20))
-
-
-def _layout(faces: Sequence[FaceResult], width: int, height: int, bars: bool, keep_size: bool,
-            numbered: bool = False) -> tuple[list[_Rect], list[_Rect | None], int, int, int]:
-    """Caption and panel rectangles per face, and the (top, right, bottom) margins the image needs for them.
-
-    Rectangles with y < 0 lie in the top strip, x >= width in the right margin (coordinates of the unpadded image).
-    numbered: captions and margin panels carry the face's number (1, 2, ...), so a margin panel names its face.
-    """
-    boxes = [f.box for f in faces]
-    captions: list[_Rect] = []
-    top = 0
-    for i, face in enumerate(faces):
-        _, cw, ch, _ = _caption(face, i + 1 if numbered else None)
-        box = face.box
-        above, below = _Rect(box.x, box.y - ch, cw, ch), _Rect(box.x, box.y + box.h, cw, ch)
-        if above.y >= 0 or keep_size:
-            rect = above if above.y >= 0 else below if below.y + ch <= height else _Rect(box.x, box.y, cw, ch)
-        elif below.y + ch <= height:
-            rect = below
-        else:  # no room above or below: a strip on top of the image
-            rect, top = above, max(top, ch)
-        rect.x = max(0, min(width - cw, rect.x)) if cw <= width else 0
-        captions.append(rect)
-    panels: list[_Rect | None] = []
-    right = bottom = 0
-    stack = 0  # panels in the right margin, top to bottom
-    for face in faces:
-        if not bars:
-            panels.append(None)
-            continue
-        pw, ph = _panel_size(face)
-        taken = boxes + captions + [p for p in panels if p]
-        free = [r for r in _beside(face.box, pw, ph, width, height)
-                if r.inside(width, height) and not any(r.overlap(t) for t in taken)]
-        if free:
-            panels.append(free[0])
-        elif keep_size:  # inside the frame, covering the least face area
-            inside = [_Rect(max(0, min(width - pw, r.x)), max(0, min(height - ph, r.y)), pw, ph)
-                      for r in _beside(face.box, pw, ph, width, height)]
-            panels.append(min(inside, key=lambda r: (2 * r.overlap(face.box) + sum(r.overlap(b) for b in boxes))))
-        else:
-            pw, ph = _panel_size(face, header=numbered)
-            panels.append(_Rect(width + GAP, -top + stack + GAP, pw, ph))
-            stack += ph + GAP
-            right = max(right, pw + 2 * GAP)
-    bottom = max(0, stack + GAP - top - height)
-    return captions, panels, top, right, bottom
-
-
-def annotate(image: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, keep_size: bool = False
-             ) -> np.ndarray:
-    """A BGR copy of `image` with each face's box, top label + probability and (optionally) class bars;
-    an image without faces gets a 'no face' note, so a missing detection is visible too.
+def annotate(image: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, keep_size: bool = False,
+             numbers: Sequence[int] | None = None) -> np.ndarray:
+    """A BGR copy of `image` with each face's box and card (see the module's rules); an image without faces gets
+    a 'no face found' note, so a missing detection is visible too.
 
     keep_size: draw on the image as it is (video frames), never upscaling it or adding margins.
+    numbers: the faces' numbers on their cards (a video's track ids); None: 1, 2, ... when several.
     """
     canvas = to_bgr(image)
     if not keep_size:
         canvas, faces = _upscaled(canvas, faces)
-    h, w = canvas.shape[:2]
+    height, width = canvas.shape[:2]
+    scale = text_scale(width, height)
     if not faces:
-        scale = max(0.4, min(w, h) / 600)
-        (tw, th), _ = cv2.getTextSize("no face found", FONT, scale, 1)
-        _shade(canvas, 0, 0, tw + 2 * th, 2 * th)
-        _text(canvas, "no face found", th // 2 + 1, int(th * 1.5), scale, (255, 255, 255))
+        thickness = max(1, round(scale * 1.6))
+        (w, h), _ = cv2.getTextSize("no face found", FONT, scale, thickness)
+        pad = max(2, h // 3)
+        _shade(canvas, Rect(0, 0, w + 2 * pad, h + 3 * pad))
+        cv2.putText(canvas, "no face found", (pad, pad + h), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
         return canvas
-    captions, panels, top, right, bottom = _layout(faces, w, h, bars, keep_size)
-    numbered = len(faces) > 1 and right > 0  # a panel in the margin: number the faces to pair them
-    if numbered:
-        captions, panels, top, right, bottom = _layout(faces, w, h, bars, keep_size, numbered=True)
-    if top or right or bottom:
-        canvas = cv2.copyMakeBorder(canvas, top, bottom, 0, right, cv2.BORDER_CONSTANT, value=MARGIN_COLOR)
-    for i, (face, caption, panel) in enumerate(zip(faces, captions, panels, strict=True)):
-        number = i + 1 if numbered else None
-        box = face.box
-        thickness = max(1, round(box.w / 90))
-        cv2.rectangle(canvas, (box.x, box.y + top), (box.x + box.w, box.y + box.h + top), _color(face.label),
-                      thickness)
-        _draw_caption(canvas, face, _Rect(caption.x, caption.y + top, caption.w, caption.h), number)
-        if panel is not None:
-            in_margin = panel.x >= w
-            _draw_panel(canvas, face, _Rect(panel.x, panel.y + top, panel.w, panel.h), number if in_margin else None)
+    layout = plan(faces, width, height, bars, keep_size, numbers)
+    if (layout.width, layout.height) != (width, height):
+        canvas = cv2.copyMakeBorder(canvas, layout.top, layout.height - height - layout.top, 0,
+                                    layout.width - width, cv2.BORDER_CONSTANT, value=MARGIN_COLOR)
+    for face, box in zip(faces, layout.boxes, strict=True):
+        cv2.rectangle(canvas, (box.x, box.y), (box.x + box.w, box.y + box.h), _color(face.label),
+                      box_thickness(box, scale))
+    for index, start, end in layout.links:
+        card = layout.cards[index][0]
+        cv2.line(canvas, start, end, _color(card.face.label), card.thickness, cv2.LINE_AA)
+    for card, rect in layout.cards:
+        card.draw(canvas, rect)
     return canvas
