@@ -20,14 +20,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fer_lightning.cli import reexport, run_checked
+from fer_lightning.cli import run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Known bad input (a missing checkpoint, an unknown split) exits 2 after one line on stderr."""
-    from fer_lightning import evaluation
+    from fer_lightning.jobs import evaluate as evaluation
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     status = evaluation.run(cfg, HydraConfig.get().runtime.output_dir)
@@ -38,10 +38,6 @@ def main(cfg: DictConfig) -> None:
 def cli() -> None:
     """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
     run_checked(main, "evaluate")
-
-
-# `from fer_lightning.evaluate import ...` of the job's names still works: loaded on first use
-__getattr__ = reexport("fer_lightning.evaluate", "fer_lightning.evaluation")
 
 
 if __name__ == "__main__":
