@@ -8,7 +8,7 @@ bootstrap=N adds 95 % percentile-bootstrap intervals over the split's images for
 compare_ckpt_path evaluates a second checkpoint on the same images and views and adds McNemar's test of the two.
 
 This entry point imports only Hydra: `--help` and a rejected override answer before torch and Lightning load
-(docs/performance.md); the job itself runs in `fer_lightning.evaluation`.
+(docs/performance.md); the job itself runs in `fer_lightning.jobs.evaluate`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fer_lightning import schema
-from fer_lightning.cli import expected_failure, fail, reexport, run_checked
+from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> None:
     problem = schema.problem(cfg, "evaluate")
     if problem:
         fail("evaluate", schema.ConfigError(problem))
-    from fer_lightning import evaluation
+    from fer_lightning.jobs import evaluate as evaluation
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
@@ -48,10 +48,6 @@ def main(cfg: DictConfig) -> None:
 def cli() -> None:
     """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
     run_checked(main, "evaluate")
-
-
-# `from fer_lightning.evaluate import ...` of the job's names still works: loaded on first use
-__getattr__ = reexport("fer_lightning.evaluate", "fer_lightning.evaluation")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python -m fer_lightning.train -m optimizer=adamw,sgd        # a sweep; a failing job does not stop it
 
 This entry point imports only Hydra: `--help` and a rejected override answer before torch and Lightning load
-(docs/performance.md); the job itself runs in `fer_lightning.training`.
+(docs/performance.md); the job itself runs in `fer_lightning.jobs.train`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from fer_lightning.cli import expected_failure, fail, reexport, run_checked
+from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.runrecord import completed_record
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """A failed job is recorded in its metrics.json either way; a single run then exits non-zero, a sweep goes on."""
-    from fer_lightning import training
+    from fer_lightning.jobs import train as training
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     done = completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
@@ -56,10 +56,6 @@ def main(cfg: DictConfig) -> float | None:
 def run() -> None:
     """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
     run_checked(main, "train")
-
-
-# `from fer_lightning.train import ...` of the job's names still works: loaded on first use
-__getattr__ = reexport("fer_lightning.train", "fer_lightning.training")
 
 
 if __name__ == "__main__":

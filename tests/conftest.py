@@ -53,7 +53,7 @@ ONE_EPOCH = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The best checkpoint of one tiny CNN training (flip TTA), shared by the tests that consume checkpoints."""
-    from fer_lightning.train import train
+    from fer_lightning.jobs.train import train
 
     cfg = compose_config([*TINY_DATA, *ONE_EPOCH], tmp_path_factory.mktemp("train") / "run")
     try:

@@ -17,10 +17,10 @@ from fer_lightning.callbacks.averaging import ema_update
 from fer_lightning.checkpoint import load_classifier
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data import FERDataModule
-from fer_lightning.evaluate import evaluate
+from fer_lightning.jobs.evaluate import evaluate
+from fer_lightning.jobs.train import train
 from fer_lightning.models import FERCNN
 from fer_lightning.module import FERClassifier
-from fer_lightning.train import train
 from tests.conftest import ONE_EPOCH, TINY_DATA, compose_config
 
 

@@ -67,7 +67,7 @@ def test_a_completed_run_is_only_resumed_with_force(tmp_path: Path) -> None:
 
 
 def test_train_refuses_to_overwrite_a_completed_record(make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
-    from fer_lightning.train import record_failure, train
+    from fer_lightning.jobs.train import record_failure, train
 
     cfg = make_cfg()
     run = Path(cfg.paths.output_dir)

@@ -133,7 +133,7 @@ def test_on_slurm_the_ranks_are_the_slurm_tasks(tmp_path: Path, monkeypatch: pyt
     assert (trainer.global_rank, trainer.world_size) == (1, 2)
     # no re-run of the command line: SLURM started both ranks, so a SLURM sweep may use DDP
     assert trainer.strategy.cluster_environment.creates_processes_externally
-    from fer_lightning.train import _check_ddp_launch
+    from fer_lightning.jobs.train import _check_ddp_launch
 
     _check_ddp_launch(trainer)  # not refused, although this is a sweep job
 

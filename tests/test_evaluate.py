@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 from fer_lightning.checkpoint import CheckpointError
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.splits import DataFormatError
-from fer_lightning.evaluate import EvaluationError, data_settings, evaluate, run
-from fer_lightning.train import train
+from fer_lightning.jobs.evaluate import EvaluationError, data_settings, evaluate, run
+from fer_lightning.jobs.train import train
 from tests.conftest import REPO_ROOT, TINY_DATA, compose_config
 
 SHORT = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.config import CONFIG_DIR
-from fer_lightning.train import threads_per_job
+from fer_lightning.jobs.train import threads_per_job
 from tests.conftest import REPO_ROOT, TINY_DATA, compose_config
 
 QUICK = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "trainer.max_epochs=1",

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from fer_lightning.jobs.train import train
 from fer_lightning.mixing import build_batch_mix, cross_entropy
-from fer_lightning.train import train
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])

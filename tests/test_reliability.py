@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 
 from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint
 from fer_lightning.config import ConfigError
+from fer_lightning.jobs.train import train
 from fer_lightning.module import NonFiniteLossError
-from fer_lightning.train import train
 from tests.conftest import REPO_ROOT, TINY_DATA
 
 QUICK = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",

@@ -38,7 +38,7 @@ def test_bad_schedules_name_the_key(kwargs: dict[str, Any], message: str) -> Non
 
 
 def test_cnn_fast_trains_end_to_end_with_the_schedule(make_cfg: Any) -> None:
-    from fer_lightning.train import train
+    from fer_lightning.jobs.train import train
 
     cfg = make_cfg("experiment=cnn_fast", "data=synthetic", "data.path=null", "trainer.max_epochs=3",
                    "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",

@@ -90,13 +90,12 @@ def test_the_job_names_still_resolve_through_the_entry_modules() -> None:
     import hydra.utils
 
     import fer_lightning.data
-    from fer_lightning import evaluate, evaluation, export, exporting, predict, prediction
+    from fer_lightning import export, exporting, predict, prediction
     from fer_lightning.data.datamodule import FERDataModule
 
-    assert evaluate.evaluate is evaluation.evaluate and evaluate.EvaluationError is evaluation.EvaluationError
     assert predict.predict is prediction.predict and export.ExportNet is exporting.ExportNet
     assert fer_lightning.data.FERDataModule is FERDataModule  # loaded on first use, also as a Hydra _target_
     assert hydra.utils.get_class("fer_lightning.data.FERDataModule") is FERDataModule
-    for module in (evaluate, predict, export, fer_lightning.data):
+    for module in (predict, export, fer_lightning.data):
         with pytest.raises(AttributeError, match="no_such_name"):
             module.no_such_name  # noqa: B018 - the lookup itself is the test

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from fer_lightning.train import objective, train
+from fer_lightning.jobs.train import objective, train
 from tests.conftest import REPO_ROOT, TINY_DATA
 
 SHORT = ["trainer.max_epochs=2", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
