@@ -57,7 +57,7 @@ def test_val_test_and_checkpoint_are_the_same_averaged_model(tmp_path: Path) -> 
     trainer.fit(model, datamodule=dm)
     val = trainer.validate(model, datamodule=dm, ckpt_path="best", verbose=False)[0]
     test = trainer.test(model, datamodule=dm, ckpt_path="best", verbose=False)[0]
-    assert test["test/loss"] == pytest.approx(val["val/loss"], rel=1e-6)
+    assert test["final/test/loss"] == pytest.approx(val["final/val/loss"], rel=1e-6)  # outside fit: final/
     assert results.reports["test"]["confusion_matrix"] == results.reports["val"]["confusion_matrix"]
 
     saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
