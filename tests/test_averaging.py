@@ -80,3 +80,18 @@ def test_evaluate_reproduces_an_ema_runs_record(split: str, tmp_path: Path) -> N
     raw = load_classifier(record["best"]["ckpt_path"], raw_weights=True).model.net.classifier.weight
     assert not torch.equal(raw, load_classifier(record["best"]["ckpt_path"]).model.net.classifier.weight)
     assert load_classifier(record["best"]["ckpt_path"]).model.hparams.tta == ["identity", "hflip"]
+
+
+def test_a_resumed_ema_run_with_class_weights_ends_as_the_uninterrupted_one(tmp_path: Path) -> None:
+    """The average is copied after FERClassifier.setup has filled its class weights, also when fit restores it."""
+    common = [*TINY_DATA, *ONE_EPOCH, "callbacks=ema", "callbacks.progress_bar.refresh_rate=0",
+              "imbalance=weighted_loss", "deterministic=true"]
+    whole = train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "whole"))
+    train(compose_config(common, tmp_path / "half"))
+    resumed = train(compose_config([*common, "trainer.max_epochs=2", "force=true",
+                                    f"ckpt_path={tmp_path / 'half' / 'checkpoints' / 'last.ckpt'}"], tmp_path / "half"))
+    GlobalHydra.instance().clear()
+    assert resumed["resumed_from"] and resumed["epochs"] == whole["epochs"] == 2
+    assert resumed["val"] == whole["val"] and resumed["best"]["epoch"] == whole["best"]["epoch"]
+    weights = load_classifier(resumed["best"]["ckpt_path"]).model.class_weights
+    assert weights is not None and torch.equal(weights, load_classifier(whole["best"]["ckpt_path"]).model.class_weights)

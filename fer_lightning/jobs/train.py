@@ -60,7 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model: FERClassifier = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
                                        _convert_="all")
     if resume_from is not None:  # a checkpoint of another network fails here, before the record is touched
-        _check_resume(resume_from, model, config)
+        _check_resume(resume_from, model, datamodule, config)
     record.running()
     history, results = EpochHistory(), EvaluationResults()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), history, results, ConfigInCheckpoint(config),
@@ -158,7 +158,7 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     return None
 
 
-def _check_resume(checkpoint: Path, model: L.LightningModule, config: dict[str, Any]) -> None:
+def _check_resume(checkpoint: Path, model: FERClassifier, datamodule: FERDataModule, config: dict[str, Any]) -> None:
     """Read the resume checkpoint once: warn where its run's settings differ from this one's (that silently changes
     the experiment), refuse weights that do not fit this network (same keys and shapes)."""
     log.info("resuming from %s", checkpoint)
@@ -170,8 +170,10 @@ def _check_resume(checkpoint: Path, model: L.LightningModule, config: dict[str, 
     if differing:
         log.warning("resuming %s with settings that differ from the checkpoint's run in: %s", checkpoint,
                     ", ".join(differing))
-    weights, current = saved["state_dict"], model.state_dict()
-    wrong = [k for k in current if k not in weights or tuple(weights[k].shape) != tuple(current[k].shape)]
+    weights, current = saved["state_dict"], {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if datamodule.imbalance == "weighted_loss":  # FERClassifier.setup fills them from the data
+        current.setdefault("class_weights", (len(model.class_names),))
+    wrong = [k for k in current if k not in weights or tuple(weights[k].shape) != current[k]]
     wrong += [k for k in weights if k not in current]
     if wrong:
         raise CheckpointError(f"ckpt_path={checkpoint}: its weights do not fit this run's network ({len(wrong)} "
