@@ -52,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{record.run_dir}: this run already completed; re-running into it would overwrite its "
                           f"{RECORD_NAME} (use a new directory, or force=true)")
     resume_from = _resume_checkpoint(cfg, record.run_dir)
+    log.info("run directory: %s", record.run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
