@@ -19,22 +19,21 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-PER_CLASS = ("precision", "recall", "f1")
+PER_CLASS = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": MulticlassF1Score}
+AVERAGES = ("macro", "weighted")
 
 
 def evaluation_metrics(num_classes: int) -> MetricCollection:
-    """Metrics accumulated over an evaluation epoch; all share one set of per-class counts."""
-    return MetricCollection(
-        {
-            "acc": MulticlassAccuracy(num_classes, average="micro"),
-            "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-            "weighted_f1": MulticlassF1Score(num_classes, average="weighted"),
-            "precision": MulticlassPrecision(num_classes, average=None),
-            "recall": MulticlassRecall(num_classes, average=None),
-            "f1": MulticlassF1Score(num_classes, average=None),
-            "confmat": MulticlassConfusionMatrix(num_classes),
-        }
-    )
+    """Metrics accumulated over an evaluation epoch; all share one set of per-class counts. Every average is
+    torchmetrics': macro leaves out a class absent from both targets and predictions, weighted weights by support.
+    """
+    return MetricCollection({
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        **{name: metric(num_classes, average=None) for name, metric in PER_CLASS.items()},
+        **{f"{kind}_{name}": metric(num_classes, average=kind) for kind in AVERAGES
+           for name, metric in PER_CLASS.items()},
+        "confmat": MulticlassConfusionMatrix(num_classes),
+    })
 
 
 def scalar_logs(prefix: str, results: Mapping[str, torch.Tensor], class_names: Sequence[str]) -> dict[str, Any]:
@@ -59,12 +58,7 @@ def classification_report(results: Mapping[str, torch.Tensor], class_names: Sequ
         }
         for i, name in enumerate(class_names)
     }
-    weighting = {"macro": torch.full_like(support, 1, dtype=torch.float64) / len(class_names),
-                 "weighted": support.double() / max(1, int(support.sum()))}
-    averages = {
-        f"{kind}_avg": {metric: float((results[metric].double().cpu() * w).sum()) for metric in PER_CLASS}
-        for kind, w in weighting.items()
-    }
+    averages = {f"{kind}_avg": {name: float(results[f"{kind}_{name}"]) for name in PER_CLASS} for kind in AVERAGES}
     return {
         "accuracy": float(results["acc"]),
         "macro_f1": float(results["macro_f1"]),

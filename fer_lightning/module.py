@@ -35,18 +35,16 @@ class FERClassifier(LightningModule):
     Args:
         optimizer: partial optimizer (Hydra `_partial_: true`), called with parameter groups (None: inference).
         scheduler: partial from `fer_lightning.schedulers`, called with (optimizer, max_epochs, steps_per_epoch).
-        class_weights: per-class loss weights (the data module's `weighted_loss` strategy), kept as a buffer.
+        class_weights: per-class loss weights, kept as a buffer; under `imbalance=weighted_loss` `setup` fills
+            them from the data module (recorded in the hyper-parameters, so checkpoints rebuild the same loss).
         backbone_lr: LR of the backbone group (None: same as the head). The group exists from the start so
             schedulers and checkpoints see it even while the backbone is frozen.
         tta: evaluation views whose logits are averaged (identity, hflip, ten_crop; `fer_lightning.tta`), used
-            for val and test.
+            for val and test; changed later only through `set_tta`.
         tta_crop: side of each ten_crop crop as a fraction of the input side.
         mixup_alpha, cutmix_alpha, mix_prob: Mixup / CutMix of training batches (`fer_lightning.mixing`; 0: off).
         norm_bias_weight_decay: False puts every 1-D parameter (norm weights, biases) in a group of its own with
             weight decay 0 (timm's `filter_bias_and_bn`): decay then only shrinks conv and linear weights.
-        norm_bias_lr_scale: LR multiplier for the biases of normalization layers (their own `<name>_norm_bias`
-            group, weight decay divided by the same factor): cifar10-airbench's 64x for SGD, where a BN bias gets
-            a far smaller gradient than a conv weight; 1 keeps them with the rest.
         channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
         compile: wrap the network with torch.compile.
     """
@@ -65,15 +63,12 @@ class FERClassifier(LightningModule):
         cutmix_alpha: float = 0.0,
         mix_prob: float = 1.0,
         norm_bias_weight_decay: bool = True,
-        norm_bias_lr_scale: float = 1.0,
         channels_last: bool = True,
         compile: bool = False,
         class_names: Sequence[str] = CLASS_NAMES,
     ) -> None:
         super().__init__()
         check_views(tta, tta_crop)
-        if not norm_bias_lr_scale > 0:
-            raise ValueError(f"model.norm_bias_lr_scale: expected a positive number, got {norm_bias_lr_scale}")
         # Plain values only, so checkpoints load with torch.load(weights_only=True); the network and the
         # optimizer/scheduler factories are rebuilt from the run config stored in the checkpoint.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
@@ -86,15 +81,20 @@ class FERClassifier(LightningModule):
         self.batch_mix = build_batch_mix(mixup_alpha, cutmix_alpha, mix_prob, num_classes)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.eval_metrics = nn.ModuleDict({s: evaluation_metrics(num_classes) for s in ("val", "test")})
-        self.reports: dict[str, dict[str, Any]] = {}
-        # "final/" while train() evaluates the chosen checkpoint after fit, so those numbers do not extend the
-        # per-epoch val/* curves in TensorBoard (a curve whose best epoch was not the last would jump at the end)
-        self.log_prefix = ""
-        # evaluate's bootstrap / McNemar need every image's prediction: (targets, predictions) per stage, on the host
-        self.collect_predictions = False
-        self.predictions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._batches: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._loss_not_finite: torch.Tensor | None = None  # flag kept on the device; read every few steps
+
+    def setup(self, stage: str) -> None:
+        """`imbalance=weighted_loss`: the loss weights come from the training labels of the data module."""
+        weights = getattr(self.trainer.datamodule, "class_weights", None) if stage == "fit" else None
+        if weights is not None:
+            self.class_weights = weights
+            self.hparams.class_weights = weights.tolist()
+
+    @property
+    def log_prefix(self) -> str:
+        """"final/" for an evaluation outside fit (train's evaluation of the chosen checkpoint), so those numbers do
+        not extend the per-epoch val/* curves (a curve whose best epoch was not the last would jump at the end)."""
+        return "" if self._trainer is None or self.trainer.state.fn == "fit" else "final/"
 
     def configure_model(self) -> None:
         if self.hparams.channels_last:
@@ -107,10 +107,11 @@ class FERClassifier(LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
-    def set_tta(self, views: Sequence[str], crop: float | None = None) -> None:
-        """Evaluate with other views from now on (train's `final_tta`: cheap views per epoch, more at the end)."""
+    def set_tta(self, views: Sequence[str], crop: float | None = None, key: str = "model.tta") -> None:
+        """Evaluate with other views from now on (train's `final_tta`, evaluate's `tta`); `key` names the setting
+        in the one-line error."""
         crop = self.hparams.tta_crop if crop is None else crop
-        check_views(views, crop)
+        check_views(views, crop, key)
         self.hparams.tta, self.hparams.tta_crop = list(views), crop
 
     def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,14 +161,19 @@ class FERClassifier(LightningModule):
     def on_train_epoch_end(self) -> None:
         self.check_loss_finite()
 
-    def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The TTA logits, returned for callbacks (callbacks.results keeps each image's prediction for evaluate)."""
         images, labels = batch
         logits = self.evaluation_logits(images)
         self.log(f"{self.log_prefix}{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True,
                  sync_dist=True)
         self.eval_metrics[stage].update(logits, labels)
-        if self.collect_predictions:
-            self._batches.append((labels.cpu(), logits.argmax(dim=-1).cpu()))
+        return logits
+
+    def evaluation_report(self, stage: str) -> dict[str, Any]:
+        """The classification report (metrics.py) of the `stage` epoch so far; torchmetrics caches the compute, so
+        callbacks reading it at epoch end cost nothing extra."""
+        return classification_report(self.eval_metrics[stage].compute(), self.class_names)
 
     def _evaluation_epoch_end(self, stage: str) -> None:
         metrics = self.eval_metrics[stage]
@@ -178,27 +184,18 @@ class FERClassifier(LightningModule):
         headline = {f"{self.log_prefix}{stage}/{k}" for k in ("acc", "macro_f1")}  # shown in the progress bar
         self.log_dict({k: v for k, v in logs.items() if k in headline}, sync_dist=True, prog_bar=True)
         self.log_dict({k: v for k, v in logs.items() if k not in headline}, sync_dist=True)
-        self.reports[stage] = classification_report(results, self.class_names)
-        if self.collect_predictions and self._batches:
-            targets, predictions = zip(*self._batches, strict=True)
-            self.predictions[stage] = (torch.cat(targets), torch.cat(predictions))
-        self._batches = []
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluation_step("val", batch)
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._evaluation_step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._evaluation_epoch_end("val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluation_step("test", batch)
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._evaluation_step("test", batch)
 
     def on_test_epoch_end(self) -> None:
         self._evaluation_epoch_end("test")
-
-    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        images = batch[0] if isinstance(batch, list | tuple) else batch
-        return self.evaluation_logits(images).softmax(dim=-1)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Head and backbone as separate groups when the network has both, else one group; each split again into
@@ -212,39 +209,20 @@ class FERClassifier(LightningModule):
             if self.hparams.backbone_lr is not None:
                 backbone_group["lr"] = self.hparams.backbone_lr
             groups.append(backbone_group)
-        if self.hparams.norm_bias_lr_scale != 1:
-            groups = [part for group in groups for part in self._split_norm_biases(group)]
         if self.hparams.norm_bias_weight_decay:
             return groups
         split: list[dict[str, Any]] = []
         for group in groups:
-            if group["name"].endswith("_norm_bias"):
-                split.append({**group, "weight_decay": 0.0})
-                continue
             decayed = [p for p in group["params"] if p.ndim > 1]
             undecayed = [p for p in group["params"] if p.ndim <= 1]
             split.append({**group, "params": decayed})
             split.append({**group, "params": undecayed, "name": f"{group['name']}_no_decay", "weight_decay": 0.0})
         return [group for group in split if group["params"]]
 
-    def _split_norm_biases(self, group: dict[str, Any]) -> list[dict[str, Any]]:
-        """`group` without the biases of its normalization layers, and those biases as `<name>_norm_bias`."""
-        norm_types = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-        biases = {id(m.bias) for m in self.net.modules() if isinstance(m, norm_types) and m.bias is not None}
-        rest = [p for p in group["params"] if id(p) not in biases]
-        norm_bias = [p for p in group["params"] if id(p) in biases]
-        parts = [{**group, "params": rest}, {**group, "params": norm_bias, "name": f"{group['name']}_norm_bias"}]
-        return [part for part in parts if part["params"]]
-
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise ValueError("FERClassifier was built without an optimizer (inference only); pass optimizer=...")
         optimizer = self.optimizer_factory(params=self.parameter_groups())
-        scale = self.hparams.norm_bias_lr_scale
-        for group in optimizer.param_groups:
-            if group["name"].endswith("_norm_bias"):  # scaled from the optimizer's own lr, before any scheduler
-                group["lr"] *= scale
-                group["weight_decay"] /= scale
         if self.scheduler_factory is None:
             return optimizer
         max_epochs = max(1, self.trainer.max_epochs or 1)

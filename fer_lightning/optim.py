@@ -15,7 +15,17 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from muon import adam_update, muon_update
+
+
+class MissingExtraError(ImportError, ValueError):
+    """An optional dependency is not installed; a ValueError too, so the command line reports it in one line."""
+
+
+try:
+    from muon import adam_update, muon_update
+except ImportError:
+    raise MissingExtraError("optimizer=fast_muon needs the optional muon-optimizer package: "
+                            "pip install fer_lightning[muon]") from None
 
 
 class MuonAdamW(torch.optim.Optimizer):

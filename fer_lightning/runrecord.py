@@ -1,4 +1,5 @@
-"""The machine-readable record of a run: atomic JSON writes, software versions, git commit."""
+"""The machine-readable record of a run (metrics.json): one object writes it for every status, atomically, with the
+software versions and git commit that produced it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import os
 import platform
 import subprocess
+import traceback
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -58,3 +61,57 @@ def environment_info() -> dict[str, Any]:
         "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
     }
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line: the error and, if it wraps another (Hydra's InstantiationException does), the root cause."""
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    lines = [f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}" for e in chain]
+    return " <- ".join(dict.fromkeys(lines))
+
+
+class RunRecord:
+    """metrics.json of one training run, rewritten atomically at each status: running, then completed, failed or
+    interrupted. Every status carries the run's identity (task, directory, seed, overrides, tags); under DDP only
+    rank 0 writes; a failure or interruption never replaces the record of a run that already completed."""
+
+    def __init__(self, run_dir: str | Path, task_name: str, seed: int, overrides: Sequence[str] = (),
+                 tags: Sequence[str] = (), rank: int = 0) -> None:
+        self.run_dir, self.path, self.rank = Path(run_dir), Path(run_dir) / RECORD_NAME, rank
+        self.identity = {"task_name": task_name, "run_dir": str(self.run_dir), "seed": seed,
+                         "overrides": list(overrides), "tags": list(tags)}
+
+    def is_completed(self) -> bool:
+        return completed_record(self.run_dir) is not None
+
+    def _write(self, status: str, **fields: Any) -> dict[str, Any]:
+        record = {"status": status, **self.identity, **fields}
+        if self.rank == 0:
+            atomic_write_json(self.path, record)
+        return record
+
+    def running(self) -> None:
+        self._write("running")
+
+    def completed(self, **fields: Any) -> dict[str, Any]:
+        """The final record (`fields`: results, history, timings) with the environment; returned on every rank."""
+        return self._write("completed", **fields, **environment_info())
+
+    def failed(self, error: BaseException) -> bool:
+        """failure.txt (failure_rank<r>.txt on the other DDP ranks) with the traceback, and a failed record; False
+        (nothing written) when the directory holds a completed run."""
+        if self.is_completed():
+            return False
+        trace = "".join(traceback.format_exception(error))
+        (self.run_dir / (f"failure_rank{self.rank}.txt" if self.rank else "failure.txt")).write_text(trace)
+        if self.rank == 0:
+            self._write("failed", error=failure_reason(error), **environment_info())
+        return True
+
+    def interrupted(self) -> None:
+        """Ctrl-C: `interrupted` and the command that resumes it, not `running` forever."""
+        if self.run_dir.is_dir() and not self.is_completed():
+            self._write("interrupted",
+                        resume=f"python -m fer_lightning.train <same overrides> ckpt_path={self.run_dir}")

@@ -16,22 +16,14 @@ TTA_VIEWS = ("identity", "hflip", "ten_crop")
 TEN_CROP_FRACTION = 0.9
 
 
-def check_views(views: Sequence[str], crop: float = TEN_CROP_FRACTION) -> None:
-    """Raise ValueError (one line, naming the key) for an empty or unknown view list or a bad crop fraction."""
-    unknown = [v for v in views if v not in TTA_VIEWS]
-    if unknown or not views:
-        raise ValueError(f"model.tta={list(views)}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
-    check_crop(crop)
-
-
-def check_crop(crop: float) -> None:
-    """Raise ValueError unless the ten_crop crop side is a fraction of the input side in (0, 1)."""
-    if not 0.0 < crop < 1.0:
-        raise ValueError(f"model.tta_crop={crop}: expected a fraction of the input side in (0, 1)")
-
-
-def view_count(views: Sequence[str]) -> int:
-    return sum(10 if v == "ten_crop" else 1 for v in views)
+def check_views(views: Sequence[str], crop: float = TEN_CROP_FRACTION, key: str = "model.tta") -> None:
+    """Raise ValueError (one line, naming `key` or `<key>_crop`) for an empty or unknown view list or a crop side
+    that is not a fraction of the input side in (0, 1)."""
+    if isinstance(views, str) or not views or any(v not in TTA_VIEWS for v in views):
+        shown = views if isinstance(views, str) else list(views)
+        raise ValueError(f"{key}={shown}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
+    if isinstance(crop, bool) or not isinstance(crop, int | float) or not 0.0 < crop < 1.0:
+        raise ValueError(f"{key}_crop={crop}: expected a fraction of the input side in (0, 1)")
 
 
 def ten_crops(x: torch.Tensor, crop: float = TEN_CROP_FRACTION) -> list[torch.Tensor]:

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from torch.optim.swa_utils import AveragedModel
 
-from fer_lightning.callbacks import EMAWeights
+from fer_lightning.callbacks import EMAWeights, EvaluationResults
 from fer_lightning.callbacks.averaging import ema_update
 from fer_lightning.checkpoint import load_classifier
 from fer_lightning.config import CONFIG_DIR
@@ -50,14 +50,15 @@ def test_val_test_and_checkpoint_are_the_same_averaged_model(tmp_path: Path) -> 
     dm.datasets["test"] = dm.datasets["val"]  # test on the val images: both reports must then agree exactly
     model = FERClassifier(FERCNN(), optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9), channels_last=False)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, monitor="val/acc", mode="max")
+    results = EvaluationResults()
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, precision="32-true",
-                        callbacks=[EMAWeights(decay=0.9), checkpoint], default_root_dir=tmp_path)
+                        callbacks=[EMAWeights(decay=0.9), checkpoint, results], default_root_dir=tmp_path)
     trainer.fit(model, datamodule=dm)
     val = trainer.validate(model, datamodule=dm, ckpt_path="best", verbose=False)[0]
     test = trainer.test(model, datamodule=dm, ckpt_path="best", verbose=False)[0]
-    assert test["test/loss"] == pytest.approx(val["val/loss"], rel=1e-6)
-    assert model.reports["test"]["confusion_matrix"] == model.reports["val"]["confusion_matrix"]
+    assert test["final/test/loss"] == pytest.approx(val["final/val/loss"], rel=1e-6)  # outside fit: final/
+    assert results.reports["test"]["confusion_matrix"] == results.reports["val"]["confusion_matrix"]
 
     saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
     averaged, raw = saved["state_dict"], saved["current_model_state"]
@@ -79,3 +80,18 @@ def test_evaluate_reproduces_an_ema_runs_record(split: str, tmp_path: Path) -> N
     raw = load_classifier(record["best"]["ckpt_path"], raw_weights=True).model.net.classifier.weight
     assert not torch.equal(raw, load_classifier(record["best"]["ckpt_path"]).model.net.classifier.weight)
     assert load_classifier(record["best"]["ckpt_path"]).model.hparams.tta == ["identity", "hflip"]
+
+
+def test_a_resumed_ema_run_with_class_weights_ends_as_the_uninterrupted_one(tmp_path: Path) -> None:
+    """The average is copied after FERClassifier.setup has filled its class weights, also when fit restores it."""
+    common = [*TINY_DATA, *ONE_EPOCH, "callbacks=ema", "callbacks.progress_bar.refresh_rate=0",
+              "imbalance=weighted_loss", "deterministic=true"]
+    whole = train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "whole"))
+    train(compose_config(common, tmp_path / "half"))
+    resumed = train(compose_config([*common, "trainer.max_epochs=2", "force=true",
+                                    f"ckpt_path={tmp_path / 'half' / 'checkpoints' / 'last.ckpt'}"], tmp_path / "half"))
+    GlobalHydra.instance().clear()
+    assert resumed["resumed_from"] and resumed["epochs"] == whole["epochs"] == 2
+    assert resumed["val"] == whole["val"] and resumed["best"]["epoch"] == whole["best"]["epoch"]
+    weights = load_classifier(resumed["best"]["ckpt_path"]).model.class_weights
+    assert weights is not None and torch.equal(weights, load_classifier(whole["best"]["ckpt_path"]).model.class_weights)

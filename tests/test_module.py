@@ -100,36 +100,6 @@ def test_norm_bias_weight_decay_false_leaves_only_1d_parameters_undecayed() -> N
     assert groups[3]["lr"] == 1e-4 and groups[3]["weight_decay"] == 0.0 and "weight_decay" not in groups[2]
 
 
-def test_norm_bias_lr_scale_gives_norm_biases_their_own_lr_and_decay() -> None:
-    from fer_lightning.models import FERCNN
-
-    net = FERCNN()
-    model = FERClassifier(net, optimizer=partial(torch.optim.SGD, lr=0.1, weight_decay=5e-4),
-                          norm_bias_lr_scale=64, channels_last=False)
-    optimizer = model.configure_optimizers()
-    groups = {g["name"]: g for g in optimizer.param_groups}
-    assert list(groups) == ["net", "net_norm_bias"]
-    assert groups["net"]["lr"] == 0.1 and groups["net_norm_bias"]["lr"] == pytest.approx(6.4)
-    assert groups["net_norm_bias"]["weight_decay"] == pytest.approx(5e-4 / 64)
-    norm_biases = {id(m.bias) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
-    assert {id(p) for p in groups["net_norm_bias"]["params"]} == norm_biases
-    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == 584_807
-    no_decay = FERClassifier(FERCNN(), optimizer=partial(torch.optim.SGD, lr=0.1, weight_decay=5e-4),
-                             norm_bias_lr_scale=64, norm_bias_weight_decay=False, channels_last=False)
-    decay = {g["name"]: g["weight_decay"] for g in no_decay.configure_optimizers().param_groups}
-    assert decay == {"net": 5e-4, "net_no_decay": 0.0, "net_norm_bias": 0.0}
-    scheduled = FERClassifier(FERCNN(), optimizer=partial(torch.optim.SGD, lr=0.1), norm_bias_lr_scale=64,
-                              scheduler=partial(schedulers.cosine), channels_last=False)
-    scheduled.trainer = type("T", (), {"max_epochs": 4, "estimated_stepping_batches": 8})()
-    initial = [g["initial_lr"] for g in scheduled.configure_optimizers()["optimizer"].param_groups]
-    assert initial == [0.1, pytest.approx(6.4)]  # the scheduler scales from the multiplied lr
-
-
-def test_norm_bias_lr_scale_must_be_positive() -> None:
-    with pytest.raises(ValueError, match=r"model\.norm_bias_lr_scale: expected a positive number, got 0"):
-        classifier(Symmetric(), norm_bias_lr_scale=0)
-
-
 class Probe(L.Callback):
     """Records, at each epoch's start and end, what the backbone looks like to the optimizer."""
 

@@ -67,3 +67,23 @@ def test_state_round_trips_through_state_dict() -> None:
 def test_bad_values_name_the_key(key: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"optimizer.{key}"):
         MuonAdamW(FERCNN().parameters(), **{key: value})
+
+
+def test_without_the_muon_package_fast_muon_fails_in_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from hydra.utils import instantiate
+
+    import fer_lightning
+    from fer_lightning.cli import expected_failure
+
+    monkeypatch.setitem(sys.modules, "muon", None)  # `import muon` now raises ImportError
+    monkeypatch.delitem(sys.modules, "fer_lightning.optim")
+    monkeypatch.delattr(fer_lightning, "optim")
+    with pytest.raises(ImportError, match=r"pip install fer_lightning\[muon\]"):
+        importlib.import_module("fer_lightning.optim")
+    with pytest.raises(Exception) as error:  # what train() meets: Hydra's InstantiationException around it
+        instantiate({"_target_": "fer_lightning.optim.MuonAdamW", "_partial_": True})
+    assert str(expected_failure(error.value)) == ("optimizer=fast_muon needs the optional muon-optimizer package: "
+                                                  "pip install fer_lightning[muon]")

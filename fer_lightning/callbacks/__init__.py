@@ -1,5 +1,5 @@
 """Lightning callbacks: two-stage fine-tuning, EMA weights, progressive resizing, confusion-matrix figures, the run
-record, the training bar."""
+record, evaluation results, the training bar."""
 
 from fer_lightning.callbacks.averaging import EMAWeights
 from fer_lightning.callbacks.figures import ConfusionMatrixFigure
@@ -7,12 +7,14 @@ from fer_lightning.callbacks.finetuning import FreezeThenFinetune
 from fer_lightning.callbacks.progress import ProgressBar
 from fer_lightning.callbacks.record import ConfigInCheckpoint, EpochHistory, RNGStateInCheckpoint
 from fer_lightning.callbacks.resize import ProgressiveResize
+from fer_lightning.callbacks.results import EvaluationResults
 
 __all__ = [
     "ConfigInCheckpoint",
     "ConfusionMatrixFigure",
     "EMAWeights",
     "EpochHistory",
+    "EvaluationResults",
     "FreezeThenFinetune",
     "ProgressBar",
     "ProgressiveResize",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from lightning import LightningModule, Trainer
@@ -36,6 +37,10 @@ class EMAWeights(WeightAveraging):
     checkpoint is the EMA model wherever it is loaded: evaluate, predict, export. Lightning swaps the average in
     for validation only; `trainer.test(ckpt_path=...)` in the same process restores the raw weights beside the
     average and would test the raw ones, so this class swaps for test too - val and test are one model.
+
+    Lightning copies the module in the callback's `setup`, which runs before the module's own `setup`, where
+    FERClassifier takes its class weights from the data; the copy is made once that has run: when fit restores a
+    checkpoint, else at fit start.
     """
 
     def __init__(self, decay: float = 0.999, warmup: bool = True, device: str | None = None,
@@ -50,3 +55,18 @@ class EMAWeights(WeightAveraging):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._average_model is not None:
             self._swap_models(pl_module)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._average_model = None
+
+    def _copy_module(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._average_model is None and trainer.state.fn == "fit":
+            super().setup(trainer, pl_module, "fit")
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._copy_module(trainer, pl_module)
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._copy_module(trainer, pl_module)

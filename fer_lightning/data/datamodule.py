@@ -66,9 +66,11 @@ class FERDataModule(LightningDataModule):
             for the embedded synthetic faces (`synthetic` holds `make_splits` arguments).
         cache_dir, val_fraction, split_seed: passed to `load_splits` (val hold-out only for folder layouts
             without PublicTest files).
-        augment: the input profile (AugmentProfile fields) used for training and evaluation transforms.
-        imbalance: "none", "sampler" (WeightedRandomSampler, inverse-frequency, with replacement, one epoch =
-            len(train)) or "weighted_loss" (class weights N/(K*n_c) exposed in `class_weights` for the loss).
+        augment: the input profile (AugmentProfile fields) used for training and evaluation transforms (the
+            `augment` group, by interpolation in conf/data/*.yaml).
+        imbalance: the `imbalance` group's strategy: "none", "sampler" (WeightedRandomSampler, inverse-frequency,
+            with replacement, one epoch = len(train)) or "weighted_loss" (class weights N/(K*n_c) in
+            `class_weights`, which FERClassifier's loss takes in its `setup`).
         imbalance_power: exponent on the inverse-frequency weights of either strategy (1: full correction).
         device_resident: keep the uint8 dataset on the training device (True), never (False), or on CUDA only
             ("auto"), so batches are indexed on the GPU without host-to-device copies of images.
@@ -88,7 +90,6 @@ class FERDataModule(LightningDataModule):
         imbalance_power: float = 1.0,
         batch_size: int = 256,
         eval_batch_size: int = 512,
-        pin_memory: bool = False,
         device_resident: bool | str = "auto",
         required_splits: Sequence[str] = ("train", "val"),
     ) -> None:
@@ -104,14 +105,9 @@ class FERDataModule(LightningDataModule):
         self.imbalance, self.imbalance_power = imbalance, imbalance_power
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.pin_memory = pin_memory
         self.device_resident = device_resident
         self.required_splits = tuple(required_splits)
         self.datasets: dict[str, TensorBatchDataset] = {}
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES
 
     def load_splits(self) -> Mapping[str, Split]:
         if self.path is None:
@@ -164,9 +160,7 @@ class FERDataModule(LightningDataModule):
         return inverse_frequency_weights(self.datasets["train"].labels, self.imbalance_power)
 
     def _loader(self, name: str, batch_size: int, sampler: torch.utils.data.Sampler) -> DataLoader:
-        dataset = self.datasets[name]
-        pin = self.pin_memory and dataset.labels.device.type == "cpu"
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_keep_batch, pin_memory=pin)
+        return DataLoader(self.datasets[name], batch_size=batch_size, sampler=sampler, collate_fn=_keep_batch)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]

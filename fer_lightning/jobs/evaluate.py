@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +23,17 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.callbacks import EvaluationResults
 from fer_lightning.callbacks.figures import confusion_matrix_figure
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
 from fer_lightning.cli import report_failure
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
 from fer_lightning.library_noise import silence_known_noise
-from fer_lightning.module import TTA_VIEWS
+from fer_lightning.module import FERClassifier
 from fer_lightning.report import markdown_table, save_figure
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
 from fer_lightning.stats import Interval, McNemar, bootstrap_intervals, mcnemar
-from fer_lightning.tta import TEN_CROP_FRACTION, check_crop
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +60,17 @@ def data_settings(run_data: Mapping[str, Any], requested: Mapping[str, Any]) -> 
     return settings
 
 
-def tta_views(requested: Any, default: Any) -> list[str]:
-    views = default if requested is None else requested
-    views = [views] if isinstance(views, str) else list(views)
-    if not views or any(v not in TTA_VIEWS for v in views):
-        raise EvaluationError(f"tta={views}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
-    return views
-
-
-def ten_crop_fraction(requested: Any, default: float) -> float:
-    """The ten_crop crop side: `tta_crop` if given, else the checkpoint's, checked like the trainer checks it."""
-    crop = default if requested is None else requested
+def set_tta(models: Sequence[FERClassifier], views: Any, crop: Any) -> None:
+    """The requested views (`tta`) and ten_crop side (`tta_crop`) on every model (null: the first checkpoint's), so
+    a comparison sees the same views."""
+    first = models[0].hparams
+    views = first.tta if views is None else [views] if isinstance(views, str) else list(views)
+    crop = first.tta_crop if crop is None else crop
     try:
-        crop = float(crop)
-        check_crop(crop)
-    except (TypeError, ValueError):
-        raise EvaluationError(f"tta_crop={requested}: expected a fraction of the input side in (0, 1)") from None
-    return crop
+        for model in models:
+            model.set_tta(views, crop, key="tta")
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def eval_precision(requested: str | None, run_precision: Any) -> str:
@@ -105,15 +99,15 @@ def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], spli
 
 
 def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, precision: str,
-              accelerator: str) -> dict[str, Any]:
-    """The module's own val/test loop (TTA, metrics, report), as in training, under a throwaway Trainer."""
+              accelerator: str) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
+    """The module's own val/test loop (TTA, metrics, report), as in training, under a throwaway Trainer: the report
+    and every image's target and prediction."""
     silence_known_noise()
-    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
+    results = EvaluationResults(keep_predictions=True)
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=[results],
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    loaded.model.reports.pop(split, None)
-    loaded.model.collect_predictions = True
     (trainer.validate if split == "val" else trainer.test)(loaded.model, datamodule=datamodule, verbose=False)
-    return loaded.model.reports[split]
+    return results.reports[split], *results.predictions[split]
 
 
 def bootstrap_resamples(requested: Any) -> int:
@@ -178,27 +172,22 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         raise EvaluationError(f"split={split}: expected val or test")
     raw_weights = bool(cfg.get("raw_weights", False))
     loaded = load_classifier(cfg.ckpt_path, raw_weights=raw_weights)
+    other = load_classifier(cfg.compare_ckpt_path, raw_weights=raw_weights) if cfg.get("compare_ckpt_path") else None
+    set_tta([loaded.model] + ([other.model] if other else []), cfg.get("tta"), cfg.get("tta_crop"))
+    views, crop = loaded.model.hparams.tta, loaded.model.hparams.tta_crop
     run_cfg = loaded.config
-    views = tta_views(cfg.get("tta"), loaded.model.hparams.tta)
-    crop = ten_crop_fraction(cfg.get("tta_crop"), loaded.model.hparams.get("tta_crop", TEN_CROP_FRACTION))
-    loaded.model.hparams.tta = views
-    loaded.model.hparams.tta_crop = crop
     requested = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
     settings = data_settings(OmegaConf.to_container(run_cfg.get("data") or {}, resolve=True), requested)
     precision = eval_precision(cfg.get("precision"), OmegaConf.select(run_cfg, "trainer.precision"))
     resamples = bootstrap_resamples(cfg.get("bootstrap"))
     datamodule = build_datamodule(loaded, settings, split)
     accelerator = str(cfg.get("accelerator", "auto"))
-    report = run_split(loaded, datamodule, split, precision, accelerator)
-    targets, predictions = loaded.model.predictions[split]
+    report, targets, predictions = run_split(loaded, datamodule, split, precision, accelerator)
     intervals = (bootstrap_intervals(targets.numpy(), predictions.numpy(), len(report["class_names"]), resamples)
                  if resamples else None)
-    comparison, other, other_report = None, None, None
-    if cfg.get("compare_ckpt_path"):
-        other = load_classifier(cfg.compare_ckpt_path, raw_weights=raw_weights)
-        other.model.hparams.tta, other.model.hparams.tta_crop = views, crop
-        other_report = run_split(other, datamodule, split, precision, accelerator)
-        other_targets, other_predictions = other.model.predictions[split]
+    comparison, other_report = None, None
+    if other is not None:
+        other_report, other_targets, other_predictions = run_split(other, datamodule, split, precision, accelerator)
         comparison = mcnemar((predictions == targets).numpy(), (other_predictions == other_targets).numpy())
 
     out_dir = Path(out_dir)
