@@ -231,7 +231,7 @@ MODEL = {"net": NET, "optimizer": unchecked, "scheduler": unchecked, "label_smoo
          "class_weights": Items(item=Float(0), length=NUM_CLASSES, optional=True),
          "backbone_lr": Float(0, optional=True), "tta": Items(TTA_VIEWS), "tta_crop": Float(0, 1, True, True),
          "mixup_alpha": Float(0), "cutmix_alpha": Float(0), "mix_prob": PROBABILITY,
-         "norm_bias_weight_decay": Bool(), "norm_bias_lr_scale": Float(0, low_open=True), "channels_last": Bool(),
+         "norm_bias_weight_decay": Bool(), "channels_last": Bool(),
          "compile": Bool(), "class_names": Items(length=NUM_CLASSES)}
 # AugmentProfile's fields
 AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3)),
@@ -259,7 +259,7 @@ TRAIN = Open({
     "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": Bool(), "force": Bool(),
     "eval_weights": OneOf(("best", "last")), "final_tta": Items(TTA_VIEWS, optional=True), "ckpt_path": Text(),
     "skip_completed": Bool(), "deterministic": Bool(), "threads_per_job": Int(1, optional=True),
-    "tensorboard_hparams": OneOf(("overrides", "all")), "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
+    "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
     "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
     "imbalance": {"strategy": OneOf(("none", "sampler", "weighted_loss")), "power": Float(0)},
     "trainer": TRAINER, "callbacks": Open({"finetune": Open({"unfreeze_at_epoch": Int(0)})}),
