@@ -159,7 +159,9 @@ def read_csv(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str,
     """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes).
 
     Usage Training -> train, PublicTest -> val, PrivateTest -> test. Blank lines are skipped; line numbers in
-    errors are 1-based file lines (header = line 1).
+    errors are 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader
+    took 11.2 s, `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3
+    interleaved runs, busy shared 2-core machine), and pandas would still need this reader to name a bad line.
     """
     path = Path(path)
     labels: list[int] = []
