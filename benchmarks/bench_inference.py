@@ -5,7 +5,9 @@ without face detection.
 
 Without --ckpt-path it writes a randomly initialised CNN checkpoint of its own (speed does not depend on the
 weights). Backends: PyTorch eager fp32 (NCHW, and channels_last as the Predictor runs it), PyTorch bf16 autocast
-(`Predictor(precision="bf16")`), ONNX Runtime (the model `fer_lightning.export` writes, fp32).
+(`Predictor(precision="bf16")`), ONNX Runtime (the model `fer_lightning.export` writes, fp32, the checkpoint's TTA
+folded in as by default: `--ckpt-path pretrained` times the released identity + hflip + ten-crop model, 12 network
+passes per face on every backend).
 "classify" = BatchAugment.eval + network + softmax on 48x48 crops; "detect" = OpenCV Haar cascade on a 640x480
 image with one face; "end to end" = detect + crop + classify (`Predictor.predict`, or the same with ONNX Runtime).
 Prints one JSON line per case, then a table.

@@ -7,6 +7,7 @@ No torch import: the data readers use it too.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,8 +26,10 @@ def _default_mode() -> int:
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temp path beside `path` for writers that take a file name; renamed over `path` if the block succeeds,
-    removed if it fails."""
+    removed if it fails. Errors name `path`, never the temp file: a directory in the way, a full disk."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; expected a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -35,6 +38,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        full = OSError(f"{path}: no space left on {path.parent}; nothing was written (free some space)")
+        full.errno = errno.ENOSPC
+        raise full from error
     finally:
         tmp.unlink(missing_ok=True)
 

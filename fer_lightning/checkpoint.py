@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import pickle
+import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +22,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning import release as released
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.module import FERClassifier
+from fer_lightning.pretrained import resolve
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors.
     `pretrained` names the model released inside the package (fer_lightning/weights/fer_cnn.pt)."""
     try:
-        path = released.resolve(path)
+        path = resolve(path)
     except FileNotFoundError as error:
         raise CheckpointError(str(error)) from None
     if not path.is_file():
@@ -58,10 +61,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a fer_lightning checkpoint (not a torch.save file); expected a .ckpt "
                               "written by fer_lightning.train, or ckpt_path=pretrained")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4": a foreign pickle, refused
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, foreign pickles, ...
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        if "weights_only" in message or "Unsupported global" in message:
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().partition("\n")[0]  # no terminal colours
+        if isinstance(error, pickle.UnpicklingError) or "weights_only" in message or "Unsupported global" in message:
             raise CheckpointError(f"{path}: not a fer_lightning checkpoint (it holds objects other than tensors "
                                   "and plain values)") from None
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: {message}); is it "
@@ -79,7 +84,7 @@ def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckp
     `raw_weights=True` loads the raw ones, to measure what the average adds.
     """
     checkpoint = read_checkpoint(path)
-    path = released.resolve(path)
+    path = resolve(path)
     if raw_weights:
         if "current_model_state" not in checkpoint:
             raise CheckpointError(f"{path}: no raw weights beside averaged ones (the run did not use callbacks=ema); "

@@ -3,8 +3,10 @@ preprocessing contract in a JSON sidecar.
 
 The exported graph is the plain network (float32, NCHW, dynamic batch axis) returning logits; the input
 transform is not in the graph but in the contract (`<output>.json`, and ONNX metadata_props / TorchScript
-extra files), so any runtime can reproduce it. TTA is recorded there too (the consumer averages the logits of
-the views); `fold_tta=true` puts the averaging into the graph instead.
+extra files), so any runtime can reproduce it. By default (`fold_tta=true`) the checkpoint's TTA views are
+averaged inside the graph, so one call gives the evaluated probabilities; `fold_tta=false` exports the plain
+network and records the views in the contract (the consumer averages their logits; identity/hflip only).
+Nothing is left at `output` unless the export completed and (with `verify`) reproduced PyTorch.
 
 Torch loads here, not in the entry point, so `--help` and a rejected override answer without it.
 """
@@ -14,8 +16,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
+import os
+import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_lightning.atomicio import atomic_path
+from fer_lightning.atomicio import atomic_open
 from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
@@ -40,6 +45,7 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 CONTRACT_KEY = "fer_lightning.contract"  # ONNX metadata_props key / TorchScript extra file stem
 VERIFY_TOLERANCE = 1e-4
+MIN_OPSET = 18  # the torch.export-based exporter writes 18 whatever lower opset is asked for
 
 
 class ExportError(RuntimeError):
@@ -97,13 +103,13 @@ def build_contract(loaded: LoadedCheckpoint, fmt: str, output: Path, fold_tta: b
     }
 
 
-def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, contract: dict[str, Any], opset: int) -> None:
+def _export_onnx(module: nn.Module, example: torch.Tensor, contract: dict[str, Any], opset: int) -> bytes:
     """torch.export-based exporter (onnxscript), dynamic batch; the contract goes into metadata_props."""
     import onnx
 
     batch = torch.export.Dim("batch", min=1, max=65536)
-    for name in ("onnxscript", "onnx_ir", "torch.onnx"):  # their INFO lines would flood the run log
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("onnxscript", "onnx_ir", "torch.onnx"):  # their INFO lines (and handled tracebacks) flood the log
+        logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT_NAME],
@@ -121,16 +127,19 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, contract:
              "tta_folded": json.dumps(contract["tta_folded"])}
     onnx.helper.set_model_props(proto, props)
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    return proto.SerializeToString()
 
 
-def _export_torchscript(module: nn.Module, example: torch.Tensor, path: Path, contract: dict[str, Any]) -> None:
+def _export_torchscript(module: nn.Module, example: torch.Tensor, contract: dict[str, Any]) -> bytes:
     """torch.jit.trace (deprecated upstream but still the way to run without Python model code); the contract
-    is stored as an extra file inside the archive."""
+    is stored as an extra file inside the archive. Saved to memory: torch's file writer aborts the process on a
+    full disk, Python's write raises ENOSPC."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(module, example, check_trace=False)  # `verify` compares with PyTorch instead
-        torch.jit.save(traced, str(path), _extra_files={f"{CONTRACT_KEY}.json": json.dumps(contract)})
+        torch.jit.save(traced, buffer, _extra_files={f"{CONTRACT_KEY}.json": json.dumps(contract)})
+    return buffer.getvalue()
 
 
 def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any]:
@@ -146,11 +155,17 @@ def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any
     return {"faces": n, "batch_sizes": [n, 1], "max_abs_prob_diff": diff, "tolerance": VERIFY_TOLERANCE}
 
 
-def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_tta: bool = False, opset: int = 18,
+def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_tta: bool = True, opset: int = 18,
                       check: bool = True) -> dict[str, Any]:
-    """Export the checkpoint's network to `output` (written atomically) plus `<output>.json`; returns the contract."""
+    """Export the checkpoint's network to `output` plus `<output>.json`; returns the contract. Both are written
+    (and verified) in a temp folder beside `output` and moved into place only when complete."""
+    import onnx
+
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt == "onnx" and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(f"opset={opset}: expected {MIN_OPSET}..{onnx.defs.onnx_opset_version()} (the ONNX "
+                         f"exporter writes opset {MIN_OPSET} or newer)")
     loaded = load_classifier(ckpt_path)
     output = Path(output)
     if output.is_dir():
@@ -165,21 +180,24 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
     profile = loaded.profile
     example = torch.zeros(2, profile.channels, profile.image_size, profile.image_size)
     contract = build_contract(loaded, fmt, output, fold_tta, opset)
-    with atomic_path(output) as tmp:
-        if fmt == "onnx":
-            _export_onnx(module, example, tmp, contract, opset)
-        else:
-            _export_torchscript(module, example, tmp, contract)
-    atomic_write_json(sidecar_path(output), contract)
-    if check:
-        contract["verification"] = verify(loaded, output)
-        atomic_write_json(sidecar_path(output), contract)
-        diff = contract["verification"]["max_abs_prob_diff"]
-        if diff > VERIFY_TOLERANCE:
-            raise ExportError(f"{output}: exported probabilities differ from PyTorch by {diff:.2e} "
-                              f"(> {VERIFY_TOLERANCE:g})")
-        log.info("verified: max |p_%s - p_pytorch| = %.2e over %d synthetic faces", fmt, diff,
-                 contract["verification"]["faces"])
+    data = (_export_onnx(module, example, contract, opset) if fmt == "onnx"
+            else _export_torchscript(module, example, contract))
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
+        staged = Path(work) / output.name
+        with atomic_open(staged) as handle:  # a full disk: one "no space left" line, no partial file
+            handle.write(data)
+        atomic_write_json(sidecar_path(staged), contract)
+        if check:
+            contract["verification"] = verify(loaded, staged)
+            diff = contract["verification"]["max_abs_prob_diff"]
+            if diff > VERIFY_TOLERANCE:
+                raise ExportError(f"{output}: exported probabilities differ from PyTorch by {diff:.2e} "
+                                  f"(> {VERIFY_TOLERANCE:g}); nothing was written")
+            atomic_write_json(sidecar_path(staged), contract)
+            log.info("verified: max |p_%s - p_pytorch| = %.2e over %d synthetic faces", fmt, diff,
+                     contract["verification"]["faces"])
+        os.replace(staged, output)
+        os.replace(sidecar_path(staged), sidecar_path(output))
     log.info("exported %s (%s, TTA %s) and its contract %s", output, fmt,
              "folded in" if fold_tta else f"recorded: {contract['preprocessing']['tta']}", sidecar_path(output))
     return contract

@@ -5,9 +5,10 @@
 
 writes a stripped copy of a run's checkpoint (the evaluated weights, the run's config - network and input
 profile - and the class names and TTA views; no optimizer state, no raw weights beside the averaged ones) and a
-JSON card beside it (recipe, command, commit, seed, val accuracy and macro-F1 with their TTA, sha256). The file
-is an ordinary fer_lightning checkpoint, so `ckpt_path=pretrained` works wherever a checkpoint does: predict,
-evaluate, export, `Predictor.from_pretrained()`.
+JSON card beside it (recipe, command, commit, seed, the data it was trained on, val accuracy and macro-F1 with
+their TTA, sha256). The file is an ordinary fer_lightning checkpoint, so `ckpt_path=pretrained` works wherever a
+checkpoint does: predict, evaluate, export, `Predictor.from_pretrained()`. Only the run's own checkpoints are
+released: the card's numbers and the weights come from the same run.
 """
 
 from __future__ import annotations
@@ -24,31 +25,11 @@ from typing import Any
 import torch
 
 from fer_lightning.atomicio import atomic_open
+from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card, resolve
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json
 
-PRETRAINED = "pretrained"
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-RELEASED_PATH = WEIGHTS_DIR / "fer_cnn.pt"
+__all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card", "resolve"]
 MAX_BYTES = 3 * 1024 * 1024
-
-
-def card_path(weights: Path) -> Path:
-    return weights.with_suffix(".json")
-
-
-def resolve(path: str | Path) -> Path:
-    """`pretrained` -> the released file inside the package; any other path unchanged."""
-    if str(path) != PRETRAINED:
-        return Path(path)
-    if not RELEASED_PATH.is_file():
-        raise FileNotFoundError(f"ckpt_path=pretrained: the released model {RELEASED_PATH} is missing from this "
-                                "installation; reinstall fer_lightning or pass ckpt_path=<your .ckpt>")
-    return RELEASED_PATH
-
-
-def released_card() -> dict[str, Any]:
-    """The released model's card (recipe, val numbers, sha256)."""
-    return json.loads(card_path(resolve(PRETRAINED)).read_text())
 
 
 def sha256(path: Path) -> str:
@@ -64,17 +45,58 @@ def strip_checkpoint(checkpoint: dict[str, Any], tta: Sequence[str]) -> dict[str
             "fer_lightning": checkpoint["fer_lightning"]}
 
 
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from `path`, or ValueError naming the file and what was expected."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ValueError(f"{path}: cannot read {what} ({reason})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected {what} (a JSON object), got a JSON {type(data).__name__}")
+    return data
+
+
+def completed_record(run_dir: Path) -> dict[str, Any]:
+    """The run's record; only a completed run has the numbers a card quotes."""
+    record = read_json(run_dir / RECORD_NAME, "the record of a training run")
+    if record.get("status") != "completed":
+        raise ValueError(f"{run_dir / RECORD_NAME}: status {record.get('status')!r}; release a completed run")
+    if not isinstance(record.get("val"), dict):
+        raise ValueError(f"{run_dir / RECORD_NAME}: no val metrics (validation did not run); the card needs them")
+    return record
+
+
+def check_own_checkpoint(run_dir: Path, ckpt: Path, checkpoint: dict[str, Any]) -> None:
+    """The card quotes the run's numbers: the weights must be that run's (inside it, or written by it)."""
+    written_in = checkpoint["fer_lightning"]["config"].get("paths", {}).get("output_dir")
+    run = run_dir.resolve()
+    if run not in ckpt.resolve().parents and (not written_in or Path(written_in).resolve() != run):
+        raise ValueError(f"--ckpt {ckpt}: not a checkpoint of {run_dir} (written by the run in {written_in}); "
+                         "release each run with its own checkpoint")
+
+
+def data_description(config: dict[str, Any], record: dict[str, Any]) -> str:
+    """What the run was trained and selected on, from its config and record (not a fixed FER-2013 text)."""
+    data, val_images = config.get("data") or {}, record["val"].get("support")
+    if data.get("path"):
+        return f"{Path(data['path']).name}: its train split; selected on its val split ({val_images:,} images)"
+    synthetic = data.get("synthetic") or {}
+    return (f"synthetic faces (fer_lightning.data.synthetic, seed {synthetic.get('seed', 0)}): "
+            f"{synthetic.get('n_train', 0):,} train; selected on {val_images:,} val images")
+
+
 def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
                  extra_results: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the stripped checkpoint and its card (both atomically); return the card."""
-    from fer_lightning.checkpoint import read_checkpoint
+    from fer_lightning.checkpoint import read_checkpoint  # here: `release.PRETRAINED` users must not load Lightning
     from fer_lightning.tta import check_views
 
     check_views(tta)
-    record = json.loads((run_dir / RECORD_NAME).read_text())
-    if record.get("status") != "completed":
-        raise ValueError(f"{run_dir / RECORD_NAME}: status {record.get('status')!r}; release a completed run")
-    released = strip_checkpoint(read_checkpoint(ckpt), tta)
+    record = completed_record(run_dir)
+    checkpoint = read_checkpoint(ckpt)
+    check_own_checkpoint(run_dir, ckpt, checkpoint)
+    released = strip_checkpoint(checkpoint, tta)
     buffer = io.BytesIO()
     torch.save(released, buffer)
     if buffer.tell() > MAX_BYTES:
@@ -97,11 +119,11 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
         "command": "python -m fer_lightning.train " + " ".join(record.get("overrides") or []),
         "seed": record.get("seed"),
         "git_commit": record.get("git_commit"),
-        "trained_on": "FER-2013 Training (28,709 images); selected on PublicTest (3,589 images)",
+        "trained_on": data_description(config, record),
         "epoch": released["epoch"],
         "fit_time_s": record.get("fit_time_s"),
         "machine": record.get("machine"),
-        "val": {"split": "PublicTest", "tta": record.get("evaluated", {}).get("tta"),
+        "val": {"split": "val", "images": val.get("support"), "tta": record.get("evaluated", {}).get("tta"),
                 "accuracy": val["accuracy"], "macro_f1": val["macro_f1"]},
         **(extra_results or {}),
     }
@@ -128,19 +150,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="add an evaluate run's numbers to the card, e.g. val_flip=outputs/.../val_evaluation.json")
     args = parser.parse_args(argv)
     try:
-        record = json.loads((args.run_dir / RECORD_NAME).read_text())
-        ckpt = args.ckpt or Path(record["evaluated"]["ckpt_path"])
+        record = completed_record(args.run_dir)
+        ckpt = args.ckpt or (record.get("evaluated") or {}).get("ckpt_path")
+        if not ckpt:
+            raise ValueError(f"{args.run_dir / RECORD_NAME}: names no evaluated checkpoint; pass --ckpt <its .ckpt>")
         extra = {}
         for item in args.result:
             key, _, path = item.partition("=")
-            evaluation = json.loads(Path(path).read_text())
+            if not key or not path:
+                raise ValueError(f"--result {item}: expected KEY=EVALUATION_JSON, e.g. "
+                                 "val_flip=outputs/evaluations/.../val_evaluation.json")
+            evaluation = read_json(Path(path), "an evaluate record ({split}_evaluation.json)")
+            if not {"split", "tta", "report"} <= evaluation.keys():
+                raise ValueError(f"{path}: not an evaluate record (it lacks split, tta or report); expected a "
+                                 "{split}_evaluation.json written by fer_lightning.evaluate")
             extra[key] = {"split": evaluation["split"], "tta": evaluation["tta"],
                           "accuracy": evaluation["report"]["accuracy"], "macro_f1": evaluation["report"]["macro_f1"],
                           **({"bootstrap": evaluation["bootstrap"]} if "bootstrap" in evaluation else {})}
         if args.note:
             extra["note"] = args.note
-        card = make_release(args.run_dir, ckpt, args.out, args.tta.split(","), extra)
-    except (OSError, KeyError, ValueError) as error:
+        card = make_release(args.run_dir, Path(ckpt), args.out, args.tta.split(","), extra)
+    except (OSError, ValueError) as error:
         print(f"release: error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(card, indent=2))

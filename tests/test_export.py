@@ -37,7 +37,7 @@ def reference(loaded: LoadedCheckpoint, faces: torch.Tensor) -> tuple[np.ndarray
 
 def test_onnx_runtime_matches_pytorch_with_tta_from_the_contract(loaded: LoadedCheckpoint, tmp_path: Path) -> None:
     output = tmp_path / "fer.onnx"
-    contract = export_checkpoint(loaded.path, "onnx", output)
+    contract = export_checkpoint(loaded.path, "onnx", output, fold_tta=False)
     assert contract["verification"]["max_abs_prob_diff"] <= 1e-4
     exported = ExportedModel(output)
     for batch in (1, 4, 9):  # dynamic batch axis
@@ -70,7 +70,7 @@ def test_onnx_runtime_matches_pytorch_with_tta_from_the_contract(loaded: LoadedC
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_with_folded_tta_matches_pytorch(loaded: LoadedCheckpoint, tmp_path: Path) -> None:
     output = tmp_path / "fer.pt"
-    contract = export_checkpoint(loaded.path, "torchscript", output, fold_tta=True, check=False)  # checked below
+    contract = export_checkpoint(loaded.path, "torchscript", output, check=False)  # folded by default; checked below
     assert contract["tta_folded"] is True
     module = torch.jit.load(str(output))
     for batch in (1, 9):
@@ -85,7 +85,7 @@ def test_torchscript_with_folded_tta_matches_pytorch(loaded: LoadedCheckpoint, t
 
 def test_the_contract_alone_reproduces_the_network_input(loaded: LoadedCheckpoint, tmp_path: Path) -> None:
     output = tmp_path / "fer.pt"
-    contract = export_checkpoint(loaded.path, "torchscript", output, check=False)
+    contract = export_checkpoint(loaded.path, "torchscript", output, fold_tta=False, check=False)
     x, _ = reference(loaded, FACES)
     assert np.allclose(preprocess(FACES.numpy(), contract), x, atol=1e-6)  # numpy, from the JSON only
     assert "verification" not in contract
@@ -118,9 +118,13 @@ def test_export_errors_are_one_line(tmp_path: Path, tiny_checkpoint: Path) -> No
 
 
 def test_the_contract_records_the_opset_the_file_holds(loaded: LoadedCheckpoint, tmp_path: Path) -> None:
-    """Asked for an older opset, the exporter may write another one: the sidecar says what was written."""
-    output = tmp_path / "fer17.onnx"
-    contract = export_checkpoint(loaded.path, "onnx", output, opset=17)
+    """The exporter writes opset 18 or newer: an older one is refused up front, a newer one is what the file holds."""
+    for opset in (0, 7, 17, 99):
+        with pytest.raises(ValueError, match=rf"opset={opset}: expected 18\.\.\d+"):
+            export_checkpoint(loaded.path, "onnx", tmp_path / "old.onnx", opset=opset)
+    assert not list(tmp_path.iterdir())
+    output = tmp_path / "fer19.onnx"
+    contract = export_checkpoint(loaded.path, "onnx", output, opset=19, check=False)
     written = next(o.version for o in onnx.load(str(output)).opset_import if o.domain in ("", "ai.onnx"))
     sidecar = json.loads(sidecar_path(output).read_text())
-    assert contract["opset"] == sidecar["opset"] == written and sidecar["opset_requested"] == 17
+    assert contract["opset"] == sidecar["opset"] == written == 19 and sidecar["opset_requested"] == 19

@@ -193,8 +193,11 @@ def make_splits(
     seed: int = 0,
 ) -> dict[str, Split]:
     """{'train','val','test'} -> Split; each split gets its own seed spawned from `seed`, so none overlap."""
-    children = np.random.SeedSequence(seed).spawn(len(SPLITS))
     sizes = dict(zip(SPLITS, (n_train, n_val, n_test), strict=True))
+    for name, n in sizes.items():
+        if n < 0:
+            raise ValueError(f"data.synthetic.n_{name}={n}: expected a number of images >= 0")
+    children = np.random.SeedSequence(seed).spawn(len(SPLITS))
     return {
         name: generate_faces(sizes[name], int(child.generate_state(1, np.uint64)[0]))
         for name, child in zip(SPLITS, children, strict=True)

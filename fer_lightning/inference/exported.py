@@ -22,16 +22,49 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def preprocess(faces: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
-    """uint8 48x48 gray faces [N, 48, 48] -> float32 network input, following the contract's steps (numpy only;
-    contracts whose image_size is not 48 need the resize step, which this reference does not implement)."""
+    """uint8 48x48 gray faces [N, 48, 48] -> float32 network input, following the contract's steps (numpy only)."""
     pre = contract["preprocessing"]
-    if pre["image_size"] != faces.shape[-1]:
-        raise NotImplementedError("resize: use fer_lightning's BatchAugment.eval or a matching resize")
     x = faces.astype(np.float32)[:, None] / np.float32(255.0)
+    if pre["image_size"] != faces.shape[-1]:
+        rows = _resize_matrix(faces.shape[-2], pre["image_size"], pre["interpolation"])
+        cols = _resize_matrix(faces.shape[-1], pre["image_size"], pre["interpolation"])
+        x = np.clip(rows @ x @ cols.T, 0.0, 1.0).astype(np.float32)
     x = np.repeat(x, pre["channels"], axis=1)
     mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
     return (x - mean) / std
+
+
+def _resize_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
+    """[n_out, n_in] weights of torch.nn.functional.interpolate(mode, align_corners=False, no antialias) along
+    one axis: the resize step of the contract as a matrix product."""
+    dst, scale = np.arange(n_out), n_in / n_out
+    weights = np.zeros((n_out, n_in), np.float32)
+    if mode == "nearest":
+        weights[dst, np.minimum(np.floor(dst * scale).astype(int), n_in - 1)] = 1.0
+        return weights
+    src = (dst + 0.5) * scale - 0.5
+    if mode == "bilinear":
+        src = np.maximum(src, 0.0)
+        i0 = np.floor(src).astype(int)
+        t = src - i0
+        taps = {0: 1.0 - t, 1: t}
+    elif mode == "bicubic":  # cubic convolution, A = -0.75, edge pixels repeated (as torch)
+        i0 = np.floor(src).astype(int)
+        t, a = src - i0, -0.75
+
+        def near(d: np.ndarray) -> np.ndarray:
+            return ((a + 2) * d - (a + 3)) * d * d + 1
+
+        def far(d: np.ndarray) -> np.ndarray:
+            return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+        taps = {-1: far(t + 1), 0: near(t), 1: near(1 - t), 2: far(2 - t)}
+    else:
+        raise ValueError(f"interpolation={mode!r}: the contract's resize supports nearest, bilinear, bicubic")
+    for offset, w in taps.items():
+        np.add.at(weights, (dst, np.clip(i0 + offset, 0, n_in - 1)), w)
+    return weights
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -28,25 +28,36 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot read file ({error.strerror or type(error).__name__})") from None
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise ImageReadError(f"{path}: cannot decode image (not an image, truncated, or a format OpenCV cannot read)")
-    return image
+    return to_uint8(image)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """8-bit pixels: 16-bit ones (a file's, a PIL image's, an array's) are scaled by 255/65535 as the FER-2013
+    readers do, never clipped at 255."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16 or (image.dtype.kind in "iu" and image.size and 255 < image.max() <= 65535):
+        return np.rint(image * (255.0 / 65535.0)).astype(np.uint8)
+    if image.dtype.kind in "iu" and (not image.size or 0 <= image.min() <= image.max() <= 255):
+        return image.astype(np.uint8)  # e.g. PIL's 32-bit mode "I" holding 8-bit values
+    raise ValueError(f"expected a uint8 or uint16 image, got dtype {image.dtype}")
 
 
 def to_gray(image: Any, channel_order: str = "bgr") -> np.ndarray:
-    """uint8 [H, W] from a path, a PIL image, or a uint8 array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4].
+    """uint8 [H, W] from a path, a PIL image, or a uint8/uint16 array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4].
 
     Colour uses ITU-R 601 luma weights, as PIL's convert("L") that the FER-2013 readers apply.
     `channel_order` says how a 3/4-channel array is ordered: "bgr" (OpenCV, video frames) or "rgb".
     """
     if isinstance(image, str | Path):
         image = read_image(image)
-    elif not isinstance(image, np.ndarray) and hasattr(image, "convert"):  # PIL.Image
-        return np.asarray(image.convert("L"), dtype=np.uint8)
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    elif not isinstance(image, np.ndarray) and hasattr(image, "convert"):  # PIL.Image: as a file's pixels would be
+        gray = image.mode in ("L", "I") or image.mode.startswith("I;16")
+        image, channel_order = np.asarray(image if gray else image.convert("RGB")), "rgb"
+    image = to_uint8(np.asarray(image))
     if image.ndim == 2:
         return image
     if image.ndim == 3 and image.shape[2] == 1:
