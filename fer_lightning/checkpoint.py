@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
-import pickle
-import re
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.augment import AugmentProfile
+from fer_lightning.inference.loading import CheckpointError, read_checkpoint
 from fer_lightning.module import FERClassifier
 from fer_lightning.pretrained import resolve
 
@@ -31,10 +29,6 @@ log = logging.getLogger(__name__)
 
 
 LOW_DISK_BYTES = 64 * 2**20  # below this, a failed checkpoint write is reported as a full disk
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, truncated, or was not written by fer_lightning.train."""
 
 
 @dataclass
@@ -46,35 +40,6 @@ class LoadedCheckpoint:
     path: Path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors.
-    `pretrained` names the model released inside the package (fer_lightning/weights/fer_cnn.pt)."""
-    try:
-        path = resolve(path)
-    except FileNotFoundError as error:
-        raise CheckpointError(str(error)) from None
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or a legacy pickle
-        raise CheckpointError(f"{path}: not a fer_lightning checkpoint (not a torch.save file); expected a .ckpt "
-                              "written by fer_lightning.train, or ckpt_path=pretrained")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4": a foreign pickle, refused
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, foreign pickles, ...
-        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().partition("\n")[0]  # no terminal colours
-        if isinstance(error, pickle.UnpicklingError) or "weights_only" in message or "Unsupported global" in message:
-            raise CheckpointError(f"{path}: not a fer_lightning checkpoint (it holds objects other than tensors "
-                                  "and plain values)") from None
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: {message}); is it "
-                              "truncated?") from None
-    if not isinstance(checkpoint, dict) or "fer_lightning" not in checkpoint or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path}: not a fer_lightning checkpoint (no run config); "
-                              "expected a .ckpt written by fer_lightning.train")
-    return checkpoint
 
 
 def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckpoint:
@@ -96,6 +61,7 @@ def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckp
         net_config["weights"] = None  # the trained weights come from the state dict, no ImageNet download
     net = instantiate(net_config)
     hparams = {**checkpoint.get("hyper_parameters", {}), "compile": False}
+    hparams.pop("norm_bias_lr_scale", None)  # a retired learning-rate setting: no effect on the weights
     model = FERClassifier(net, optimizer=None, **hparams)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()

@@ -31,7 +31,7 @@ from fer_lightning.inference.pipeline import (
     write_tables,
 )
 from fer_lightning.inference.predictor import Predictor
-from fer_lightning.release import PRETRAINED, RELEASED_PATH
+from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH
 from fer_lightning.runrecord import environment_info
 
 log = logging.getLogger(__name__)

@@ -92,7 +92,7 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
     from fer_lightning.checkpoint import read_checkpoint  # here: `release.PRETRAINED` users must not load Lightning
     from fer_lightning.tta import check_views
 
-    check_views(tta)
+    check_views(tta, key="--tta")
     record = completed_record(run_dir)
     checkpoint = read_checkpoint(ckpt)
     check_own_checkpoint(run_dir, ckpt, checkpoint)

@@ -69,7 +69,7 @@ def test_make_release_strips_a_training_checkpoint(tiny_checkpoint: Path, tmp_pa
     with torch.no_grad():
         assert torch.allclose(original.model(x), released.model(x), atol=1e-6)
     assert released.model.hparams.tta == ["identity", "hflip"]
-    with pytest.raises(ValueError, match="model.tta"):
+    with pytest.raises(ValueError, match="--tta"):
         make_release(run_dir, tiny_checkpoint, out, ["vflip"])
 
 

@@ -10,6 +10,9 @@ computes exactly what `FERClassifier.evaluation_logits` computes, at a fraction 
 from __future__ import annotations
 
 import importlib
+import pickle
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fer_lightning import release
 from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.data.splits import CLASS_NAMES
+from fer_lightning.pretrained import resolve
 from fer_lightning.tta import TEN_CROP_FRACTION, average_logits, check_views
 
 NETWORKS_MODULE = "fer_lightning.models"
@@ -35,7 +38,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors.
     `pretrained` names the model released inside the package (fer_lightning/weights/fer_cnn.pt)."""
     try:
-        path = release.resolve(path)
+        path = resolve(path)
     except FileNotFoundError as error:
         raise CheckpointError(str(error)) from None
     if not path.is_file():
@@ -46,10 +49,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a fer_lightning checkpoint (not a torch.save file); expected a .ckpt "
                               "written by fer_lightning.train, or ckpt_path=pretrained")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4": a foreign pickle, refused
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, foreign pickles, ...
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        if "weights_only" in message or "Unsupported global" in message:
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().partition("\n")[0]  # no terminal colours
+        if isinstance(error, pickle.UnpicklingError) or "weights_only" in message or "Unsupported global" in message:
             raise CheckpointError(f"{path}: not a fer_lightning checkpoint (it holds objects other than tensors "
                                   "and plain values)") from None
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: {message}); is it "
@@ -107,7 +112,7 @@ def build_net(net_config: dict[str, Any], path: Path) -> nn.Module:
 def load_network(path: str | Path) -> LoadedNetwork:
     """The checkpoint's network with its trained weights and TTA views (eval mode, CPU) and its input profile."""
     checkpoint = read_checkpoint(path)
-    path = release.resolve(path)
+    path = resolve(path)
     config = checkpoint["fer_lightning"]["config"]
     hparams = checkpoint.get("hyper_parameters", {})
     net = build_net(config["model"]["net"], path)

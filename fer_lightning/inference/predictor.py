@@ -27,7 +27,7 @@ from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.detect import Box, FaceDetector, default_detector
 from fer_lightning.inference.images import to_gray
 from fer_lightning.inference.loading import EvalNetwork, load_network
-from fer_lightning.release import PRETRAINED
+from fer_lightning.pretrained import PRETRAINED
 
 # Haar boxes are a little tighter than FER-2013's crops: on 200 real faces pasted into canvases the pasted
 # square was 1.06x the detected side (median), i.e. about 3 % more on each side.

@@ -187,7 +187,12 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                  if resamples else None)
     comparison, other_report = None, None
     if other is not None:
-        other_report, other_targets, other_predictions = run_split(other, datamodule, split, precision, accelerator)
+        # the other network may take another input (ResNet18: 224 px, 3 channels): same images, its own transform
+        other_data = datamodule if other.profile == loaded.profile else build_datamodule(other, settings, split)
+        other_report, other_targets, other_predictions = run_split(other, other_data, split, precision, accelerator)
+        if not torch.equal(targets, other_targets):
+            raise EvaluationError(f"compare_ckpt_path={cfg.compare_ckpt_path}: its {split} images differ from "
+                                  f"{loaded.path}'s; McNemar needs the same images in the same order")
         comparison = mcnemar((predictions == targets).numpy(), (other_predictions == other_targets).numpy())
 
     out_dir = Path(out_dir)
