@@ -183,7 +183,7 @@ def build(name: str, overrides: list[str]) -> FaceDetector:
     from hydra import compose, initialize_config_dir
 
     from fer_lightning.config import CONFIG_DIR
-    from fer_lightning.prediction import build_detector
+    from fer_lightning.jobs.predict import build_detector
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return build_detector(compose("predict", overrides=[f"detector={name}", *overrides]))

@@ -33,9 +33,9 @@ from omegaconf import OmegaConf
 
 from fer_lightning.config import CONFIG_DIR
 from fer_lightning.data.synthetic import generate_faces
-from fer_lightning.export import export_checkpoint
 from fer_lightning.inference import Box, HaarFaceDetector, Predictor, crop_face
 from fer_lightning.inference.exported import ExportedModel
+from fer_lightning.jobs.export import export_checkpoint
 from fer_lightning.models import FERCNN
 from fer_lightning.module import FERClassifier
 

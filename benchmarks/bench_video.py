@@ -43,7 +43,7 @@ from fer_lightning.data.sources import load_splits
 from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.inference import Box, Predictor
 from fer_lightning.inference.pipeline import PredictionRun
-from fer_lightning.prediction import build_detector
+from fer_lightning.jobs.predict import build_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT, FPS = 640, 360, 25.0

@@ -9,14 +9,13 @@ users of a sweep want the key and the allowed values in one line, in well under 
 from __future__ import annotations
 
 import difflib
-import importlib
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -227,15 +226,3 @@ def run_checked(main: Callable[[], object], config_name: str) -> None:
             raise SystemExit(2)
     main()
 
-
-def reexport(entry: str, job: str) -> Callable[[str], Any]:
-    """A module `__getattr__` for a torch-free entry module: `from <entry> import name` still works, loading the
-    job module (which imports torch) only when one of its names is first asked for."""
-
-    def __getattr__(name: str) -> Any:
-        try:
-            return getattr(importlib.import_module(job), name)
-        except AttributeError:
-            raise AttributeError(f"module {entry!r} has no attribute {name!r}") from None
-
-    return __getattr__

@@ -3,7 +3,7 @@
     python -m fer_lightning.export ckpt_path=.../best.ckpt format=onnx|torchscript [output=model.onnx] [fold_tta=true]
 
 This entry point imports only Hydra: `--help`, a rejected override and a missing ckpt_path answer before torch
-loads (docs/performance.md); the job itself runs in `fer_lightning.exporting`.
+loads (docs/performance.md); the job itself runs in `fer_lightning.jobs.export`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fer_lightning import schema
-from fer_lightning.cli import fail, reexport, run_checked
+from fer_lightning.cli import fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> None:
     problem = schema.problem(cfg, "export")
     if problem:
         fail("export", schema.ConfigError(problem))
-    from fer_lightning import exporting
+    from fer_lightning.jobs import export as exporting
 
     suffix = exporting.FORMATS.get(cfg.format, "")
     output = cfg.output or Path(HydraConfig.get().runtime.output_dir) / f"model{suffix}"
@@ -40,10 +40,6 @@ def main(cfg: DictConfig) -> None:
 def run() -> None:
     """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
     run_checked(main, "export")
-
-
-# `from fer_lightning.export import ...` of the job's names still works: loaded on first use
-__getattr__ = reexport("fer_lightning.export", "fer_lightning.exporting")
 
 
 if __name__ == "__main__":

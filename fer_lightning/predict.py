@@ -6,7 +6,7 @@
     fer-predict ...   (the same, installed as a script)
 
 This entry point imports only Hydra: `--help`, a rejected override and a missing input answer before torch loads;
-the job itself runs in `fer_lightning.prediction`.
+the job itself runs in `fer_lightning.jobs.predict`.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main(cfg: DictConfig) -> None:
     try:
         check_input(cfg.get("input"))
         check_predict_values(cfg)
-        from fer_lightning import prediction  # torch loads here, after the checks
+        from fer_lightning.jobs import predict as prediction  # torch loads here, after the checks
 
         prediction.predict(cfg)
     except (OSError, ValueError) as error:  # CheckpointError is a ValueError

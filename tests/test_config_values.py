@@ -132,7 +132,7 @@ def test_a_full_disk_while_checkpointing_says_so(tmp_path: Path, monkeypatch: py
 
 
 def test_export_into_an_existing_directory_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from fer_lightning.export import export_checkpoint
+    from fer_lightning.jobs.export import export_checkpoint
 
     with pytest.raises(ValueError, match="is a directory; expected a file name"):
         export_checkpoint(tiny_checkpoint, "onnx", tmp_path)

@@ -17,8 +17,9 @@ from hydra.core.global_hydra import GlobalHydra
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
-from fer_lightning.export import CONTRACT_KEY, export_checkpoint, main
+from fer_lightning.export import main
 from fer_lightning.inference.exported import ExportedModel, preprocess, sidecar_path
+from fer_lightning.jobs.export import CONTRACT_KEY, export_checkpoint
 
 FACES = torch.from_numpy(generate_faces(9, seed=11).images)
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from fer_lightning import atomicio, exporting
+from fer_lightning import atomicio
 from fer_lightning.checkpoint import load_classifier
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.export import main
 from fer_lightning.inference.exported import ExportedModel
+from fer_lightning.jobs import export as exporting
 from tests.faults_helpers import constructed_checkpoint
 
 

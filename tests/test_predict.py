@@ -28,9 +28,9 @@ from fer_lightning.inference.images import ImageReadError, read_image, to_gray
 from fer_lightning.inference.loading import CheckpointError, EvalNetwork
 from fer_lightning.inference.pipeline import describe
 from fer_lightning.inference.predictor import FaceResult
+from fer_lightning.jobs.predict import build_detector, predict
 from fer_lightning.models import FERCNN
 from fer_lightning.predict import main, run
-from fer_lightning.prediction import build_detector, predict
 
 FER_DIR = Path(__file__).resolve().parents[2] / "shared/data/fer2013"
 FACES = generate_faces(8, seed=5).images  # uint8 [8, 48, 48]

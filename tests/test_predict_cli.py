@@ -21,9 +21,9 @@ from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference import Predictor, WholeImageDetector
 from fer_lightning.inference.loading import EvalNetwork, load_network
+from fer_lightning.jobs.predict import set_threads
 from fer_lightning.models import FERCNN
 from fer_lightning.predict import command_line, options_help, run
-from fer_lightning.prediction import set_threads
 from fer_lightning.tta import ten_crops
 
 FACES = generate_faces(6, seed=11).images  # uint8 [6, 48, 48]

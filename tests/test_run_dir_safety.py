@@ -47,7 +47,7 @@ def test_a_completed_run_is_refused_before_hydra_rewrites_its_config(tmp_path: P
 
 def test_the_refusal_of_a_completed_run_suggests_a_command_that_works(
         tiny_checkpoint: Path, make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
-    from fer_lightning.train import train
+    from fer_lightning.jobs.train import train
 
     run = tiny_checkpoint.parent.parent
     problem = check_overrides([f"ckpt_path={run}"])

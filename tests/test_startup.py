@@ -86,16 +86,13 @@ def test_inference_imports_no_lightning_hydra_or_matplotlib() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_the_job_names_still_resolve_through_the_entry_modules() -> None:
+def test_the_data_package_loads_its_datamodule_on_first_use() -> None:
     import hydra.utils
 
     import fer_lightning.data
-    from fer_lightning import export, exporting, predict, prediction
     from fer_lightning.data.datamodule import FERDataModule
 
-    assert predict.predict is prediction.predict and export.ExportNet is exporting.ExportNet
     assert fer_lightning.data.FERDataModule is FERDataModule  # loaded on first use, also as a Hydra _target_
     assert hydra.utils.get_class("fer_lightning.data.FERDataModule") is FERDataModule
-    for module in (predict, export, fer_lightning.data):
-        with pytest.raises(AttributeError, match="no_such_name"):
-            module.no_such_name  # noqa: B018 - the lookup itself is the test
+    with pytest.raises(AttributeError, match="no_such_name"):
+        fer_lightning.data.no_such_name  # noqa: B018 - the lookup itself is the test

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.transforms.v2.functional import ten_crop
 
-from fer_lightning.export import ExportNet
+from fer_lightning.jobs.export import ExportNet
 from fer_lightning.module import FERClassifier
 from fer_lightning.tta import average_logits, check_views, ten_crops, views_of
 
