@@ -43,12 +43,6 @@ class MuonAdamW(torch.optim.Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
                  adam_lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  adam_weight_decay: float = 0.05) -> None:
-        for key, value in (("lr", lr), ("adam_lr", adam_lr), ("weight_decay", weight_decay),
-                           ("adam_weight_decay", adam_weight_decay)):
-            if not value >= 0:
-                raise ValueError(f"optimizer.{key}: expected a number >= 0, got {value}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"optimizer.momentum: expected a value in [0, 1), got {momentum}")
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-TTA_VIEWS = ("identity", "hflip", "ten_crop")
+from fer_lightning.schema import TTA_VIEWS  # the view names, declared once (torch-free)
+
 TEN_CROP_FRACTION = 0.9
 
 

@@ -68,11 +68,6 @@ def test_plateau_halves_after_patience_epochs_without_improvement() -> None:
     assert seen == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5]
 
 
-def test_unknown_interval_is_rejected() -> None:
-    with pytest.raises(ValueError, match="scheduler.interval='batch'"):
-        schedulers.cosine(optimizer(), max_epochs=3, steps_per_epoch=2, interval="batch")
-
-
 def test_schedulers_scale_every_param_group() -> None:
     opt = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 1.0},
                            {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.01}], lr=1.0)

@@ -7,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning import schema
 from fer_lightning.cli import check_overrides, compose_task, override_settings
@@ -149,3 +150,15 @@ def test_the_cli_rejects_a_bad_value_before_torch_and_creates_no_directory(tmp_p
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [2, False], result.stderr[-2000:]
     assert result.stderr == "train: error: data.batch_size=0: expected an integer >= 1\n"
     assert list(tmp_path.iterdir()) == []  # no outputs/runs/... directory, no failed record
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model.net.init=orthogonal"], "model.net.init=orthogonal"),
+    (["scheduler=cosine", "scheduler.interval=batch"], "scheduler.interval=batch"),
+    (["optimizer=fast_muon", "optimizer.adam_lr=-1"], "optimizer.adam_lr=-1"),
+    (["optimizer=fast_muon", "optimizer.momentum=1.0"], "optimizer.momentum=1.0"),
+])
+def test_constructor_arguments_are_checked_once_here(make_cfg: Callable[..., DictConfig], overrides: list[str],
+                                                      message: str) -> None:
+    found = schema.problem(make_cfg(*overrides), "train")
+    assert found is not None and found.startswith(message), found

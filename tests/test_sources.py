@@ -341,11 +341,6 @@ def test_detection(tmp_path: Path, src_rows: Rows, src_csv: Path) -> None:
     assert_splits_equal(load_splits(tmp_path / "k"), want)  # a folder holding train/
 
 
-def test_val_fraction_must_be_a_fraction(src_csv: Path) -> None:
-    with pytest.raises(ValueError, match="val_fraction must be in"):
-        load_splits(src_csv, val_fraction=1.0)
-
-
 def test_detection_errors(tmp_path: Path, src_rows: Rows) -> None:
     assert_bad(tmp_path / "missing.csv", "no such file or directory")
     (tmp_path / "data.zip").write_bytes(b"PK")

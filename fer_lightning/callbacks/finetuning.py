@@ -19,8 +19,6 @@ class FreezeThenFinetune(BaseFinetuning):
 
     def __init__(self, unfreeze_at_epoch: int = 5, train_bn: bool = False) -> None:
         super().__init__()
-        if unfreeze_at_epoch < 0:
-            raise ValueError(f"unfreeze_at_epoch must be >= 0, got {unfreeze_at_epoch}")
         self.unfreeze_at_epoch = unfreeze_at_epoch
         self.train_bn = train_bn
 

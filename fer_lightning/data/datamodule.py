@@ -94,14 +94,10 @@ class FERDataModule(LightningDataModule):
         required_splits: Sequence[str] = ("train", "val"),
     ) -> None:
         super().__init__()
-        if imbalance not in IMBALANCE_STRATEGIES:
-            raise ValueError(f"imbalance.strategy={imbalance!r}: expected one of {', '.join(IMBALANCE_STRATEGIES)}")
         self.path, self.synthetic = path, dict(synthetic or {})
         self.cache_dir, self.val_fraction, self.split_seed = cache_dir, val_fraction, split_seed
         profile = augment if isinstance(augment, AugmentProfile) else AugmentProfile(**dict(augment or {}))
         self.augment = BatchAugment(profile)
-        if imbalance_power < 0:
-            raise ValueError(f"imbalance.power={imbalance_power}: expected >= 0 (1: full inverse frequency)")
         self.imbalance, self.imbalance_power = imbalance, imbalance_power
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size

@@ -407,8 +407,6 @@ def read_folders(path: Path, val_fraction: float, seed: int,
     per class). Within a split images are ordered by (class, file name).
     """
     path = Path(path)
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     with _reading(path, "read image folders"):
         if path.is_file():
             with tarfile.open(path, "r:*") as tar:
@@ -549,8 +547,6 @@ def load_splits(
     `val_fraction`, `seed`: the stratified val hold-out, only for folder layouts without val/ or PublicTest_ names.
     Raises DataFormatError for any bad input (ValueError only for a val_fraction outside [0, 1)).
     """
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     with _reading(path, "open data source"):
         source, fmt = _detect(Path(path).expanduser())
         cache = None if cache_dir is None else Path(cache_dir).expanduser()

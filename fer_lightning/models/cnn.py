@@ -38,8 +38,6 @@ class FERCNN(nn.Module):
     def __init__(self, num_classes: int = 7, dropout: float = 0.55, in_channels: int = 1,
                  init: str = "default") -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"model.net.init: expected one of {', '.join(INITS)}, got {init!r}")
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in (32, 64, 128):
