@@ -42,6 +42,7 @@ def test_same_seed_same_metrics(make_cfg: Callable[..., DictConfig]) -> None:
     assert evaluation(other) != evaluation(first)
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_identical_metrics(tmp_path: Path) -> None:
     # plateau: the scheduler whose state (best score, bad epochs) must survive the restart
     common = ["trainer.max_epochs=3", "scheduler=plateau", "imbalance=sampler"]
@@ -103,6 +104,7 @@ def test_nan_loss_stops_the_run_with_a_clear_message(make_cfg: Callable[..., Dic
                        "trainer.log_every_n_steps=1"))
 
 
+@pytest.mark.slow
 def test_sweep_skips_completed_jobs_and_records_nan_failures(tmp_path: Path) -> None:
     first = cli(f"hydra.sweep.dir={tmp_path}", "trainer.max_epochs=1", "optimizer=sgd",
                 "optimizer.lr=0.01,1e30", "trainer.log_every_n_steps=1", multirun=True)
