@@ -48,21 +48,6 @@ class Interval:
         return self.low > 0.0 or self.high < 0.0
 
 
-def _interval(estimate: float, result: Any, confidence: float, n: int) -> Interval:
-    ci = result.confidence_interval(confidence_level=confidence)
-    return Interval(estimate, float(ci.low), float(ci.high), n)
-
-
-def mean_t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Mean of `values` with the Student-t interval mean ± t_{n-1} * s / sqrt(n) (NaN bounds for n < 2)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("mean_t_interval: no values")
-    if x.size < 2:
-        return Interval(float(x.mean()), math.nan, math.nan, int(x.size))
-    return _interval(float(x.mean()), scipy_stats.ttest_1samp(x, 0.0), confidence, int(x.size))
-
-
 def paired_difference(candidate: Mapping[Any, float], baseline: Mapping[Any, float],
                       confidence: float = 0.95) -> Interval | None:
     """Mean over the seeds both rows ran of (candidate - baseline), with the paired t-interval: pairing by seed
@@ -74,7 +59,8 @@ def paired_difference(candidate: Mapping[Any, float], baseline: Mapping[Any, flo
     b = np.array([baseline[s] for s in seeds], dtype=np.float64)
     if len(seeds) < 2:
         return Interval(float((a - b).mean()), math.nan, math.nan, len(seeds))
-    return _interval(float((a - b).mean()), scipy_stats.ttest_rel(a, b), confidence, len(seeds))
+    ci = scipy_stats.ttest_rel(a, b).confidence_interval(confidence_level=confidence)
+    return Interval(float((a - b).mean()), float(ci.low), float(ci.high), len(seeds))
 
 
 def macro_f1(targets: Any, predictions: Any, num_classes: int) -> float:
