@@ -22,5 +22,5 @@ VIRTUAL_ENV=$venv "$venv/bin/uv" pip install --quiet --resolution lowest-direct 
 echo "lowest-deps: installed in $((SECONDS - start)) s:"
 VIRTUAL_ENV=$venv "$venv/bin/uv" pip freeze | grep -iE '^(lightning|hydra-core|omegaconf|torchmetrics|numpy|pandas|pillow|matplotlib|tensorboard|scipy|tqdm|opencv-python-headless|onnx|onnxruntime|onnxscript|dlib-bin|muon-optimizer|optuna|pytest)=' | tr '\n' ' '
 echo
-"$venv/bin/python" -m pytest -q -m "not slow" -p no:cacheprovider
+"$venv/bin/python" -m pytest -q -m "not slow" -p no:cacheprovider --durations=10
 echo "lowest-deps: done in $((SECONDS - start)) s"

@@ -148,11 +148,12 @@ def test_impossible_combinations_fail_before_loading_data(make_cfg: Callable[...
 
 @pytest.mark.parametrize(("args", "message"), [
     (["optimizer=adamx"], "optimizer=adamx: unknown option (did you mean adam or adamw?); expected one of adam, "
-                          "adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, sgd"),
+                          "adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, finetune_adamw, sgd"),
     (["optimizer=adamw,sgdd", "seed=1,2"], "optimizer=sgdd: unknown option (did you mean sgd?); expected one of "
-                                           "adam, adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, sgd"),
+                                           "adam, adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, finetune_adamw, "
+                                           "sgd"),
     (["optimizer=rmsprop"], "optimizer=rmsprop: unknown option; expected one of adam, adamw, fast_adam, fast_adamw, "
-                            "fast_muon, fast_sgd, sgd"),
+                            "fast_muon, fast_sgd, finetune_adamw, sgd"),
     (["optimizer.lrr=0.1"], "optimizer.lrr: no key 'lrr' in optimizer; did you mean optimizer.lr? (keys there: "
                             "_target_, _partial_, lr"),
     (["experiment=seed_cnn", "data.pathh=x"], "data.pathh: no key 'pathh' in data; did you mean data.path?"),
