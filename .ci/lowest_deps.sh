@@ -20,7 +20,7 @@ printf 'torch==2.14.1\ntorchvision==0.29.1\n' >"$pins"
 VIRTUAL_ENV=$venv "$venv/bin/uv" pip install --quiet --resolution lowest-direct --index-strategy unsafe-best-match \
     "${indexes[@]}" --overrides "$pins" -e '.[dev]'
 echo "lowest-deps: installed in $((SECONDS - start)) s:"
-VIRTUAL_ENV=$venv "$venv/bin/uv" pip freeze | grep -iE '^(lightning|hydra-core|omegaconf|torchmetrics|numpy|pandas|pillow|matplotlib|tensorboard|scipy|tqdm|opencv-python-headless|onnx|onnxruntime|onnxscript|dlib-bin|muon-optimizer|optuna|pytest)=' | tr '\n' ' '
+VIRTUAL_ENV=$venv "$venv/bin/uv" pip freeze | grep -iE '^(lightning|hydra-core|omegaconf|torchmetrics|numpy|pandas|pillow|matplotlib|tensorboard|scipy|tqdm|opencv-python-headless|onnx|onnxruntime|onnxscript|dlib-bin|muon-optimizer|optuna|submitit|pytest)=' | tr '\n' ' '
 echo
 "$venv/bin/python" -m pytest -q -m "not slow" -p no:cacheprovider --durations=10
 echo "lowest-deps: done in $((SECONDS - start)) s"
