@@ -13,15 +13,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps 'facenet-pytorch==2.6.0'
 	touch $(STAMP)
 
-.PHONY: install demo test wheel-check lint tensorboard device-prep clean help
+.PHONY: install demo test test-fast golden lowest-deps wheel-check lint tensorboard device-prep clean help
 
 install: $(STAMP) ## create .venv and install the package with its dev tools
 
 demo: $(STAMP) ## train the report's CNN on synthetic faces for a few epochs (~2 min on 2 CPU cores)
 	$(PY) -m fer_lightning.train experiment=demo
 
-test: $(STAMP) ## run the test suite (fast: synthetic fixtures, tiny shapes, fast_dev_run)
+test: $(STAMP) ## run the whole test suite, what CI runs (synthetic fixtures, tiny shapes, fast_dev_run)
 	$(PY) -m pytest -q --durations=15
+
+test-fast: $(STAMP) ## the edit loop: every test but the end-to-end subprocess ones (marked slow)
+	$(PY) -m pytest -q -m "not slow"
+
+lowest-deps: ## install every direct dependency at its lower bound (uv, build/venv-lowest) and run the fast tests
+	bash .ci/lowest_deps.sh
+
+golden: $(STAMP) ## rewrite tests/golden/<experiment>.yaml (the composed configs) after an intended recipe change
+	$(PY) tests/test_golden_configs.py --update
 
 wheel-check: ## build the wheel, install it into a fresh venv, train (fast_dev_run) and predict outside the checkout
 	bash .ci/wheel_check.sh
@@ -45,4 +54,4 @@ clean: ## remove run outputs and caches (keeps .venv)
 	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'

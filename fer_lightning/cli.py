@@ -30,7 +30,7 @@ from fer_lightning.config import CONFIG_DIR
 
 def _group_options(group: str) -> list[str] | None:
     folder = Path(CONFIG_DIR) / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else None
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_")) if folder.is_dir() else None
 
 
 def closest(word: str, choices: list[str], n: int = 2) -> list[str]:

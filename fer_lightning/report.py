@@ -16,10 +16,9 @@ never finished are listed in their own section instead of silently shrinking a r
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from fer_lightning.atomicio import atomic_open
-from fer_lightning.runrecord import RECORD_NAME, atomic_write_text
+from fer_lightning.records import Job, find_jobs, parse_overrides
+from fer_lightning.runrecord import atomic_write_text
 from fer_lightning.stats import check_threshold, paired_difference, time_to
+from fer_lightning.tables import markdown_table, save_figure
 
 # Per-job numbers taken from a record: (column, split, key in the classification report).
 SUMMARY_METRICS = (("val_acc", "val", "accuracy"), ("val_macro_f1", "val", "macro_f1"),
@@ -44,148 +45,6 @@ SUMMARY_LABELS = {"val_acc": "val acc", "val_macro_f1": "val macro-F1", "val_wei
                   "test_acc": "test acc", "test_macro_f1": "test macro-F1", "test_weighted_f1": "test weighted-F1",
                   "epochs": "epochs", "fit_time_s": "fit time (s)"}
 NOT_A_SETTING = ("seed",)  # aggregated over, never a column
-
-
-# ------------------------------------------------------------------------------------------ shared writers
-
-
-def markdown_table(frame: pd.DataFrame, label_columns: int = 1) -> str:
-    """GitHub Markdown (no `tabulate` dependency): the first `label_columns` left-aligned, the rest right."""
-    def cell(value: Any) -> str:
-        return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).replace("|", r"\|")
-
-    columns = [str(c) for c in frame.columns]
-    align = ["---" if i < label_columns else "---:" for i in range(len(columns))]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
-    """PNG written atomically: no half-written image is ever visible."""
-    with atomic_open(path) as handle:
-        fig.savefig(handle, format="png", dpi=dpi)
-
-
-# ------------------------------------------------------------------------------------------------- jobs
-
-
-@dataclass
-class Job:
-    """One training job as found on disk."""
-
-    path: Path
-    status: str  # completed | failed | unfinished
-    overrides: dict[str, str]
-    record: dict[str, Any] = field(default_factory=dict)
-    choices: dict[str, Any] = field(default_factory=dict)
-    config: DictConfig | None = None
-    error: str = ""
-
-    @property
-    def seed(self) -> Any:
-        seed = self.record.get("seed", self.overrides.get("seed"))
-        if seed is None and self.config is not None:
-            seed = OmegaConf.select(self.config, "seed", default=None, throw_on_resolution_failure=False)
-        return seed
-
-    def matches(self, key: str, value: str) -> bool:
-        """`--where` semantics: equal setting, or for `tags` one of the run's tags."""
-        if key == "tags":
-            tags = self.record.get("tags")
-            if tags is None and self.config is not None:
-                tags = OmegaConf.select(self.config, "tags", default=None, throw_on_resolution_failure=False)
-            return value in [str(t) for t in (tags or [])]
-        return self.setting(key) == value
-
-    def setting(self, key: str) -> str:
-        """The value of `key` in this job: its override, else its group choice, else its config value."""
-        if key in self.overrides:
-            return self.overrides[key]
-        if key in self.choices:
-            return str(self.choices[key])
-        if self.config is not None:
-            value = OmegaConf.select(self.config, key, default=None, throw_on_resolution_failure=False)
-            if value is not None:
-                return str(value)
-        return "-"
-
-
-def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
-    """`['optimizer=sgd', '+trainer.limit_train_batches=2']` -> {'optimizer': 'sgd', 'trainer.limit_...': '2'}."""
-    parsed: dict[str, str] = {}
-    for override in overrides:
-        key, sep, value = str(override).partition("=")
-        key = key.lstrip("+~")
-        if key and not key.startswith("hydra."):
-            parsed[key] = value if sep else "(deleted)"
-    return parsed
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        return OmegaConf.load(path) if path.is_file() else None
-    except Exception:  # a half-written or hand-edited file must not stop the whole table
-        return None
-
-
-def _is_training_dir(path: Path) -> bool:
-    """A .hydra/ of `fer_lightning.train` (not of `evaluate`, whose config has no trainer)."""
-    config = _load_yaml(path / ".hydra" / "config.yaml")
-    return isinstance(config, DictConfig) and "trainer" in config and "task_name" in config
-
-
-def load_job(path: Path) -> Job:
-    """A job's status, overrides, group choices and config from its metrics.json and .hydra/."""
-    hydra_dir = path / ".hydra"
-    config = _load_yaml(hydra_dir / "config.yaml")
-    hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml")
-    chosen = OmegaConf.select(hydra_cfg, "hydra.runtime.choices") if isinstance(hydra_cfg, DictConfig) else None
-    # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode still has a value
-    choices = {k: v for k, v in (chosen or {}).items() if not str(k).startswith("hydra/")}
-    listed = _load_yaml(hydra_dir / "overrides.yaml")
-    file_overrides = list(listed) if listed is not None else []
-    record_file = path / RECORD_NAME
-    job = Job(path, "unfinished", parse_overrides(file_overrides), choices=choices,
-              config=config if isinstance(config, DictConfig) else None,
-              error=f"no {RECORD_NAME} (still running, or killed)")
-    if not record_file.is_file():
-        return job
-    try:
-        record = json.loads(record_file.read_text())
-    except (OSError, ValueError) as error:
-        job.status, job.error = "failed", f"{RECORD_NAME} unreadable: {error}"
-        return job
-    job.record = record
-    if record.get("overrides") is not None:
-        job.overrides = parse_overrides(record["overrides"])
-    status = record.get("status")
-    if status == "failed":
-        job.status, job.error = "failed", str(record.get("error", "failed (no reason recorded)"))
-    elif status not in (None, "completed"):  # train.py writes "running" when a job starts
-        job.error = f"{RECORD_NAME} says {status!r} (still running, or killed)"
-    elif not isinstance(record.get("val"), dict):
-        job.status, job.error = "failed", f"{RECORD_NAME} has no val report"
-    else:
-        job.status, job.error = "completed", ""
-    return job
-
-
-def _natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:
-    """Job 10 after job 9."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts)
-
-
-def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
-    """Every job under `roots` (recursively; a root may itself be a single run), in sweep order."""
-    found: list[Path] = []
-    for root in map(Path, roots):
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: no such directory")
-        candidates = {p.parent for p in root.rglob(RECORD_NAME)}
-        candidates |= {p.parent for p in root.rglob(".hydra") if p.is_dir() and _is_training_dir(p.parent)}
-        found += [d for d in sorted(candidates, key=lambda d: _natural_key(d.relative_to(root))) if d not in found]
-    return [load_job(path) for path in found]
 
 
 # ----------------------------------------------------------------------------------------------- tables
@@ -308,7 +167,7 @@ def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] 
     """`optimizer=adamw` (or `k1=v1,k2=v2` for several row keys) -> {key: value}; every key must be a row key."""
     if not baseline:
         return None
-    parsed = parse_where([part for part in baseline.split(",") if part], option="--baseline")
+    parsed = parse_where(re.split(r",(?=[\w.]+=)", baseline), option="--baseline")
     unknown = [k for k in parsed if k not in keys]
     if unknown:
         raise ValueError(f"--baseline {baseline}: {', '.join(unknown)} is not a row key of this table "
@@ -433,14 +292,27 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
 
 
 def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str, str]:
-    """`['scheduler=plateau']` -> {'scheduler': 'plateau'}; ValueError (one line) for a condition without '='."""
-    parsed = {}
+    """`['scheduler=plateau']` -> {'scheduler': 'plateau'} (Hydra's override syntax, values written as the config
+    prints them); ValueError (one line) for a condition that is not KEY=VALUE."""
+    parsed: dict[str, str] = {}
     for condition in conditions:
-        key, sep, value = condition.partition("=")
-        if not sep or not key:
+        try:
+            override = parse_overrides([condition])
+        except OverrideParseException:
+            override = {}
+        if "=" not in condition or len(override) != 1 or "(deleted)" in override.values():
             raise ValueError(f"{option} {condition!r}: expected KEY=VALUE, e.g. scheduler=plateau")
-        parsed[key] = value
+        parsed.update(override)
     return parsed
+
+
+def check_keys(jobs: Sequence[Job], keys: Sequence[str]) -> None:
+    """ValueError naming each `--group-by` key that no job has (as an override, a group or a config key)."""
+    missing = [key for key in keys if all(job.setting(key) == "-" for job in jobs)]
+    if missing:
+        known = sorted({k for job in jobs for k in (*job.overrides, *job.choices)})
+        raise ValueError(f"--group-by {' '.join(missing)}: no job has such a key; groups and overridden keys: "
+                         f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
 
 
 def parse_thresholds(text: str | Sequence[float] | None) -> list[float]:
@@ -472,6 +344,7 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
         raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} under "
                                 f"{', '.join(map(str, roots))}")
     keys = list(group_by) if group_by else varying_keys(jobs)
+    check_keys(jobs, keys)
     thresholds = parse_thresholds(time_to)
     baseline_setting = parse_baseline(baseline, keys)
     table = ablation_frame(jobs, keys, thresholds)

@@ -48,64 +48,52 @@ class Interval:
         return self.low > 0.0 or self.high < 0.0
 
 
-def mean_t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Mean of `values` with the Student-t interval mean ± t_{n-1} * s / sqrt(n) (NaN bounds for n < 2)."""
-    x = np.asarray(values, dtype=np.float64)
-    n = int(x.size)
-    if n == 0:
-        raise ValueError("mean_t_interval: no values")
-    mean = float(x.mean())
-    if n < 2:
-        return Interval(mean, math.nan, math.nan, n)
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return Interval(mean, mean - half, mean + half, n)
-
-
 def paired_difference(candidate: Mapping[Any, float], baseline: Mapping[Any, float],
                       confidence: float = 0.95) -> Interval | None:
-    """Mean over the seeds both rows ran of (candidate - baseline), with a t-interval on the per-seed
-    differences: pairing by seed removes the seed's own effect (data order, initialisation) from the comparison.
-    None when the rows share no seed."""
+    """Mean over the seeds both rows ran of (candidate - baseline), with the paired t-interval: pairing by seed
+    removes the seed's own effect (data order, initialisation) from the comparison. None when no seed is shared."""
     seeds = [s for s in candidate if s in baseline]
     if not seeds:
         return None
-    return mean_t_interval([candidate[s] - baseline[s] for s in seeds], confidence)
+    a = np.array([candidate[s] for s in seeds], dtype=np.float64)
+    b = np.array([baseline[s] for s in seeds], dtype=np.float64)
+    if len(seeds) < 2:
+        return Interval(float((a - b).mean()), math.nan, math.nan, len(seeds))
+    ci = scipy_stats.ttest_rel(a, b).confidence_interval(confidence_level=confidence)
+    return Interval(float((a - b).mean()), float(ci.low), float(ci.high), len(seeds))
 
 
-def macro_f1(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
-    """Unweighted mean over classes of F1; a class absent from both targets and predictions is left out of the
-    mean, as torchmetrics' multiclass F1 (average="macro"), which the training records use, leaves it out."""
-    confusion = np.bincount(targets * num_classes + predictions, minlength=num_classes * num_classes)
-    confusion = confusion.reshape(num_classes, num_classes)
-    tp = np.diag(confusion).astype(np.float64)
-    denominator = confusion.sum(0) + confusion.sum(1)
-    seen = denominator > 0
-    return float((2 * tp[seen] / denominator[seen]).mean()) if seen.any() else 0.0
+def macro_f1(targets: Any, predictions: Any, num_classes: int) -> float:
+    """torchmetrics' macro F1, the training records' definition (a class absent from both targets and predictions
+    is left out of the mean)."""
+    import torch
+    from torchmetrics.functional.classification import multiclass_f1_score
+
+    return float(multiclass_f1_score(torch.as_tensor(np.asarray(predictions)), torch.as_tensor(np.asarray(targets)),
+                                     num_classes, average="macro", validate_args=False))
 
 
 def bootstrap_intervals(targets: Sequence[int], predictions: Sequence[int], num_classes: int,
                         resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict[str, Interval]:
-    """Percentile bootstrap over images for accuracy and macro-F1 of one classifier on one split: how much the
-    numbers would move on another draw of the same number of test images (not across training seeds)."""
+    """Percentile bootstrap over images (targets and predictions resampled together) for accuracy and macro-F1 of
+    one classifier on one split: how much the numbers would move on another draw of the same number of test images
+    (not across training seeds)."""
     if resamples < 1:
         raise ValueError(f"bootstrap={resamples}: expected a number of resamples >= 1 (e.g. 1000)")
     y = np.asarray(targets, dtype=np.int64)
     p = np.asarray(predictions, dtype=np.int64)
-    if y.shape != p.shape or y.size == 0:
+    if y.shape != p.shape or y.ndim != 1 or y.size == 0:
         raise ValueError("bootstrap_intervals: targets and predictions need the same, non-zero length")
-    rng = np.random.default_rng(seed)
-    accuracies = np.empty(resamples)
-    f1s = np.empty(resamples)
-    for i in range(resamples):
-        idx = rng.integers(0, y.size, y.size)
-        accuracies[i] = float((y[idx] == p[idx]).mean())
-        f1s[i] = macro_f1(y[idx], p[idx], num_classes)
-    tail = 100 * (1 - confidence) / 2
+    # torchmetrics' macro F1 one resample at a time (1,000 resamples of 3,589 images: 4.3 s on a busy 2-core CPU;
+    # its samplewise, vectorised form was ~20x slower)
+    statistics = {"accuracy": (lambda t, q, axis=-1: (t == q).mean(axis=axis), True),
+                  "macro_f1": (lambda t, q: macro_f1(t, q, num_classes), False)}
     result = {}
-    for name, estimate, samples in (("accuracy", float((y == p).mean()), accuracies),
-                                    ("macro_f1", macro_f1(y, p, num_classes), f1s)):
-        low, high = np.percentile(samples, [tail, 100 - tail])
-        result[name] = Interval(estimate, float(low), float(high), int(y.size))
+    for name, (statistic, vectorized) in statistics.items():  # the same seed: both metrics on the same resamples
+        ci = scipy_stats.bootstrap((y, p), statistic, paired=True, vectorized=vectorized, n_resamples=resamples,
+                                   batch=100, confidence_level=confidence, method="percentile",
+                                   random_state=np.random.default_rng(seed)).confidence_interval
+        result[name] = Interval(float(statistic(y, p)), float(ci.low), float(ci.high), int(y.size))
     return result
 
 

@@ -76,6 +76,7 @@ def test_lightning_puts_our_train_loader_behind_a_distributed_sampler() -> None:
     assert seen[0].numel() == seen[1].numel() == 48
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_write_one_record(tmp_path: Path) -> None:
     """`trainer=ddp` on 2 CPU processes (gloo) through `python -m fer_lightning.train`: Lightning re-runs the
     command for rank 1 with the same hydra.run.dir; rank 0 alone writes the record, checkpoints and TensorBoard."""
@@ -138,6 +139,7 @@ def test_on_slurm_the_ranks_are_the_slurm_tasks(tmp_path: Path, monkeypatch: pyt
     _check_ddp_launch(trainer)  # not refused, although this is a sweep job
 
 
+@pytest.mark.slow
 def test_ddp_in_a_local_sweep_is_refused(tmp_path: Path) -> None:
     """Lightning would start rank 1 by re-running the command line, i.e. the whole sweep: refused, and recorded
     as the job's failure (the sweep goes on)."""

@@ -153,6 +153,7 @@ def test_errors_print_one_line_and_return_2(tmp_path: Path, capsys: pytest.Captu
     assert capsys.readouterr().err.startswith("evaluate: error: ckpt_path is required")
 
 
+@pytest.mark.slow
 def test_cli_writes_into_output_dir_and_prints_the_table(trained: dict[str, Any], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "fer_lightning.evaluate", f"ckpt_path={trained['best']['ckpt_path']}",

@@ -63,6 +63,7 @@ def test_threads_per_job_comes_from_the_setting_then_the_launcher(tmp_path: Path
                                           tmp_path)) == 8
 
 
+@pytest.mark.slow
 def test_joblib_sweep_runs_jobs_in_parallel_processes(tmp_path: Path) -> None:
     result = sweep(tmp_path, group("launcher", "parallel_cpu"), "seed=1,2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -75,6 +76,7 @@ def test_joblib_sweep_runs_jobs_in_parallel_processes(tmp_path: Path) -> None:
     assert first["threads"] == second["threads"] == max(1, (os.cpu_count() or 1) // 2)
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep_and_a_requeued_job_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     result = sweep(tmp_path, group("launcher", "parallel_gpu"), "trainer=cpu", "hydra.launcher.gpus_per_node=0",
                    "threads_per_job=null", "hydra.launcher.cpus_per_task=1", "seed=1,2")

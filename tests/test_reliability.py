@@ -42,6 +42,7 @@ def test_same_seed_same_metrics(make_cfg: Callable[..., DictConfig]) -> None:
     assert evaluation(other) != evaluation(first)
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_identical_metrics(tmp_path: Path) -> None:
     # plateau: the scheduler whose state (best score, bad epochs) must survive the restart
     common = ["trainer.max_epochs=3", "scheduler=plateau", "imbalance=sampler"]
@@ -106,6 +107,7 @@ def test_nan_loss_stops_the_run_with_a_clear_message(make_cfg: Callable[..., Dic
     assert expected_failure(error.value) is error.value  # one line and exit 2 from the CLI, not a traceback
 
 
+@pytest.mark.slow
 def test_sweep_skips_completed_jobs_and_records_nan_failures(tmp_path: Path) -> None:
     first = cli(f"hydra.sweep.dir={tmp_path}", "trainer.max_epochs=1", "optimizer=sgd",
                 "optimizer.lr=0.01,1e30", "trainer.log_every_n_steps=1", multirun=True)
@@ -149,11 +151,12 @@ def test_impossible_combinations_fail_before_loading_data(make_cfg: Callable[...
 
 @pytest.mark.parametrize(("args", "message"), [
     (["optimizer=adamx"], "optimizer=adamx: unknown option (did you mean adam or adamw?); expected one of adam, "
-                          "adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, sgd"),
+                          "adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, finetune_adamw, sgd"),
     (["optimizer=adamw,sgdd", "seed=1,2"], "optimizer=sgdd: unknown option (did you mean sgd?); expected one of "
-                                           "adam, adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, sgd"),
+                                           "adam, adamw, fast_adam, fast_adamw, fast_muon, fast_sgd, finetune_adamw, "
+                                           "sgd"),
     (["optimizer=rmsprop"], "optimizer=rmsprop: unknown option; expected one of adam, adamw, fast_adam, fast_adamw, "
-                            "fast_muon, fast_sgd, sgd"),
+                            "fast_muon, fast_sgd, finetune_adamw, sgd"),
     (["optimizer.lrr=0.1"], "optimizer.lrr: no key 'lrr' in optimizer; did you mean optimizer.lr? (keys there: "
                             "_target_, _partial_, lr"),
     (["experiment=seed_cnn", "data.pathh=x"], "data.pathh: no key 'pathh' in data; did you mean data.path?"),

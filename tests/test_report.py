@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from fer_lightning.report import build_report, main, markdown_table, parse_overrides
+from fer_lightning.records import parse_overrides
+from fer_lightning.report import build_report, main
+from fer_lightning.tables import markdown_table
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -143,8 +145,8 @@ def test_run_control_keys_do_not_split_a_row(tmp_path: Path) -> None:
 
 
 def test_helpers() -> None:
-    assert parse_overrides(["+a.b=1", "~c", "hydra.job.chdir=true", "d=x=y"]) == {"a.b": "1", "c": "(deleted)",
-                                                                                  "d": "x=y"}
+    assert parse_overrides(["+a.b=1", "~c", "hydra.job.chdir=true", "lr=1e-3", "tta=[identity,hflip]"]) == {
+        "a.b": "1", "c": "(deleted)", "lr": "0.001", "tta": "['identity', 'hflip']"}
     frame = pd.DataFrame({"k": ["a|b"], "v": [0.5], "w": [float("nan")]})
     assert markdown_table(frame) == "| k | v | w |\n|---|---:|---:|\n| a\\|b | 0.5 |  |\n"
 
@@ -205,3 +207,33 @@ def test_bad_time_to_and_baseline_are_one_line(paired_sweep: Path, args: list[st
     assert main([str(paired_sweep), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"report: error: {message}") and err.count("\n") == 1
+
+
+def test_group_by_a_key_no_job_has_is_one_line(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(sweep), "--group-by", "nosuchkey"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("report: error: --group-by nosuchkey: no job has such a key; groups and overridden keys: "
+                          "data, optimizer, scheduler, seed, trainer.limit") and err.count("\n") == 1, err
+    assert not (sweep / "ablation.md").exists()
+    assert main([str(sweep), "--group-by", "model.net.dropout"]) == 0  # a config key no job overrode
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"done"', "3"])
+def test_a_metrics_json_that_is_not_an_object_is_listed_as_failed(sweep: Path, content: str) -> None:
+    (sweep / "1" / "metrics.json").write_text(content)
+    result = build_report([sweep])
+    failures = result["markdown"].split("## Failed or unfinished jobs")[1]
+    assert "| 1 | failed | sgd | 2 | metrics.json holds a JSON " in failures and "not a run record |" in failures
+    assert result["table"].set_index("optimizer").loc["sgd", "n"] == 2
+
+
+def test_where_compares_values_as_the_config_prints_them(tmp_path: Path) -> None:
+    """`--where optimizer.lr=1e-3` matches a job launched with `optimizer.lr=0.001` and one whose config says so."""
+    root = tmp_path / "lr"
+    write_job(root / "0", ["optimizer.lr=0.001", "seed=1"], {}, completed(0.5))
+    write_job(root / "1", ["optimizer.lr=1e-2", "seed=1"], {}, completed(0.6))
+    result = build_report([root], where=["optimizer.lr=1e-3"])
+    assert list(result["table"]["setting"]) == ["all jobs"] and list(result["table"]["n"]) == [1]
+    assert result["table"]["val_acc"][0] == pytest.approx(0.5)
+    result = build_report([root], baseline="optimizer.lr=1e-2")
+    assert list(result["baseline"]["optimizer.lr"]) == ["0.001", "0.01"]

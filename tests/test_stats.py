@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fer_lightning.stats import bootstrap_intervals, macro_f1, mcnemar, mean_t_interval, paired_difference, time_to
+from fer_lightning.stats import bootstrap_intervals, macro_f1, mcnemar, paired_difference, time_to
 
 HISTORY = [{"epoch": 0, "time_s": 30.0, "val/acc": 0.50}, {"epoch": 1, "time_s": 61.0, "val/acc": 0.66},
            {"epoch": 2, "time_s": 90.5, "val/acc": 0.64}, {"epoch": 3, "time_s": 121.0, "val/acc": 0.69}]
@@ -27,15 +27,20 @@ def test_time_to_rejects_thresholds_outside_the_unit_interval(bad: float) -> Non
         time_to(HISTORY, bad)
 
 
+def differences(*values: float) -> dict[int, float]:
+    return dict(enumerate(values))
+
+
 def test_t_interval_matches_the_textbook_formula() -> None:
     # differences 0.01, 0.02, 0.03: mean 0.02, s = 0.01, t_{0.975, 2} = 4.302652729911275
-    interval = mean_t_interval([0.01, 0.02, 0.03])
+    zeros = differences(0.0, 0.0, 0.0)
+    interval = paired_difference(differences(0.01, 0.02, 0.03), zeros)
     half = 4.302652729911275 * 0.01 / math.sqrt(3)
     assert interval.estimate == pytest.approx(0.02)
     assert (interval.low, interval.high) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
     assert interval.n == 3 and not interval.excludes_zero()  # half-width 0.0248 > 0.02
-    assert mean_t_interval([0.020, 0.021, 0.019]).excludes_zero()
-    single = mean_t_interval([0.5])
+    assert paired_difference(differences(0.020, 0.021, 0.019), zeros).excludes_zero()
+    single = paired_difference({1: 0.5}, {1: 0.0})
     assert single.estimate == 0.5 and math.isnan(single.low) and single.n == 1
 
 

@@ -85,6 +85,7 @@ def test_optuna_search_space() -> None:
     assert sweeper.params["optimizer.lr"].startswith("tag(log, interval(")
 
 
+@pytest.mark.slow
 def test_ablation_sweep_launches_and_reports(tmp_path: Path) -> None:
     """The experiment's own sweep over optimizers; seed=1 on the command line replaces its seeds 1,2,3."""
     result = launch("-m", "experiment=ablation_optimizer", "data=synthetic", *TINY_DATA, *SHORT, "seed=1",
@@ -102,6 +103,7 @@ def test_ablation_sweep_launches_and_reports(tmp_path: Path) -> None:
     assert report["failures"].empty and (tmp_path / "val_acc.png").exists()
 
 
+@pytest.mark.slow
 def test_optuna_sweep_stores_its_trials(tmp_path: Path) -> None:
     optuna = pytest.importorskip("optuna")
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")

@@ -46,6 +46,7 @@ def session_hparams(content: bytes) -> dict[str, object]:
             for key, value in info.hparams.items()}
 
 
+@pytest.mark.slow
 def test_sweep_runs_are_named_by_their_overrides(tmp_path: Path) -> None:
     # a relative hydra.sweep.dir, launched from elsewhere than the checkout: the printed hint is still absolute
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}

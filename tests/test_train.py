@@ -124,6 +124,7 @@ def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[st
     return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_multirun_sweep_writes_one_record_per_job(tmp_path: Path) -> None:
     result = run_sweep(tmp_path, "optimizer=adamw,sgd")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -132,6 +133,7 @@ def test_multirun_sweep_writes_one_record_per_job(tmp_path: Path) -> None:
     assert [r["overrides"][-1] for r in records] == ["optimizer=adamw", "optimizer=sgd"]
 
 
+@pytest.mark.slow
 def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     result = run_sweep(tmp_path, "model.net.dropout=2.0,0.3")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -141,6 +143,7 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "1" / "metrics.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_a_failing_single_run_records_its_failure_and_exits_non_zero(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "fer_lightning.train", *TINY_DATA, "+trainer.no_such_argument=1",

@@ -31,9 +31,9 @@ from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
 from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.module import FERClassifier
-from fer_lightning.report import markdown_table, save_figure
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
 from fer_lightning.stats import Interval, McNemar, bootstrap_intervals, mcnemar
+from fer_lightning.tables import markdown_table, save_figure
 
 log = logging.getLogger(__name__)
 
