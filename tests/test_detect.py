@@ -106,8 +106,8 @@ def test_no_face_found_line_carries_the_detectors_hint(tmp_path: Path, caplog: p
     run = PredictionRun(_NoFacePredictor(), tmp_path / "out", annotate=False, progress=False)  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO):
         run.image(tmp_path / "small.png", Path("small.png"))
-    assert (f"{tmp_path / 'small.png'}: no face found; faces smaller than mtcnn.min_face_size=40 px are not "
-            "searched: try mtcnn.min_face_size=20") in caplog.messages
+    assert (f"{tmp_path / 'small.png'}: no face found (faces smaller than mtcnn.min_face_size=40 px are not "
+            "searched: try mtcnn.min_face_size=20)") in caplog.messages
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

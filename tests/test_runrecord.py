@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fer_lightning.report import load_job
+from fer_lightning.records import load_job
 from fer_lightning.runrecord import RECORD_NAME, RunRecord
 
 

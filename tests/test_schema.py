@@ -105,7 +105,7 @@ def test_good_values_pass(line: str, tmp_path: Path) -> None:
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (REPO_ROOT / "conf" / group).glob("*.yaml"))
+    return sorted(p.stem for p in (REPO_ROOT / "conf" / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 RECIPES = [f"{group}={option}" for group in ("data", "augment", "model", "optimizer", "scheduler", "imbalance",
