@@ -247,8 +247,9 @@ def model_cases(work: Path) -> list[Case]:
     listed = work / "report_list" / "run"
     listed.mkdir(parents=True)
     (listed / "metrics.json").write_text("[1, 2]")
+    # handled like any unreadable record: the job is listed under "Failed or unfinished jobs" with the reason
     cases.append(Case("report", "report: metrics.json holds a list", ["-m", "fer_lightning.report",
-                                                                      str(listed.parent)]))
+                                                                      str(listed.parent)], "ok"))
     cases.append(Case("report", "report: no such dir", ["-m", "fer_lightning.report", str(work / "nope")]))
     earlier = work / "predictions"
     earlier.mkdir()
