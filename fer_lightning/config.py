@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.schema import ConfigError, check
 
-__all__ = ["CONFIG_DIR", "ConfigError", "check_config", "check_predict_values", "resume_run_dir"]
+__all__ = ["CONFIG_DIR", "ConfigError", "check_config", "check_predict_input", "check_predict_values", "resume_run_dir"]
 
 
 def _config_dir() -> str:
@@ -61,6 +61,16 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("fer.tensorboard_save_dir", tensorboard_save_dir)
     if not OmegaConf.has_resolver("fer.tensorboard_version"):
         OmegaConf.register_new_resolver("fer.tensorboard_version", tensorboard_version)
+
+
+def check_predict_input(value: object) -> None:
+    """The input must be given and exist (a `camera:<index>` is checked when the camera opens): answered before
+    torch or the model loads."""
+    if not value:
+        raise ValueError("input=... is required (python -m fer_lightning.predict "
+                         "input=photo.jpg|folder|clip.mp4|camera:0, or --help)")
+    if not str(value).startswith("camera:") and not Path(str(value)).exists():
+        raise FileNotFoundError(f"input={value}: no such file or folder (nothing was written)")
 
 
 def check_predict_values(cfg: DictConfig) -> None:

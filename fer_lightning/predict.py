@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.cli import expected_failure, fail, run_checked
-from fer_lightning.config import CONFIG_DIR, check_predict_values
+from fer_lightning.config import CONFIG_DIR, check_predict_input, check_predict_values
 
 USAGE = """usage: python -m fer_lightning.predict PHOTO|FOLDER|VIDEO|camera:N [key=value ...]
        (the same as input=PHOTO ...; fer-predict once installed)
@@ -54,22 +54,12 @@ def command_line(args: list[str]) -> list[str]:
     return args
 
 
-def check_input(value: object) -> None:
-    """The input must be given and exist (a `camera:<index>` is checked when the camera opens): answered before
-    torch or the model loads."""
-    if not value:
-        raise ValueError("input=... is required (python -m fer_lightning.predict "
-                         "input=photo.jpg|folder|clip.mp4|camera:0, or --help)")
-    if not str(value).startswith("camera:") and not Path(str(value)).exists():
-        raise FileNotFoundError(f"input={value}: no such file or folder (nothing was written)")
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     """A user-caused failure (missing input, unreadable checkpoint) exits 2 after one line; a bug keeps its
     traceback."""
     try:
-        check_input(cfg.get("input"))
+        check_predict_input(cfg.get("input"))
         check_predict_values(cfg)
         from fer_lightning.jobs import predict as prediction  # torch loads here, after the checks
 

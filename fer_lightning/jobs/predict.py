@@ -19,7 +19,7 @@ import cv2
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning.config import check_predict_values
+from fer_lightning.config import check_predict_input, check_predict_values
 from fer_lightning.inference.detect import DETECTORS, FaceDetector, WholeImageDetector
 from fer_lightning.inference.pipeline import (
     CAMERA_PREFIX,
@@ -83,9 +83,7 @@ def check_inputs(value: str) -> None:
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
     """Run the prediction described by `cfg` (detector: injected, else from cfg) and return the summary."""
     started = time.perf_counter()
-    if not cfg.get("input"):
-        raise ValueError("input=... is required (python -m fer_lightning.predict "
-                         "input=photo.jpg|folder|clip.mp4|camera:0)")
+    check_predict_input(cfg.get("input"))
     check_predict_values(cfg)
     source = str(cfg.input)
     check_inputs(source)
