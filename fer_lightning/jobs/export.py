@@ -37,6 +37,7 @@ from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.exported import ExportedModel, sidecar_path
 from fer_lightning.runrecord import atomic_write_json, environment_info
+from fer_lightning.schema import ONNX_OPSETS
 from fer_lightning.tta import TEN_CROP_FRACTION, average_logits
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 CONTRACT_KEY = "fer_lightning.contract"  # ONNX metadata_props key / TorchScript extra file stem
 VERIFY_TOLERANCE = 1e-4
-MIN_OPSET = 18  # the torch.export-based exporter writes 18 whatever lower opset is asked for
 
 
 class ExportError(RuntimeError):
@@ -159,13 +159,12 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
                       check: bool = True) -> dict[str, Any]:
     """Export the checkpoint's network to `output` plus `<output>.json`; returns the contract. Both are written
     (and verified) in a temp folder beside `output` and moved into place only when complete."""
-    import onnx
 
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt == "onnx" and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise ValueError(f"opset={opset}: expected {MIN_OPSET}..{onnx.defs.onnx_opset_version()} (the ONNX "
-                         f"exporter writes opset {MIN_OPSET} or newer)")
+    low, high = ONNX_OPSETS  # the range is declared once, in the schema (why: see there)
+    if fmt == "onnx" and not low <= opset <= high:
+        raise ValueError(f"opset={opset}: expected {low}..{high} (the ONNX exporter writes opset {low} or newer)")
     loaded = load_classifier(ckpt_path)
     output = Path(output)
     if output.is_dir():
