@@ -69,3 +69,11 @@ def classification_report(results: Mapping[str, torch.Tensor], class_names: Sequ
         "confusion_matrix": confmat.tolist(),
         "class_names": list(class_names),
     }
+
+
+def report_of(probabilities: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
+    """The classification report of predictions made outside a LightningModule (an ensemble's mean probabilities),
+    computed by the same metrics as a module's evaluation epoch."""
+    metrics = evaluation_metrics(len(class_names))
+    metrics.update(probabilities, targets)
+    return classification_report(metrics.compute(), class_names)

@@ -119,15 +119,21 @@ class Bool:
 
 @dataclass(frozen=True)
 class Text:
-    """A string (a path, a name); `required`: how to give it when it is null."""
+    """A string (a path, a name); `required`: how to give it when it is null; `many`: a non-empty list of them is
+    also taken (several checkpoints)."""
 
     optional: bool = True
     required: str = ""
+    many: bool = False
 
     def __call__(self, value: Any) -> str | None:
         if value is None:
             return None if self.optional else self.required or "expected a value"
-        return None if isinstance(value, str | int | float) and not isinstance(value, bool) else "expected a string"
+        if self.many and isinstance(value, list) and value and all(self(v) is None and v is not None for v in value):
+            return None
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return None
+        return "expected a path or a non-empty list of paths" if self.many else "expected a string"
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,8 @@ TRAIN = Open({
     "trainer": TRAINER, "callbacks": Open({"finetune": Open({"unfreeze_at_epoch": Int(0)})}),
 })
 EVALUATE = Open({
-    "ckpt_path": Text(optional=False, required="required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt"),
+    "ckpt_path": Text(optional=False, many=True,
+                      required="required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt"),
     "split": OneOf(("val", "test")), "tta": Items(TTA_VIEWS, optional=True),
     "tta_crop": Float(0, 1, True, True, optional=True), "raw_weights": Bool(),
     "precision": OneOf(PRECISIONS, optional=True, aliases=PRECISION_ALIASES), "accelerator": OneOf(ACCELERATORS),

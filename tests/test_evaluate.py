@@ -206,3 +206,55 @@ def test_a_source_holding_only_the_evaluated_split_is_enough(trained: dict[str, 
     with pytest.raises((EvaluationError, DataFormatError), match="val"):
         evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "split=val", f"data.path={csv}",
                           f"data.cache_dir={tmp_path / 'cache2'}"), tmp_path / "out2")
+
+
+def test_an_ensemble_is_the_mean_of_its_members_softmax(trained: dict[str, Any], tiny_checkpoint: Path,
+                                                         tmp_path: Path) -> None:
+    """evaluate ckpt_path=[a,b]: each member's own numbers, and the ensemble's predictions are the argmax of the
+    mean of the members' softmax probabilities, as the Ensemble module (distillation's teacher) computes them."""
+    from fer_lightning.checkpoint import load_classifier
+    from fer_lightning.ensemble import load_ensemble
+    from fer_lightning.jobs.evaluate import build_datamodule
+
+    paths = [trained["best"]["ckpt_path"], str(tiny_checkpoint)]
+    result = evaluate(eval_cfg(f"ckpt_path=[{paths[0]},{paths[1]}]", "tta=[identity,hflip]", "bootstrap=50"),
+                      tmp_path / "ens")
+    alone = [evaluate(eval_cfg(f"ckpt_path={p}", "tta=[identity,hflip]"), tmp_path / f"m{i}")
+             for i, p in enumerate(paths)]
+    assert [m["accuracy"] for m in result["members"]] == pytest.approx([a["report"]["accuracy"] for a in alone])
+    assert [Path(p).name for p in result["ckpt_path"]] == [Path(p).name for p in paths]
+
+    loaded = load_classifier(paths[0])
+    datamodule = build_datamodule(loaded, data_settings(loaded.config.data, {}), "val")
+    images = datamodule.augment.eval(datamodule.datasets["val"].images)
+    ensemble = load_ensemble(paths, tta=["identity", "hflip"]).network
+    with torch.no_grad():
+        probabilities = ensemble(images).softmax(dim=1)
+        members = torch.stack([member(images).softmax(dim=1) for member in ensemble.members]).mean(0)
+    torch.testing.assert_close(probabilities, members)
+    written = pd.read_csv(tmp_path / "ens" / "val_predictions.csv")
+    assert written["prediction"].tolist() == probabilities.argmax(dim=1).tolist()
+    assert result["report"]["accuracy"] == pytest.approx((written["prediction"] == written["target"]).mean())
+    best = max(result["members"], key=lambda m: m["accuracy"])
+    assert result["mcnemar"]["other_accuracy"] == pytest.approx(best["accuracy"])
+    markdown = (tmp_path / "ens" / "val_report.md").read_text()
+    assert "ensemble of 2 checkpoints" in markdown and "## members" in markdown
+
+
+def test_a_sweep_folder_evaluates_the_ensemble_of_its_runs(trained: dict[str, Any], tmp_path: Path) -> None:
+    from fer_lightning.ensemble import checkpoint_paths
+
+    run_dir = Path(trained["run_dir"])
+    assert checkpoint_paths(str(run_dir.parent)) == [trained["evaluated"]["ckpt_path"]]
+    with pytest.raises(CheckpointError, match="a folder with no training run in it"):
+        checkpoint_paths(str(tmp_path))
+
+
+def test_an_ensemble_member_with_another_class_order_is_refused(trained: dict[str, Any], tmp_path: Path) -> None:
+    checkpoint = torch.load(trained["best"]["ckpt_path"], map_location="cpu", weights_only=True)
+    names = checkpoint["hyper_parameters"]["class_names"]
+    checkpoint["hyper_parameters"]["class_names"] = [names[1], names[0], *names[2:]]
+    swapped = tmp_path / "swapped.ckpt"
+    torch.save(checkpoint, swapped)
+    with pytest.raises(CheckpointError, match="every member needs the same classes in the same order"):
+        evaluate(eval_cfg(f"ckpt_path=[{trained['best']['ckpt_path']},{swapped}]"), tmp_path / "out")

@@ -33,8 +33,9 @@ def test_results_hold_each_splits_report_and_predictions_named_final_outside_fit
     run.test(model, datamodule=dm, verbose=False)
     assert {"final/val/acc", "final/val/macro_f1", "final/val/loss"} <= set(logged)
     for split, n in (("val", 40), ("test", 24)):
-        report, (targets, predictions) = results.reports[split], results.predictions[split]
-        assert report["support"] == n and targets.shape == predictions.shape == (n,)
+        report, (targets, logits) = results.reports[split], results.predictions[split]
+        predictions = logits.argmax(dim=1)
+        assert report["support"] == n and targets.shape == predictions.shape == (n,) and logits.shape == (n, 7)
         assert report["accuracy"] == pytest.approx(float((targets == predictions).float().mean()))
         assert sum(map(sum, report["confusion_matrix"])) == n
     assert logged["final/val/acc"] == pytest.approx(results.reports["val"]["accuracy"])

@@ -11,17 +11,18 @@ from lightning import Callback, LightningModule, Trainer
 
 class EvaluationResults(Callback):
     """The classification report (`FERClassifier.evaluation_report`) of the latest val and test epoch and, with
-    `keep_predictions`, each image's (target, predicted class) of that epoch, on the host."""
+    `keep_predictions`, each image's target and TTA logits of that epoch, on the host: what evaluate's bootstrap,
+    McNemar's test and ensembles need."""
 
     def __init__(self, keep_predictions: bool = False) -> None:
         self.keep_predictions = keep_predictions
         self.reports: dict[str, dict[str, Any]] = {}
-        self.predictions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.predictions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (targets, logits)
         self._batches: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def _batch_end(self, logits: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         if self.keep_predictions:
-            self._batches.append((batch[1].cpu(), logits.argmax(dim=-1).cpu()))
+            self._batches.append((batch[1].cpu(), logits.float().cpu()))
 
     def _epoch_end(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         batches, self._batches = self._batches, []
@@ -29,8 +30,8 @@ class EvaluationResults(Callback):
             return
         self.reports[stage] = pl_module.evaluation_report(stage)  # every DDP rank: the compute syncs them
         if batches:
-            targets, predictions = zip(*batches, strict=True)
-            self.predictions[stage] = (torch.cat(targets), torch.cat(predictions))
+            targets, logits = zip(*batches, strict=True)
+            self.predictions[stage] = (torch.cat(targets), torch.cat(logits))
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:

@@ -1,5 +1,5 @@
-"""The evaluation job behind `python -m fer_lightning.evaluate`: a trained checkpoint on val or test -> the
-report's classification table, confusion matrix and JSON.
+"""The evaluation job behind `python -m fer_lightning.evaluate`: a trained checkpoint (or an ensemble of several)
+on val or test -> the report's classification table, confusion matrix and JSON.
 
 Everything not given comes from the checkpoint's own run (data source, input profile, TTA, precision, eval
 batch size), so the best checkpoint evaluated on val reproduces the run's metrics.json val report, and a
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_cla
 from fer_lightning.cli import report_failure
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
+from fer_lightning.ensemble import check_members, checkpoint_paths, mean_probabilities
 from fer_lightning.library_noise import silence_known_noise
+from fer_lightning.metrics import report_of
 from fer_lightning.module import FERClassifier
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
 from fer_lightning.stats import Interval, McNemar, bootstrap_intervals, mcnemar
@@ -101,13 +104,50 @@ def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], spli
 def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, precision: str,
               accelerator: str) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
     """The module's own val/test loop (TTA, metrics, report), as in training, under a throwaway Trainer: the report
-    and every image's target and prediction."""
+    and every image's target and TTA logits."""
     silence_known_noise()
     results = EvaluationResults(keep_predictions=True)
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=[results],
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     (trainer.validate if split == "val" else trainer.test)(loaded.model, datamodule=datamodule, verbose=False)
     return results.reports[split], *results.predictions[split]
+
+
+@dataclass
+class Evaluated:
+    """One classifier's (a checkpoint's or an ensemble's) report and per-image class probabilities on the split."""
+
+    name: str
+    report: dict[str, Any]
+    targets: torch.Tensor
+    probabilities: torch.Tensor
+
+    @property
+    def correct(self) -> torch.Tensor:
+        return self.probabilities.argmax(dim=1) == self.targets
+
+
+def evaluate_members(members: Sequence[LoadedCheckpoint], datamodule: FERDataModule, split: str, precision: str,
+                     accelerator: str) -> tuple[Evaluated, list[Evaluated]]:
+    """Each member on the split, and the classifier they make together: the member itself, or (several) the
+    ensemble whose probabilities are the mean of the members' softmax probabilities (`ensemble.py`)."""
+    runs = [run_split(member, datamodule, split, precision, accelerator) for member in members]
+    evaluated = [Evaluated(str(member.path), report, targets, mean_probabilities([logits]))
+                 for member, (report, targets, logits) in zip(members, runs, strict=True)]
+    if len(evaluated) == 1:
+        return evaluated[0], []
+    targets = evaluated[0].targets
+    probabilities = mean_probabilities([logits for _, _, logits in runs])
+    report = report_of(probabilities, targets, members[0].model.class_names)
+    return Evaluated(f"ensemble of {len(members)}", report, targets, probabilities), evaluated
+
+
+def members_table(members: Sequence[Evaluated], epochs: Sequence[int | None]) -> str:
+    """The members of an ensemble with their own numbers (same split, same views)."""
+    rows = [{"member": member.name, "epoch": "" if epoch is None else epoch,
+             "accuracy": f"{member.report['accuracy']:.4f}", "macro-F1": f"{member.report['macro_f1']:.4f}"}
+            for member, epoch in zip(members, epochs, strict=True)]
+    return "\n## members\n\n" + markdown_table(pd.DataFrame(rows))
 
 
 def bootstrap_resamples(requested: Any) -> int:
@@ -163,17 +203,21 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Evaluate `cfg.ckpt_path` on `cfg.split` and write {split}_report.md/.csv, {split}_confusion_matrix.png and
-    {split}_evaluation.json into `out_dir`; returns the JSON record plus the Markdown table."""
+    """Evaluate `cfg.ckpt_path` (one checkpoint, or an ensemble of several) on `cfg.split` and write
+    {split}_report.md/.csv, {split}_confusion_matrix.png, {split}_predictions.csv and {split}_evaluation.json into
+    `out_dir`; returns the JSON record plus the Markdown table."""
     if not cfg.get("ckpt_path"):
         raise EvaluationError("ckpt_path is required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt")
     split = str(cfg.split)
     if split not in SPLITS:
         raise EvaluationError(f"split={split}: expected val or test")
     raw_weights = bool(cfg.get("raw_weights", False))
-    loaded = load_classifier(cfg.ckpt_path, raw_weights=raw_weights)
+    ckpt_spec = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path
+    members = [load_classifier(path, raw_weights=raw_weights) for path in checkpoint_paths(ckpt_spec)]
+    check_members([m.path for m in members], [m.profile for m in members], [m.model.class_names for m in members])
     other = load_classifier(cfg.compare_ckpt_path, raw_weights=raw_weights) if cfg.get("compare_ckpt_path") else None
-    set_tta([loaded.model] + ([other.model] if other else []), cfg.get("tta"), cfg.get("tta_crop"))
+    set_tta([m.model for m in members] + ([other.model] if other else []), cfg.get("tta"), cfg.get("tta_crop"))
+    loaded = members[0]
     views, crop = loaded.model.hparams.tta, loaded.model.hparams.tta_crop
     run_cfg = loaded.config
     requested = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
@@ -182,18 +226,23 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     resamples = bootstrap_resamples(cfg.get("bootstrap"))
     datamodule = build_datamodule(loaded, settings, split)
     accelerator = str(cfg.get("accelerator", "auto"))
-    report, targets, predictions = run_split(loaded, datamodule, split, precision, accelerator)
+    result, member_results = evaluate_members(members, datamodule, split, precision, accelerator)
+    targets, predictions = result.targets, result.probabilities.argmax(dim=1)
+    report = result.report
     intervals = (bootstrap_intervals(targets.numpy(), predictions.numpy(), len(report["class_names"]), resamples)
                  if resamples else None)
-    comparison, other_report = None, None
+    baseline = None  # McNemar: against compare_ckpt_path, or for an ensemble against its best member
     if other is not None:
         # the other network may take another input (ResNet18: 224 px, 3 channels): same images, its own transform
         other_data = datamodule if other.profile == loaded.profile else build_datamodule(other, settings, split)
-        other_report, other_targets, other_predictions = run_split(other, other_data, split, precision, accelerator)
+        other_report, other_targets, other_logits = run_split(other, other_data, split, precision, accelerator)
         if not torch.equal(targets, other_targets):
             raise EvaluationError(f"compare_ckpt_path={cfg.compare_ckpt_path}: its {split} images differ from "
                                   f"{loaded.path}'s; McNemar needs the same images in the same order")
-        comparison = mcnemar((predictions == targets).numpy(), (other_predictions == other_targets).numpy())
+        baseline = Evaluated(str(other.path), other_report, other_targets, mean_probabilities([other_logits]))
+    elif member_results:
+        baseline = max(member_results, key=lambda member: member.report["accuracy"])
+    comparison = mcnemar(result.correct.numpy(), baseline.correct.numpy()) if baseline else None
 
     out_dir = Path(out_dir)
     table = report_table(report)
@@ -201,34 +250,45 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     source = settings["path"] if settings["path"] else f"synthetic {settings['synthetic']}"
     weights = ", raw (not averaged) weights" if raw_weights else ""
     crop_note = f" (ten_crop side {crop:g})" if "ten_crop" in views else ""
-    header = (f"# {split} classification report\n\ncheckpoint `{loaded.path}` (epoch {loaded.epoch}{weights}), data "
-              f"{source}, TTA {views}{crop_note}, precision {precision}\n\n")
-    header += statistics_lines(intervals, comparison, str(other.path) if other else None,
-                               other_report["accuracy"] if other_report else None)
+    described = ", ".join(f"`{m.path}` (epoch {m.epoch}{weights})" for m in members)
+    if member_results:
+        described = f"ensemble of {len(members)} checkpoints (mean of their softmax probabilities): {described}"
+    else:
+        described = f"checkpoint {described}"
+    header = f"# {split} classification report\n\n{described}, data {source}, TTA {views}{crop_note}, " \
+             f"precision {precision}\n\n"
+    header += statistics_lines(intervals, comparison, baseline.name if baseline else None,
+                               baseline.report["accuracy"] if baseline else None)
+    members_md = members_table(member_results, [m.epoch for m in members]) if member_results else ""
     paths = {name: out_dir / f"{split}_{suffix}" for name, suffix in (
         ("markdown", "report.md"), ("csv", "report.csv"), ("figure", "confusion_matrix.png"),
         ("json", "evaluation.json"), ("predictions", "predictions.csv"))}
-    atomic_write_text(paths["markdown"], header + markdown)
+    atomic_write_text(paths["markdown"], header + markdown + members_md)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.4f"))
-    fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], f"{split} {loaded.path.name}")
+    title = f"{split} {result.name if member_results else loaded.path.name}"
+    fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], title)
     save_figure(fig, paths["figure"])
     plt.close(fig)
     per_image = pd.DataFrame({"index": range(len(targets)), "target": targets.numpy(),
                               "prediction": predictions.numpy()})
     atomic_write_text(paths["predictions"], per_image.to_csv(index=False))
-    record = {"ckpt_path": str(loaded.path), "checkpoint_epoch": loaded.epoch, "raw_weights": raw_weights,
-              "split": split, "tta": views, "tta_crop": crop,
+    record = {"ckpt_path": [str(m.path) for m in members] if member_results else str(loaded.path),
+              "checkpoint_epoch": [m.epoch for m in members] if member_results else loaded.epoch,
+              "raw_weights": raw_weights, "split": split, "tta": views, "tta_crop": crop,
               "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
               "files": {name: str(path) for name, path in paths.items()}}
+    if member_results:
+        record["members"] = [{"ckpt_path": m.name, "accuracy": m.report["accuracy"], "macro_f1": m.report["macro_f1"]}
+                             for m in member_results]
     if intervals:
         record["bootstrap"] = {"resamples": resamples, "confidence": 0.95,
                                **{name: interval_dict(iv) for name, iv in intervals.items()}}
-    if comparison is not None and other is not None and other_report is not None:
-        record["mcnemar"] = {"other_ckpt_path": str(other.path), "other_accuracy": other_report["accuracy"],
+    if comparison is not None and baseline is not None:
+        record["mcnemar"] = {"other_ckpt_path": baseline.name, "other_accuracy": baseline.report["accuracy"],
                              "only_this_correct": comparison.b, "only_other_correct": comparison.c,
                              "statistic": comparison.statistic, "p_value": comparison.p_value}
     atomic_write_json(paths["json"], record)
-    return {**record, "markdown": markdown}
+    return {**record, "markdown": markdown + members_md}
 
 
 def run(cfg: DictConfig, out_dir: str | Path) -> int:

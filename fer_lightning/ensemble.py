@@ -1,0 +1,113 @@
+"""Ensembles: several trained checkpoints as one classifier whose probabilities are the mean of its members'.
+
+Each member keeps its own test-time views (its logits averaged over them, as when it is evaluated alone); the
+ensemble then averages the members' softmax probabilities, the usual deep-ensemble rule. `Ensemble` returns the
+log of that mean, so a softmax of its output gives the mean back and a cross-entropy on it is the ensemble's
+negative log-likelihood. Evaluation (`jobs/evaluate.py`) and distillation teachers (`distill.py`) share it.
+Lightning-free, like the rest of inference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fer_lightning.data.augment import AugmentProfile
+from fer_lightning.inference.loading import CheckpointError, EvalNetwork, load_network
+from fer_lightning.runrecord import RECORD_NAME
+
+# the input-profile fields that define what a network sees at evaluation (the rest only perturbs training)
+INPUT_FIELDS = ("image_size", "channels", "mean", "std", "interpolation")
+
+
+def mean_probabilities(member_logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The ensemble rule: the mean over members of softmax(logits), [B, K] from K-class logits [B, K] each."""
+    return torch.stack([logits.float().softmax(dim=-1) for logits in member_logits]).mean(0)
+
+
+def input_signature(profile: AugmentProfile) -> tuple[Any, ...]:
+    """What two networks must share to be fed the same evaluation batch."""
+    return tuple(tuple(v) if isinstance(v, list | tuple) else v for v in (getattr(profile, f) for f in INPUT_FIELDS))
+
+
+class Ensemble(nn.Module):
+    """Members (networks returning logits, e.g. EvalNetwork with its TTA views) -> log of their mean probability."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mean_probabilities([member(x) for member in self.members]).clamp_min(1e-12).log()
+
+
+@dataclass
+class LoadedEnsemble:
+    network: Ensemble
+    profile: AugmentProfile
+    class_names: tuple[str, ...]
+    paths: list[Path]
+
+
+def check_members(paths: Sequence[Path], profiles: Sequence[AugmentProfile],
+                  class_names: Sequence[Sequence[str]], key: str = "ckpt_path") -> None:
+    """One line naming the first member whose classes or input differ from the first member's."""
+    for path, profile, names in zip(paths[1:], profiles[1:], class_names[1:], strict=True):
+        if tuple(names) != tuple(class_names[0]):
+            raise CheckpointError(f"{key}: {path} predicts classes {list(names)}, {paths[0]} predicts "
+                                  f"{list(class_names[0])}; every member needs the same classes in the same order")
+        if input_signature(profile) != input_signature(profiles[0]):
+            raise CheckpointError(f"{key}: {path} takes {profile.image_size} px x {profile.channels} channel input, "
+                                  f"{paths[0]} takes {profiles[0].image_size} px x {profiles[0].channels}; every "
+                                  "member needs the same input profile (network family)")
+
+
+def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None, tta_crop: float | None = None,
+                  key: str = "ckpt_path") -> LoadedEnsemble:
+    """The checkpoints as one Ensemble (eval mode, CPU); `tta`/`tta_crop` replace every member's own views."""
+    loaded = [load_network(path) for path in paths]
+    networks: list[EvalNetwork] = [item.network for item in loaded]
+    check_members([item.path for item in loaded], [item.profile for item in loaded],
+                  [net.class_names for net in networks], key)
+    for network in networks:
+        network.tta = list(tta) if tta is not None else network.tta
+        network.tta_crop = tta_crop if tta_crop is not None else network.tta_crop
+    return LoadedEnsemble(Ensemble(networks).eval(), loaded[0].profile, networks[0].class_names,
+                          [item.path for item in loaded])
+
+
+def run_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a finished training run reported (its metrics.json `evaluated.ckpt_path`), else its last.ckpt."""
+    try:
+        record = json.loads((run_dir / RECORD_NAME).read_text())
+        evaluated = Path(record["evaluated"]["ckpt_path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        evaluated = None
+    if evaluated is not None and evaluated.is_file():
+        return evaluated
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def checkpoint_paths(spec: Any, key: str = "ckpt_path") -> list[str]:
+    """`ckpt_path` as given: one checkpoint, a list of them, or a folder of training runs (a sweep), each run
+    contributing the checkpoint it reported. CheckpointError naming the key when a folder holds no run."""
+    if isinstance(spec, list | tuple):
+        return [str(item) for item in spec]
+    path = Path(str(spec))
+    if not path.is_dir():
+        return [str(spec)]
+    runs = sorted({p.parent for p in path.rglob(RECORD_NAME)} | {p.parent.parent for p in path.rglob("last.ckpt")})
+    found = [checkpoint for checkpoint in map(run_checkpoint, runs) if checkpoint is not None]
+    if not found:
+        raise CheckpointError(f"{key}={spec}: a folder with no training run in it (no {RECORD_NAME} or "
+                              "checkpoints/last.ckpt); give a .ckpt file, a list [a.ckpt,b.ckpt], or a sweep folder")
+    return [str(checkpoint) for checkpoint in found]
