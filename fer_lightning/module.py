@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning import LightningModule
@@ -15,6 +15,9 @@ from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.metrics import classification_report, evaluation_metrics, scalar_logs
 from fer_lightning.mixing import build_batch_mix, cross_entropy
 from fer_lightning.tta import TEN_CROP_FRACTION, TTA_VIEWS, average_logits, check_views
+
+if TYPE_CHECKING:
+    from fer_lightning.distill import Distillation
 
 __all__ = ["TTA_VIEWS", "FERClassifier", "NonFiniteLossError", "learning_rates"]
 
@@ -47,6 +50,7 @@ class FERClassifier(LightningModule):
             weight decay 0 (timm's `filter_bias_and_bn`): decay then only shrinks conv and linear weights.
         channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
         compile: wrap the network with torch.compile.
+        distillation: a teacher to learn from besides the labels (`fer_lightning.distill`; None: labels only).
     """
 
     def __init__(
@@ -66,13 +70,15 @@ class FERClassifier(LightningModule):
         channels_last: bool = True,
         compile: bool = False,
         class_names: Sequence[str] = CLASS_NAMES,
+        distillation: Distillation | None = None,
     ) -> None:
         super().__init__()
         check_views(tta, tta_crop)
         # Plain values only, so checkpoints load with torch.load(weights_only=True); the network and the
         # optimizer/scheduler factories are rebuilt from the run config stored in the checkpoint.
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "distillation"], logger=False)
         self.net = net
+        self.distillation = distillation  # not a submodule: the teacher's weights stay out of checkpoints
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.class_names = tuple(class_names)
         weights = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
@@ -84,11 +90,15 @@ class FERClassifier(LightningModule):
         self._loss_not_finite: torch.Tensor | None = None  # flag kept on the device; read every few steps
 
     def setup(self, stage: str) -> None:
-        """`imbalance=weighted_loss`: the loss weights come from the training labels of the data module."""
-        weights = getattr(self.trainer.datamodule, "class_weights", None) if stage == "fit" else None
+        """`imbalance=weighted_loss`: the loss weights come from the training labels of the data module; a
+        distillation teacher is checked against the data and (cached) labels every training image."""
+        datamodule = self.trainer.datamodule if stage == "fit" else None
+        weights = getattr(datamodule, "class_weights", None)
         if weights is not None:
             self.class_weights = weights
             self.hparams.class_weights = weights.tolist()
+        if datamodule is not None and self.distillation is not None:
+            self.distillation.attach(datamodule, self.class_names, self.trainer.strategy.root_device)
 
     @property
     def log_prefix(self) -> str:
@@ -122,13 +132,16 @@ class FERClassifier(LightningModule):
         """Weighted, smoothed cross-entropy; targets are class indices or (mixed batches) label distributions."""
         return cross_entropy(logits, targets, self.class_weights, self.hparams.label_smoothing)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images, labels = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        images, labels, *teacher = batch  # a cached distillation teacher's log-probabilities travel with the batch
         targets = labels
         if self.batch_mix is not None:
             images, targets = self.batch_mix(images, labels)
         logits = self(images)
         loss = self.loss(logits, targets)
+        if self.distillation is not None:
+            teacher_log_probs = teacher[0] if teacher else self.distillation.online_log_probs(images)
+            loss = self.distillation.loss(logits, loss, teacher_log_probs)
         self.train_acc.update(logits.detach(), labels)  # each image's own label, also in a mix
         bad = ~torch.isfinite(loss.detach())
         self._loss_not_finite = bad if self._loss_not_finite is None else self._loss_not_finite | bad

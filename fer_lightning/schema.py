@@ -127,8 +127,8 @@ class Text:
     many: bool = False
 
     def __call__(self, value: Any) -> str | None:
-        if value is None:
-            return None if self.optional else self.required or "expected a value"
+        if value is None or value == "???":  # ???: a mandatory value nobody gave
+            return None if self.optional and value is None else self.required or "expected a value"
         if self.many and isinstance(value, list) and value and all(self(v) is None and v is not None for v in value):
             return None
         if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -260,6 +260,12 @@ TRAINER = Open({"accelerator": OneOf(ACCELERATORS), "devices": _devices,
                 "deterministic": Bool(), "benchmark": Bool(), "num_sanity_val_steps": Int(-1),
                 "gradient_clip_val": Float(0, optional=True), "num_nodes": Int(1), "sync_batchnorm": Bool()})
 SEED = Int(0, 2**32 - 1)  # what numpy's and torch's seeding take
+# Distillation's arguments
+DISTILL = {"teachers": Text(optional=False, many=True, required="required: the teacher checkpoints, e.g. "
+                                                                 "distill.teachers=[a.ckpt,b.ckpt]"),
+           "mode": OneOf(("online", "cached")), "weight": PROBABILITY, "temperature": Float(0, low_open=True),
+           "tta": Items(TTA_VIEWS, optional=True), "tta_crop": Float(0, 1, True, True, optional=True),
+           "cache_dir": Text(), "batch_size": Int(1)}
 
 TRAIN = Open({
     "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": Bool(), "force": Bool(),
@@ -269,6 +275,7 @@ TRAIN = Open({
     "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
     "imbalance": {"strategy": OneOf(("none", "sampler", "weighted_loss")), "power": Float(0)},
     "trainer": TRAINER, "callbacks": Open({"finetune": Open({"unfreeze_at_epoch": Int(0)})}),
+    "distill": DISTILL,
 })
 EVALUATE = Open({
     "ckpt_path": Text(optional=False, many=True,
@@ -302,6 +309,10 @@ def _train_combinations(cfg: DictConfig) -> str | None:
     min_epochs, max_epochs = trainer.get("min_epochs"), trainer.get("max_epochs")
     if isinstance(min_epochs, int) and isinstance(max_epochs, int) and min_epochs > max_epochs:
         return f"trainer.min_epochs={min_epochs} must be <= trainer.max_epochs={max_epochs}"
+    distill = cfg.get("distill") or {}
+    if distill.get("mode") == "cached" and (cfg.model.get("mixup_alpha") or cfg.model.get("cutmix_alpha")):
+        return ("distill=cached with model.mixup_alpha/cutmix_alpha: the cached teacher probabilities are those of "
+                "unmixed images; use distill=online, or no Mixup/CutMix")
     if cfg.imbalance.get("strategy") == "sampler" and cfg.model.get("class_weights") is not None:
         return ("model.class_weights is set with imbalance=sampler: the sampler and a weighted loss are never "
                 "combined; use imbalance=weighted_loss, or drop model.class_weights")

@@ -23,20 +23,27 @@ IMBALANCE_STRATEGIES = ("none", "sampler", "weighted_loss")
 
 
 class TensorBatchDataset(Dataset):
-    """Images and labels as tensors; `__getitems__` lets the DataLoader fetch a whole batch with one index."""
+    """Images and labels (and optionally per-image `targets`, e.g. a teacher's log-probabilities) as tensors;
+    `__getitems__` lets the DataLoader fetch a whole batch with one index."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images, self.labels = images, labels
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> None:
+        self.images, self.labels, self.targets = images, labels, targets
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index], self.labels[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        extra = () if self.targets is None else (self.targets[index],)
+        return self.images[index], self.labels[index], *extra
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)
-        return self.images[idx], self.labels[idx]
+        extra = () if self.targets is None else (self.targets[idx],)
+        return self.images[idx], self.labels[idx], *extra
+
+    def to(self, device: torch.device) -> TensorBatchDataset:
+        return TensorBatchDataset(self.images.to(device), self.labels.to(device),
+                                  None if self.targets is None else self.targets.to(device))
 
 
 def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,8 +130,7 @@ class FERDataModule(LightningDataModule):
                                                     and device.type == "cuda")
         if resident and device is not None:
             # ~80 MB of uint8 for all of FER-2013: moved once, then every batch is an index on the device
-            self.datasets = {k: TensorBatchDataset(d.images.to(device), d.labels.to(device))
-                             for k, d in self.datasets.items()}
+            self.datasets = {k: d.to(device) for k, d in self.datasets.items()}
 
     def _load(self) -> None:
         splits = self.load_splits()
@@ -154,6 +160,14 @@ class FERDataModule(LightningDataModule):
         if self.imbalance != "weighted_loss":
             return None
         return inverse_frequency_weights(self.datasets["train"].labels, self.imbalance_power)
+
+    def attach_train_targets(self, targets: torch.Tensor) -> None:
+        """Per-image tensors that travel with each training image as a third batch element (a distillation
+        teacher's cached log-probabilities), so every sampler keeps them paired with their images."""
+        train = self.datasets["train"]
+        if len(targets) != len(train):
+            raise ValueError(f"data: {len(targets)} training targets for {len(train)} training images")
+        self.datasets["train"] = TensorBatchDataset(train.images, train.labels, targets.to(train.labels.device))
 
     def _loader(self, name: str, batch_size: int, sampler: torch.utils.data.Sampler) -> DataLoader:
         return DataLoader(self.datasets[name], batch_size=batch_size, sampler=sampler, collate_fn=_keep_batch)
@@ -188,6 +202,6 @@ class FERDataModule(LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment on the device the model runs on: random per sample while fitting, resize/normalise otherwise."""
-        images, labels = batch
+        images, labels, *targets = batch
         training = self.trainer is not None and self.trainer.training
-        return (self.augment.train(images) if training else self.augment.eval(images)), labels
+        return (self.augment.train(images) if training else self.augment.eval(images)), labels, *targets

@@ -39,7 +39,7 @@ from fer_lightning.runrecord import RECORD_NAME, RunRecord
 log = logging.getLogger(__name__)
 
 # the settings whose change between an interrupted run and its resume changes the experiment
-RUN_SETTINGS = ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "trainer", "seed")
+RUN_SETTINGS = ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "distill", "trainer", "seed")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -58,8 +58,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule: FERDataModule = instantiate(cfg.data, _convert_="all")
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    distillation = instantiate(cfg.distill, _convert_="all") if cfg.get("distill") else None
     model: FERClassifier = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                                       _convert_="all")
+                                       distillation=distillation, _convert_="all")
     if resume_from is not None:  # a checkpoint of another network fails here, before the record is touched
         _check_resume(resume_from, model, datamodule, config)
     record.running()

@@ -1,0 +1,134 @@
+"""Knowledge distillation: a student trained against a teacher's temperature-softened probabilities.
+
+Loss = (1 - weight) * label loss + weight * T^2 * KL(teacher_T || student_T) (Hinton et al., 2015); the T^2 keeps
+the soft term's gradients on the label term's scale whatever the temperature. The teacher is one checkpoint or
+several (an ensemble: the mean of their probabilities, `ensemble.py`), consulted either
+
+- online: on every augmented training batch, so teacher and student see the same view (one teacher forward pass
+  per member and step), or
+- cached: once per training image before the fit, with the teacher's test-time views. Those probabilities travel
+  with each image through the sampler (`FERDataModule.attach_train_targets`) and are stored under `cache_dir`,
+  keyed by the teacher checkpoints' and the images' content, so a rerun or a resume reads them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from fer_lightning.atomicio import atomic_open
+from fer_lightning.ensemble import checkpoint_paths, input_signature, load_ensemble
+
+if TYPE_CHECKING:
+    from fer_lightning.data.datamodule import FERDataModule
+
+log = logging.getLogger(__name__)
+
+KEY = "distill.teachers"
+
+
+class DistillationError(ValueError):
+    """A teacher that cannot teach this student (other classes, another input profile) or a bad setting."""
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch. The teacher is given as
+    log-probabilities (an ensemble's log mean probability); dividing them by T softens them like logits."""
+    teacher = F.log_softmax(teacher_log_probs.float() / temperature, dim=-1)
+    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature**2
+
+
+class Distillation:
+    """The teacher and how the student learns from it (`distill` config group; FERClassifier's `distillation`).
+
+    Args:
+        teachers: teacher checkpoints: one .ckpt, a list (an ensemble) or a folder of runs.
+        mode: "online" (teacher on each augmented batch) or "cached" (once per training image, before the fit).
+        weight: share of the soft term; the label loss (with the recipe's class weights and smoothing) gets the rest.
+        temperature: softmax temperature of teacher and student in the soft term.
+        tta, tta_crop: the teacher's views (null: each teacher's own). Cached mode needs views that a horizontal
+            flip maps onto themselves (both or neither of identity and hflip), so a training image and its mirror,
+            which the student's augmentation shows it, share one cached target.
+        cache_dir: where cached teacher probabilities are kept (null: recomputed every run).
+        batch_size: images per teacher forward pass while caching.
+    """
+
+    def __init__(self, teachers: Any, mode: str = "cached", weight: float = 0.5, temperature: float = 4.0,
+                 tta: Sequence[str] | None = None, tta_crop: float | None = None, cache_dir: str | None = None,
+                 batch_size: int = 512) -> None:
+        self.mode, self.weight, self.temperature = mode, float(weight), float(temperature)
+        self.cache_dir, self.batch_size = cache_dir, batch_size
+        self.teacher = load_ensemble(checkpoint_paths(teachers, key=KEY), tta, tta_crop, key=KEY)
+        views = self.teacher.network.members[0].tta
+        if mode == "cached" and ("identity" in views) != ("hflip" in views):
+            raise DistillationError(f"distill.tta={views}: cached teacher targets need views a mirror maps onto "
+                                    "themselves (identity with hflip, ten_crop); add the missing one")
+
+    def attach(self, datamodule: FERDataModule, class_names: Sequence[str], device: torch.device) -> None:
+        """Check the teacher against the student's classes and input, then move it to `device`; cached mode also
+        hands the teacher's log-probabilities of every training image to the data module."""
+        teacher = self.teacher
+        if tuple(teacher.class_names) != tuple(class_names):
+            raise DistillationError(f"{KEY}: {teacher.paths[0]} predicts classes {list(teacher.class_names)}, the "
+                                    f"student {list(class_names)}; a teacher needs the student's classes in its order")
+        student = datamodule.augment.profile
+        if input_signature(teacher.profile) != input_signature(student):
+            raise DistillationError(
+                f"{KEY}: {teacher.paths[0]} takes {teacher.profile.image_size} px x {teacher.profile.channels} "
+                f"channel input, the student {student.image_size} px x {student.channels}; a teacher needs the "
+                "student's input profile (the same network family)")
+        teacher.network.to(device)
+        if self.mode == "cached":
+            datamodule.attach_train_targets(self.cached_log_probs(datamodule, device))
+
+    @torch.no_grad()
+    def online_log_probs(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's log-probabilities of a (normalised, augmented) batch."""
+        return self.teacher.network(images).float()
+
+    def loss(self, student_logits: torch.Tensor, label_loss: torch.Tensor,
+             teacher_log_probs: torch.Tensor) -> torch.Tensor:
+        soft = distillation_loss(student_logits, teacher_log_probs, self.temperature)
+        return (1.0 - self.weight) * label_loss + self.weight * soft
+
+    def _cache_file(self, images: torch.Tensor) -> Path | None:
+        if not self.cache_dir:
+            return None
+        digest = hashlib.blake2b(digest_size=12)
+        for path in self.teacher.paths:
+            digest.update(path.read_bytes())
+        for member in self.teacher.network.members:
+            digest.update(repr((member.tta, member.tta_crop)).encode())
+        digest.update(images.cpu().contiguous().numpy().tobytes())
+        return Path(self.cache_dir) / f"teacher-{digest.hexdigest()}.pt"
+
+    @torch.no_grad()
+    def cached_log_probs(self, datamodule: FERDataModule, device: torch.device) -> torch.Tensor:
+        """The teacher's log-probabilities of every training image (evaluation transform, teacher views)."""
+        images = datamodule.datasets["train"].images
+        cache = self._cache_file(images)
+        if cache is not None and cache.is_file():
+            log_probs = torch.load(cache, map_location="cpu", weights_only=True)
+            if log_probs.shape == (len(images), len(self.teacher.class_names)):
+                log.info("teacher probabilities of %d training images read from %s", len(images), cache)
+                return log_probs
+        started = time.perf_counter()
+        chunks = [self.teacher.network(datamodule.augment.eval(batch.to(device))).float().cpu()
+                  for batch in images.split(self.batch_size)]
+        log_probs = torch.cat(chunks)
+        log.info("teacher probabilities of %d training images (%d teachers) computed in %.0f s", len(images),
+                 len(self.teacher.paths), time.perf_counter() - started)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(cache) as handle:
+                torch.save(log_probs, handle)
+        return log_probs
