@@ -1,5 +1,6 @@
 """Finding training jobs on disk: each job's metrics.json (its run record) and .hydra/ folder, read into a `Job`
-with its status, overrides, group choices and config, so tables can be rebuilt from what runs leave behind."""
+with its status, overrides, group choices and config, so tables can be rebuilt from what runs leave behind; and
+the records `evaluate` leaves (<split>_evaluation.json: one checkpoint or an ensemble)."""
 
 from __future__ import annotations
 
@@ -141,3 +142,33 @@ def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
         candidates |= {p.parent for p in root.rglob(".hydra") if p.is_dir() and _is_training_dir(p.parent)}
         found += [d for d in sorted(candidates, key=lambda d: _natural_key(d.relative_to(root))) if d not in found]
     return [load_job(path) for path in found]
+
+
+EVALUATION_SUFFIX = "_evaluation.json"
+
+
+@dataclass
+class Evaluation:
+    """One `evaluate` result as found on disk."""
+
+    path: Path
+    record: dict[str, Any]
+
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        return list(self.record.get("members") or [])
+
+
+def find_evaluations(roots: Sequence[str | Path]) -> list[Evaluation]:
+    """Every readable evaluate record under `roots` (recursively), in path order; unreadable files are skipped (a
+    table of evaluations must not stop at one hand-edited file)."""
+    found = []
+    for root in map(Path, roots):
+        for path in sorted(root.rglob(f"*{EVALUATION_SUFFIX}"), key=_natural_key):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and isinstance(record.get("report"), dict):
+                found.append(Evaluation(path, record))
+    return found

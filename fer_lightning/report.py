@@ -10,7 +10,8 @@ row (mean over shared seeds of row - baseline) with a 95 % t-interval.
 
 It reads only what runs leave on disk - each job's metrics.json (train.py's record) and its .hydra/ folder -
 so a table can be rebuilt at any time, also from several sweeps or single runs together. Jobs that failed or
-never finished are listed in their own section instead of silently shrinking a row's n.
+never finished are listed in their own section instead of silently shrinking a row's n. `evaluate` records
+(<split>_evaluation.json) under the same folders are listed too, ensembles with their members' accuracies.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
-from fer_lightning.records import Job, find_jobs, parse_overrides
+from fer_lightning.records import Evaluation, Job, find_evaluations, find_jobs, parse_overrides
 from fer_lightning.runrecord import atomic_write_text
 from fer_lightning.stats import check_threshold, paired_difference, time_to
 from fer_lightning.tables import markdown_table, save_figure
@@ -223,9 +224,29 @@ def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.D
     return pd.DataFrame(rows)
 
 
+def evaluations_frame(evaluations: Sequence[Evaluation], root: Path) -> pd.DataFrame:
+    """One row per evaluate record: a single checkpoint or an ensemble (with its members' own accuracies)."""
+    rows = []
+    for evaluation in evaluations:
+        record, members = evaluation.record, evaluation.members
+        checkpoint = record.get("ckpt_path")
+        model = f"ensemble of {len(members)}" if members else Path(str(checkpoint)).name
+        try:
+            where = str(evaluation.path.relative_to(root))
+        except ValueError:
+            where = str(evaluation.path)
+        interval = (record.get("bootstrap") or {}).get("accuracy")
+        rows.append({"evaluation": where, "model": model, "split": record.get("split"),
+                     "TTA": "+".join(record.get("tta") or []), "accuracy": f"{record['report']['accuracy']:.4f}",
+                     "95 % interval": f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "",
+                     "macro-F1": f"{record['report']['macro_f1']:.4f}",
+                     "members' accuracy": ", ".join(f"{m['accuracy']:.4f}" for m in members)})
+    return pd.DataFrame(rows)
+
+
 def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[str], roots: Sequence[Path],
                     where: dict[str, str] | None = None, thresholds: Sequence[float] = (),
-                    baseline: pd.DataFrame | None = None) -> str:
+                    baseline: pd.DataFrame | None = None, evaluations: pd.DataFrame | None = None) -> str:
     labels = list(keys) or ["setting"]
     selection = f" (jobs with {', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
     parts = [f"# Ablation: {', '.join(str(r) for r in roots)}{selection}\n",
@@ -259,6 +280,10 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
                                                                           len(labels))]
     if not failures.empty:
         parts += ["\n## Failed or unfinished jobs\n", markdown_table(failures, len(failures.columns))]
+    if evaluations is not None and not evaluations.empty:
+        parts += ["\n## Evaluations (single checkpoints and ensembles)\n",
+                  "`python -m fer_lightning.evaluate` records found beside the runs; an ensemble averages its "
+                  "members' softmax probabilities.\n", markdown_table(evaluations, 4)]
     return "\n".join(parts)
 
 
@@ -339,9 +364,10 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     conditions = parse_where(where)
     found = find_jobs(roots)
     jobs = [job for job in found if all(job.matches(k, v) for k, v in conditions.items())]
-    if not jobs:
+    evaluations = evaluations_frame(find_evaluations(roots), roots[0])
+    if not jobs and (conditions or evaluations.empty):
         selection = f" with {', '.join(where)}" if conditions and found else ""
-        raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} under "
+        raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} or evaluate record under "
                                 f"{', '.join(map(str, roots))}")
     keys = list(group_by) if group_by else varying_keys(jobs)
     check_keys(jobs, keys)
@@ -351,7 +377,7 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     paired = baseline_frame(jobs, keys, baseline_setting) if baseline_setting else None
     failures = failures_frame(jobs, keys, roots[0])
     out_dir = Path(out) if out is not None else roots[0]
-    markdown = render_markdown(table, failures, keys, roots, conditions, thresholds, paired)
+    markdown = render_markdown(table, failures, keys, roots, conditions, thresholds, paired, evaluations)
     paths = {"markdown": out_dir / "ablation.md", "csv": out_dir / "ablation.csv", "plot": out_dir / "val_acc.png"}
     atomic_write_text(paths["markdown"], markdown)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))

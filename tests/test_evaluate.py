@@ -240,6 +240,13 @@ def test_an_ensemble_is_the_mean_of_its_members_softmax(trained: dict[str, Any],
     markdown = (tmp_path / "ens" / "val_report.md").read_text()
     assert "ensemble of 2 checkpoints" in markdown and "## members" in markdown
 
+    from fer_lightning.report import build_report
+
+    listed = build_report([tmp_path], out=tmp_path)["markdown"]  # report lists ensembles beside single checkpoints
+    rows = [line for line in listed.splitlines() if "_evaluation.json" in line]
+    assert len(rows) == 3 and sum("ensemble of 2" in row for row in rows) == 1
+    assert f"{result['report']['accuracy']:.4f}" in next(row for row in rows if "ensemble" in row)
+
 
 def test_a_sweep_folder_evaluates_the_ensemble_of_its_runs(trained: dict[str, Any], tmp_path: Path) -> None:
     from fer_lightning.ensemble import checkpoint_paths
