@@ -10,7 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.schema import ConfigError, check
 
-__all__ = ["CONFIG_DIR", "ConfigError", "check_config", "check_predict_input", "check_predict_values", "resume_run_dir"]
+__all__ = ["CONFIG_DIR", "ConfigError", "check_accelerator", "check_config", "check_predict_input",
+           "check_predict_values", "resume_run_dir"]
 
 
 def _config_dir() -> str:
@@ -78,10 +79,22 @@ def check_predict_values(cfg: DictConfig) -> None:
     check(cfg, "predict")
 
 
+def check_accelerator(value: object, key: str) -> None:
+    """A GPU asked for on a machine without one: one line naming the key, before any data loads (Lightning's own
+    "No supported gpu backend found!" names neither the key nor the way out)."""
+    import torch
+
+    cuda = str(value) in ("gpu", "cuda") and not torch.cuda.is_available()
+    if cuda or (str(value) == "mps" and not torch.backends.mps.is_available()):
+        device = "CUDA GPU" if cuda else "Apple MPS device"
+        raise ConfigError(f"{key}={value}: torch sees no {device} on this machine; use {key}=cpu (or auto)")
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Every value by the schema, then the cross-key rules that need the network class. Raises ConfigError."""
+    """Every value by the schema, then the rules that need the network class or the machine. Raises ConfigError."""
 
     check(cfg, "train")
+    check_accelerator(cfg.trainer.get("accelerator", "auto"), "trainer.accelerator")
     net_class = get_class(cfg.model.net._target_)
     min_size = getattr(net_class, "min_input_size", 1)
     if cfg.augment.image_size < min_size:

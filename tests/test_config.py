@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning.config import CONFIG_DIR
+from fer_lightning.config import CONFIG_DIR, ConfigError
 
 GROUPS = ["data", "augment", "model", "optimizer", "scheduler", "imbalance", "trainer", "logger", "callbacks",
           "debug", "experiment"]
@@ -48,3 +49,14 @@ def test_option_composes_and_instantiates(group: str, option: str, make_cfg: Cal
 def test_resnet_model_brings_its_input_profile(make_cfg: Callable[..., DictConfig]) -> None:
     assert make_cfg("model=resnet18", tiny=False).augment.channels == 3
     assert make_cfg("model=cnn", tiny=False).augment.channels == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_gpu_asked_for_without_one_names_the_key() -> None:
+    from fer_lightning.config import check_accelerator
+
+    with pytest.raises(ConfigError, match=r"^trainer.accelerator=gpu: torch sees no CUDA GPU on this machine; use "
+                                          r"trainer.accelerator=cpu \(or auto\)$"):
+        check_accelerator("gpu", "trainer.accelerator")
+    check_accelerator("cpu", "trainer.accelerator")
+    check_accelerator("auto", "accelerator")

@@ -28,6 +28,7 @@ from fer_lightning.callbacks import EvaluationResults
 from fer_lightning.callbacks.figures import confusion_matrix_figure
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
 from fer_lightning.cli import report_failure
+from fer_lightning.config import ConfigError, check_accelerator
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
 from fer_lightning.ensemble import check_members, checkpoint_paths, mean_probabilities
@@ -211,6 +212,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     split = str(cfg.split)
     if split not in SPLITS:
         raise EvaluationError(f"split={split}: expected val or test")
+    check_accelerator(cfg.get("accelerator", "auto"), "accelerator")
     raw_weights = bool(cfg.get("raw_weights", False))
     ckpt_spec = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path
     members = [load_classifier(path, raw_weights=raw_weights) for path in checkpoint_paths(ckpt_spec)]
@@ -295,7 +297,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> int:
     """Evaluate and print the table; known bad input ends in one line on stderr and status 2, not a traceback."""
     try:
         result = evaluate(cfg, out_dir)
-    except (CheckpointError, DataFormatError, EvaluationError, OSError) as error:
+    except (CheckpointError, ConfigError, DataFormatError, EvaluationError, OSError) as error:
         report_failure("evaluate", error)
         return 2
     print(result["markdown"])
