@@ -121,7 +121,7 @@ def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | N
 def check_overrides(args: list[str], config_name: str = "train") -> str | None:
     """The first problem of a command line, as one line, or None: an override Hydra cannot parse, an unknown
     option or key, or a value the schema (fer_lightning.schema) refuses in the composed config of any job of a
-    sweep; then, for a single run, what it would do to its run directory (fer_lightning.rundir)."""
+    sweep; then what it would do to its run directory, or a sweep's (fer_lightning.rundir)."""
     try:
         overrides = parse_overrides(args)
     except ValueError as error:
@@ -142,7 +142,9 @@ def check_overrides(args: list[str], config_name: str = "train") -> str | None:
         first = first or cfg
     multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
     rerun = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started with rank 0's command line
-    return None if printing or multirun or rerun else rundir.problem(first, config_name)
+    if printing or rerun:
+        return None
+    return rundir.sweep_problem(first, config_name) if multirun else rundir.problem(first, config_name)
 
 
 def _missing_key(cfg: DictConfig, key: str) -> str | None:

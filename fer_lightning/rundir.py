@@ -124,3 +124,20 @@ def problem(cfg: DictConfig, task: str) -> str | None:
                 f"Choose another directory (or leave {key} out)")
     output = cfg.get("output")
     return _unwritable(Path(str(output)).parent, "output", output) if task == "export" and output else None
+
+
+def sweep_problem(cfg: DictConfig, task: str) -> str | None:
+    """What a sweep (-m) would destroy or fail to create in its `hydra.sweep.dir`, as one line, or None: Hydra
+    rewrites each job's .hydra/ before the job can refuse, so a rerun into a sweep with finished jobs is refused
+    here unless it skips them (skip_completed=true) or means to redo them (force=true)."""
+    sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    found = _unwritable(sweep_dir, "hydra.sweep.dir")
+    if found or task != "train" or cfg.get("skip_completed") is True or cfg.get("force") is True:
+        return found
+    done = [p.parent for p in sweep_dir.rglob(RECORD_NAME) if _record(p.parent).get("status") == "completed"] \
+        if sweep_dir.is_dir() else []
+    if done:
+        return (f"hydra.sweep.dir={sweep_dir}: holds {len(done)} completed job(s) that this sweep would overwrite "
+                "(their .hydra/ and metrics.json); rerun it with skip_completed=true (finished jobs are skipped, "
+                "unfinished ones resumed), or choose another hydra.sweep.dir (or pass force=true)")
+    return None

@@ -129,3 +129,17 @@ def test_lightning_misconfiguration_is_an_expected_failure() -> None:
 
     error = MisconfigurationException("CUDAAccelerator can not run on your system")  # accelerator=gpu, no GPU
     assert expected_failure(error) is error
+
+
+def test_a_sweep_into_a_folder_with_finished_jobs_is_refused_unless_it_skips_or_redoes_them(tmp_path: Path) -> None:
+    fake_run(tmp_path / "sweep" / "0", "completed")
+    fake_run(tmp_path / "sweep" / "1", "interrupted")
+    line = ["-m", "seed=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    problem = check_overrides(line)
+    assert problem is not None and "holds 1 completed job(s) that this sweep would overwrite" in problem
+    assert "skip_completed=true" in problem and "\n" not in problem
+    assert check_overrides([*line, "skip_completed=true"]) is None
+    assert check_overrides([*line, "force=true"]) is None
+    assert check_overrides(["-m", "seed=1,2", f"hydra.sweep.dir={tmp_path / 'new'}"]) is None
+    (tmp_path / "file").write_text("")
+    assert "is a file, not a directory" in check_overrides(["-m", "seed=1,2", f"hydra.sweep.dir={tmp_path / 'file'}/x"])
