@@ -293,9 +293,9 @@ EXPORT = Open({
     "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": Bool(),
     "opset": Int(*ONNX_OPSETS), "verify": Bool(),
 })
-PREDICT = Open({"batch_size": Int(1), "video_stride": Int(1), "max_frames": Int(1, optional=True),
-                "margin": Float(0, optional=True), "threads": Int(1, optional=True),
-                "detect_every": Int(1), "smooth": Float(0)})
+PREDICT = Open({"tta": Items(TTA_VIEWS, optional=True), "batch_size": Int(1), "video_stride": Int(1),
+                "max_frames": Int(1, optional=True), "margin": Float(0, optional=True),
+                "threads": Int(1, optional=True), "detect_every": Int(1), "smooth": Float(0)})
 
 
 def _train_combinations(cfg: DictConfig) -> str | None:

@@ -93,6 +93,17 @@ def test_predictor_applies_the_profiles_eval_transform_and_tta(profile: AugmentP
     assert predictor.contract()["image_size"] == profile.image_size and predictor.contract()["tta"] == list(tta)
 
 
+def test_predictor_tta_replaces_the_checkpoints_views() -> None:
+    profile = AugmentProfile()
+    twelve = EvalNetwork(FERCNN(), tta=("identity", "hflip", "ten_crop")).eval()
+    flip_only = Predictor(twelve, profile, WholeImageDetector(), tta=["identity", "hflip"])
+    reference = Predictor(EvalNetwork(twelve.net, tta=("identity", "hflip")).eval(), profile, WholeImageDetector())
+    assert np.allclose(flip_only.probabilities(FACES), reference.probabilities(FACES), atol=1e-6)
+    assert flip_only.contract()["tta"] == ["identity", "hflip"]
+    with pytest.raises(ValueError, match=r"tta=\['foo'\]: expected a non-empty list of identity, hflip, ten_crop"):
+        Predictor(twelve, profile, WholeImageDetector(), tta=["foo"])
+
+
 def test_predict_batch_keeps_faces_with_their_images() -> None:
     boxes = [Box(0, 0, 48, 48), Box(50, 50, 48, 48)]
     predictor = Predictor(EvalNetwork(FERCNN()).eval(), AugmentProfile(),

@@ -97,7 +97,8 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         if not cfg.get("ckpt_path"):
             log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
         predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
-                                              device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision)
+                                              device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision,
+                                              tta=cfg.get("tta"))
         run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
                             video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"),
                             detect_every=cfg.detect_every, smooth=cfg.smooth)
