@@ -127,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = OmegaConf.merge(OmegaConf.load(Path(CONFIG_DIR) / "predict.yaml"), OmegaConf.from_dotlist(args.set))
     val = load_splits(args.data, ROOT / "outputs" / "cache")["val"]
-    predictor = Predictor.from_pretrained(build_detector(cfg))
+    predictor = Predictor.from_pretrained(build_detector(cfg), tta=cfg.get("tta"))
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(args.keep_clip or Path(tmp) / "clip.mp4")
         truth = make_clip(clip, val.images, val.labels, args.seconds, args.hold, args.seed)
