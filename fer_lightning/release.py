@@ -120,6 +120,7 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
         "seed": record.get("seed"),
         "git_commit": record.get("git_commit"),
         "trained_on": data_description(config, record),
+        "teacher": teacher_description(config),
         "epoch": released["epoch"],
         "fit_time_s": record.get("fit_time_s"),
         "machine": record.get("machine"),
@@ -129,6 +130,17 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
     }
     atomic_write_json(card_path(out), card)
     return card
+
+
+def teacher_description(config: dict[str, Any]) -> dict[str, Any] | None:
+    """A distilled model's teacher (checkpoints, how it was consulted, loss weight and temperature); None for a model
+    trained on labels alone."""
+    distill = config.get("distill")
+    if not distill:
+        return None
+    teachers = distill["teachers"]
+    return {"checkpoints": teachers if isinstance(teachers, list) else [teachers],
+            **{key: distill.get(key) for key in ("mode", "weight", "temperature", "tta")}}
 
 
 def recipe_name(record: dict[str, Any], config: dict[str, Any]) -> str | None:

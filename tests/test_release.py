@@ -79,6 +79,18 @@ def test_the_card_names_the_recipe_not_the_runs_label() -> None:
     assert recipe_name({"overrides": ["seed=1"]}, {"task_name": "train"}) == "train"
 
 
+def test_the_card_names_a_distilled_models_teacher() -> None:
+    from fer_lightning.release import teacher_description
+
+    distill = {"teachers": ["a.ckpt", "b.ckpt"], "mode": "cached", "weight": 0.5, "temperature": 4.0,
+               "tta": ["identity", "hflip", "ten_crop"], "cache_dir": "outputs/cache", "batch_size": 512}
+    assert teacher_description({"distill": distill}) == {
+        "checkpoints": ["a.ckpt", "b.ckpt"], "mode": "cached", "weight": 0.5, "temperature": 4.0,
+        "tta": ["identity", "hflip", "ten_crop"]}
+    assert teacher_description({"distill": {**distill, "teachers": "a.ckpt"}})["checkpoints"] == ["a.ckpt"]
+    assert teacher_description({}) is None
+
+
 def test_a_text_file_is_not_a_checkpoint(tmp_path: Path) -> None:
     text = tmp_path / "notes.ckpt"
     text.write_text("hello\n")
