@@ -125,8 +125,8 @@ class Distillation:
         chunks = [self.teacher.network(datamodule.augment.eval(batch.to(device))).float().cpu()
                   for batch in images.split(self.batch_size)]
         log_probs = torch.cat(chunks)
-        log.info("teacher probabilities of %d training images (%d teachers) computed in %.0f s", len(images),
-                 len(self.teacher.paths), time.perf_counter() - started)
+        log.info("teacher probabilities of %d training images (%d teacher checkpoint(s)) computed in %.0f s",
+                 len(images), len(self.teacher.paths), time.perf_counter() - started)
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             with atomic_open(cache) as handle:
