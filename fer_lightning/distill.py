@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.ensemble import checkpoint_paths, input_signature, load_ensemble
+from fer_lightning.inference.loading import CheckpointError
 
 if TYPE_CHECKING:
     from fer_lightning.data.datamodule import FERDataModule
@@ -67,7 +68,11 @@ class Distillation:
                  batch_size: int = 512) -> None:
         self.mode, self.weight, self.temperature = mode, float(weight), float(temperature)
         self.cache_dir, self.batch_size = cache_dir, batch_size
-        self.teacher = load_ensemble(checkpoint_paths(teachers, key=KEY), tta, tta_crop, key=KEY)
+        try:
+            self.teacher = load_ensemble(checkpoint_paths(teachers, key=KEY), tta, tta_crop, key=KEY)
+        except CheckpointError as error:
+            message = str(error)
+            raise CheckpointError(message if message.startswith(KEY) else f"{KEY}: {message}") from None
         views = self.teacher.network.members[0].tta
         if mode == "cached" and ("identity" in views) != ("hflip" in views):
             raise DistillationError(f"distill.tta={views}: cached teacher targets need views a mirror maps onto "

@@ -86,6 +86,16 @@ def test_a_teacher_of_other_classes_or_input_is_refused_in_one_line(
     assert "\n" not in str(raised.value)
 
 
+def test_a_missing_or_foreign_teacher_is_named_by_its_key(tmp_path: Path) -> None:
+    from fer_lightning.inference.loading import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"^distill.teachers: .*nope.ckpt: no such checkpoint file$"):
+        Distillation(str(tmp_path / "nope.ckpt"), mode="online")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"^distill.teachers: .*notes.txt: not a fer_lightning checkpoint"):
+        Distillation([str(tmp_path / "notes.txt")], mode="online")
+
+
 def test_cached_targets_need_unmixed_images_and_mirror_closed_views(make_cfg: Callable[..., DictConfig],
                                                                    tiny_checkpoint: Path) -> None:
     with pytest.raises(ConfigError, match="distill=cached with model.mixup_alpha"):
