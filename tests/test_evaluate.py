@@ -265,3 +265,13 @@ def test_an_ensemble_member_with_another_class_order_is_refused(trained: dict[st
     torch.save(checkpoint, swapped)
     with pytest.raises(CheckpointError, match="every member needs the same classes in the same order"):
         evaluate(eval_cfg(f"ckpt_path=[{trained['best']['ckpt_path']},{swapped}]"), tmp_path / "out")
+
+
+def test_the_runs_bf16_falls_back_to_fp32_where_it_would_be_emulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_lightning.jobs import evaluate as evaluation
+
+    monkeypatch.setattr(evaluation, "fast_precision", lambda: "32-true")  # an AVX2 CPU
+    assert evaluation.eval_precision(None, "bf16-mixed") == "32-true"
+    assert evaluation.eval_precision("bf16-mixed", "bf16-mixed") == "bf16-mixed"  # asked for: kept
+    monkeypatch.setattr(evaluation, "fast_precision", lambda: "bf16-mixed")  # native bf16
+    assert evaluation.eval_precision(None, "bf16-mixed") == "bf16-mixed"

@@ -28,7 +28,7 @@ from fer_lightning.callbacks import EvaluationResults
 from fer_lightning.callbacks.figures import confusion_matrix_figure
 from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
 from fer_lightning.cli import report_failure
-from fer_lightning.config import ConfigError, check_accelerator
+from fer_lightning.config import ConfigError, check_accelerator, fast_precision
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.splits import DataFormatError
 from fer_lightning.ensemble import check_members, checkpoint_paths, mean_probabilities
@@ -78,10 +78,16 @@ def set_tta(models: Sequence[FERClassifier], views: Any, crop: Any) -> None:
 
 
 def eval_precision(requested: str | None, run_precision: Any) -> str:
-    """The run's precision reproduces its numbers; fp16 autocast needs CUDA, so without it fall back to fp32."""
+    """The run's precision reproduces its numbers; fp16 autocast needs CUDA, so without it fall back to fp32. The
+    run's bf16 on a machine that only emulates it (an AVX2 CPU: 11x slower than fp32, docs/performance.md) falls
+    back to fp32 too, unless `precision=` asks for it."""
     precision = str(requested or run_precision or "32-true")
     if precision.startswith("16") and not torch.cuda.is_available():
         log.info("precision %s needs CUDA; evaluating in 32-true", precision)
+        return "32-true"
+    if not requested and precision.startswith("bf16") and fast_precision() != "bf16-mixed":
+        log.info("the run's precision %s is emulated on this machine; evaluating in 32-true (precision=%s forces "
+                 "it)", precision, precision)
         return "32-true"
     return precision
 
