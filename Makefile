@@ -26,7 +26,7 @@ test: $(STAMP) ## run the whole test suite, what CI runs (synthetic fixtures, ti
 test-fast: $(STAMP) ## the edit loop: every test but the end-to-end subprocess ones (marked slow)
 	$(PY) -m pytest -q -m "not slow"
 
-lowest-deps: ## install every direct dependency at its lower bound (uv, build/venv-lowest) and run the fast tests
+lowest-deps: ## install every direct dependency at its lower bound (uv, build/venv-lowest) and run the fast tests; part of CI
 	bash .ci/lowest_deps.sh
 
 golden: $(STAMP) ## rewrite tests/golden/<experiment>.yaml (the composed configs) after an intended recipe change
