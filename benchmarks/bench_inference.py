@@ -2,6 +2,7 @@
 without face detection.
 
     python benchmarks/bench_inference.py [--ckpt-path PATH] [--runs 200] [--threads 2] [--batch 64]
+        [--tta identity hflip]
 
 Without --ckpt-path it writes a randomly initialised CNN checkpoint of its own (speed does not depend on the
 weights). Backends: PyTorch eager fp32 (NCHW, and channels_last as the Predictor runs it), PyTorch bf16 autocast
@@ -10,7 +11,8 @@ folded in as by default: `--ckpt-path pretrained` times the released identity + 
 passes per face on every backend).
 "classify" = BatchAugment.eval + network + softmax on 48x48 crops; "detect" = OpenCV Haar cascade on a 640x480
 image with one face; "end to end" = detect + crop + classify (`Predictor.predict`, or the same with ONNX Runtime).
-Prints one JSON line per case, then a table.
+`--tta` times the PyTorch backends with those views instead of the checkpoint's (ONNX Runtime is then left out:
+its export folds the checkpoint's own views). Prints one JSON line per case, then a table.
 """
 
 from __future__ import annotations
@@ -88,13 +90,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="timed single-image runs (batch runs: runs // 10)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tta", nargs="+", default=None, help="test-time views (default: the checkpoint's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     workdir = Path(tempfile.mkdtemp(prefix="bench_inference_"))
     ckpt = args.ckpt_path or random_checkpoint(workdir / "random_cnn.ckpt")
-    export_checkpoint(ckpt, "onnx", workdir / "model.onnx")
-    onnx_model = ExportedModel(workdir / "model.onnx", threads=args.threads)
+    onnx_model = None
+    if args.tta is None:
+        export_checkpoint(ckpt, "onnx", workdir / "model.onnx")
+        onnx_model = ExportedModel(workdir / "model.onnx", threads=args.threads)
 
     faces = generate_faces(max(args.batch, 16), seed=1).images
     # a face the Haar cascade finds (not every synthetic face is frontal enough for it)
@@ -103,12 +108,14 @@ def main() -> None:
     canvas = canvas_with_face(face)
     one, batch = faces[:1], faces[: args.batch]
 
-    nchw = Predictor.from_checkpoint(ckpt, detector)
-    nchw.model.net.to(memory_format=torch.contiguous_format)
-    fp32 = Predictor.from_checkpoint(ckpt, detector)  # channels_last weights, as in training
-    bf16 = Predictor.from_checkpoint(ckpt, detector, precision="bf16")
+    nchw = Predictor.from_checkpoint(ckpt, detector, tta=args.tta)
+    nchw.network.net.to(memory_format=torch.contiguous_format)
+    nchw.network.channels_last = False
+    fp32 = Predictor.from_checkpoint(ckpt, detector, tta=args.tta)  # channels_last weights, as in training
+    bf16 = Predictor.from_checkpoint(ckpt, detector, precision="bf16", tta=args.tta)
 
     def ort_classify(x: np.ndarray) -> np.ndarray:
+        assert onnx_model is not None
         return onnx_model.probabilities(x)
 
     def ort_end_to_end() -> np.ndarray:
@@ -120,7 +127,7 @@ def main() -> None:
         "pytorch fp32 NCHW": nchw.probabilities,
         "pytorch fp32 channels_last (Predictor default)": fp32.probabilities,
         "pytorch bf16 autocast channels_last (precision=bf16)": bf16.probabilities,
-        "onnxruntime fp32": ort_classify,
+        **({"onnxruntime fp32": ort_classify} if onnx_model is not None else {}),
     }
     results = []
     batch_runs = max(5, args.runs // 10)
@@ -136,13 +143,16 @@ def main() -> None:
     for name, predictor in (("pytorch fp32", fp32), ("pytorch bf16", bf16)):
         results.append({"case": f"end to end 640x480, {name} (Predictor.predict)",
                         **latency(lambda predictor=predictor: predictor.predict(canvas), max(20, args.runs // 4))})
-    results.append({"case": "end to end 640x480, onnxruntime", **latency(ort_end_to_end, max(20, args.runs // 4))})
-    env = {"torch": torch.__version__, "opencv": cv2.__version__, "threads": args.threads,
+    if onnx_model is not None:
+        results.append({"case": "end to end 640x480, onnxruntime", **latency(ort_end_to_end, max(20, args.runs // 4))})
+    views = args.tta or fp32.network.tta
+    env = {"torch": torch.__version__, "opencv": cv2.__version__, "threads": args.threads, "tta": views,
            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
            "load_avg_1m": round(os.getloadavg()[0], 2), "checkpoint": str(args.ckpt_path or "random CNN")}
     for row in results:
         print(json.dumps({**row, **env}))
-    print(f"\n| case ({args.threads} threads) | median ms | p90 ms | items/s |\n|---|---:|---:|---:|")
+    print(f"\n| case ({args.threads} threads, views {'+'.join(views)}) | median ms | p90 ms | items/s |\n"
+          "|---|---:|---:|---:|")
     for row in results:
         print(f"| {row['case']} | {row['median_ms']} | {row.get('p90_ms', '')} | {row.get('items_per_s', '')} |")
     print(f"\nload average before the run ends: {os.getloadavg()[0]:.2f} (other processes compete for the cores)")
