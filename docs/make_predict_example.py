@@ -57,7 +57,7 @@ def main() -> None:
         source = Path(tmp) / "synthetic_faces.png"
         cv2.imwrite(str(source), canvas())
         subprocess.run([sys.executable, "-m", "fer_lightning.predict", f"ckpt_path={args.ckpt_path}",
-                        f"input={source}", f"hydra.run.dir={tmp}/run"], cwd=ROOT, check=True)
+                        f"input={source}", f"output_dir={tmp}/run", "progress=false"], cwd=ROOT, check=True)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         annotated = cv2.imread(str(Path(tmp) / "run/annotated" / source.name))
         cv2.imwrite(str(args.output), annotated, [cv2.IMWRITE_PNG_COMPRESSION, 9])  # smallest PNG for the README
