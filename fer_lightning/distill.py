@@ -73,10 +73,10 @@ class Distillation:
         except CheckpointError as error:
             message = str(error)
             raise CheckpointError(message if message.startswith(KEY) else f"{KEY}: {message}") from None
-        views = self.teacher.network.members[0].tta
-        if mode == "cached" and ("identity" in views) != ("hflip" in views):
-            raise DistillationError(f"distill.tta={views}: cached teacher targets need views a mirror maps onto "
-                                    "themselves (identity with hflip, ten_crop); add the missing one")
+        unmirrored = [m.tta for m in self.teacher.network.members if ("identity" in m.tta) != ("hflip" in m.tta)]
+        if mode == "cached" and unmirrored:
+            raise DistillationError(f"distill.tta={unmirrored[0]}: cached teacher targets need views a mirror maps "
+                                    "onto themselves (identity with hflip, ten_crop); add the missing one")
 
     def attach(self, datamodule: FERDataModule, class_names: Sequence[str], device: torch.device) -> None:
         """Check the teacher against the student's classes and input, then move it to `device`; cached mode also

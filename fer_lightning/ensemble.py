@@ -9,7 +9,6 @@ Lightning-free, like the rest of inference.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import nn
 
 from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.inference.loading import CheckpointError, EvalNetwork, load_network
-from fer_lightning.runrecord import RECORD_NAME
+from fer_lightning.runrecord import RECORD_NAME, completed_record
 
 # the input-profile fields that define what a network sees at evaluation (the rest only perturbs training)
 INPUT_FIELDS = ("image_size", "channels", "mean", "std", "interpolation")
@@ -78,21 +77,16 @@ def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None,
     check_members([item.path for item in loaded], [item.profile for item in loaded],
                   [net.class_names for net in networks], key)
     for network in networks:
-        network.tta = list(tta) if tta is not None else network.tta
-        network.tta_crop = tta_crop if tta_crop is not None else network.tta_crop
+        network.set_tta(tta, tta_crop)
     return LoadedEnsemble(Ensemble(networks).eval(), loaded[0].profile, networks[0].class_names,
                           [item.path for item in loaded])
 
 
 def run_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint a finished training run reported (its metrics.json `evaluated.ckpt_path`), else its last.ckpt."""
-    try:
-        record = json.loads((run_dir / RECORD_NAME).read_text())
-        evaluated = Path(record["evaluated"]["ckpt_path"])
-    except (OSError, ValueError, KeyError, TypeError):
-        evaluated = None
-    if evaluated is not None and evaluated.is_file():
-        return evaluated
+    evaluated = ((completed_record(run_dir) or {}).get("evaluated") or {}).get("ckpt_path")
+    if evaluated and Path(evaluated).is_file():
+        return Path(evaluated)
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.is_file() else None
 

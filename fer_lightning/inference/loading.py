@@ -78,6 +78,14 @@ class EvalNetwork(nn.Module):
         self.channels_last = channels_last
         self.class_names = tuple(class_names)
 
+    def set_tta(self, views: Sequence[str] | None = None, crop: float | None = None, key: str = "tta") -> None:
+        """Average other views from now on (None keeps the current ones), checked as the constructor checks them;
+        `key` names the setting in the one-line error."""
+        views = self.tta if views is None else list(views)
+        crop = self.tta_crop if crop is None else crop
+        check_views(views, crop, key)
+        self.tta, self.tta_crop = views, crop
+
     def view_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The network's logits for one view batch."""
         return self.net(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)

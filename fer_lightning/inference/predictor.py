@@ -28,7 +28,6 @@ from fer_lightning.inference.detect import Box, FaceDetector, default_detector
 from fer_lightning.inference.images import to_gray
 from fer_lightning.inference.loading import EvalNetwork, load_network
 from fer_lightning.pretrained import PRETRAINED
-from fer_lightning.tta import check_views
 
 # Haar boxes are a little tighter than FER-2013's crops: on 200 real faces pasted into canvases the pasted
 # square was 1.06x the detected side (median), i.e. about 3 % more on each side.
@@ -122,8 +121,7 @@ class Predictor:
         if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0):
             raise ValueError(f"margin={margin!r}: expected a number >= 0 (or None: the detector's own)")
         if tta is not None:
-            check_views(tta, network.tta_crop, key="tta")
-            network.tta = list(tta)
+            network.set_tta(tta)
         self.device = checked_device(device)
         self.network = network.to(self.device).eval()
         self.precision = precision
