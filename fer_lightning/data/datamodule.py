@@ -116,24 +116,20 @@ class FERDataModule(LightningDataModule):
         if not self.datasets:
             self.datasets = {name: TensorBatchDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
                              for name, split in self.load_splits().items()}
-            self._check_splits()
+            for name in self.required_splits:
+                if not self.has_split(name):
+                    raise DataFormatError(f"data: split {name!r} has no images; "
+                                          f"{'training needs train and val' if name != 'test' else 'nothing to test'}")
+            counts = class_counts(self.datasets["train"].labels)
+            missing = [CLASS_NAMES[i] for i in range(NUM_CLASSES) if counts[i] == 0]
+            if self.imbalance != "none" and missing:
+                raise DataFormatError(f"data: class(es) {', '.join(missing)} have no training images; "
+                                      f"imbalance={self.imbalance} needs every class present (use imbalance=none)")
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         auto = self.device_resident == "auto" and device is not None and device.type == "cuda"
         if device is not None and (self.device_resident is True or auto):
             # ~80 MB of uint8 for all of FER-2013: moved once, then every batch is an index on the device
             self.datasets = {k: d.to(device) for k, d in self.datasets.items()}
-
-    def _check_splits(self) -> None:
-        for name in self.required_splits:
-            if len(self.datasets.get(name, ())) == 0:
-                raise DataFormatError(f"data: split {name!r} has no images; "
-                                      f"{'training needs train and val' if name != 'test' else 'nothing to test'}")
-        if self.imbalance != "none":
-            counts = class_counts(self.datasets["train"].labels)
-            missing = [CLASS_NAMES[i] for i in range(NUM_CLASSES) if counts[i] == 0]
-            if missing:
-                raise DataFormatError(f"data: class(es) {', '.join(missing)} have no training images; "
-                                      f"imbalance={self.imbalance} needs every class present (use imbalance=none)")
 
     def has_split(self, name: str) -> bool:
         return len(self.datasets.get(name, ())) > 0
@@ -166,23 +162,23 @@ class FERDataModule(LightningDataModule):
             sampler = RandomSampler(dataset)
         return self._loader("train", self.batch_size, sampler)
 
-    def _eval_sampler(self, name: str) -> torch.utils.data.Sampler:
+    def _eval_loader(self, name: str) -> DataLoader:
         """In order; under DDP every world_size-th image per rank, without the padding of Lightning's default
         DistributedSampler (which repeats images to even out the ranks), so the metrics, summed over the ranks,
         count every image exactly once."""
-        dataset = self.datasets[name]
+        sampler = SequentialSampler(self.datasets[name])
         if self.trainer is not None and self.trainer.world_size > 1:
-            return UnrepeatedDistributedSampler(dataset, num_replicas=self.trainer.world_size,
-                                                rank=self.trainer.global_rank, shuffle=False)
-        return SequentialSampler(dataset)
+            sampler = UnrepeatedDistributedSampler(self.datasets[name], num_replicas=self.trainer.world_size,
+                                                   rank=self.trainer.global_rank, shuffle=False)
+        return self._loader(name, self.eval_batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, self._eval_sampler("val"))
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
         if not self.has_split("test"):
             raise DataFormatError("data: the test split (PrivateTest) is empty in this source; evaluate on val")
-        return self._loader("test", self.eval_batch_size, self._eval_sampler("test"))
+        return self._eval_loader("test")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment on the device the model runs on: random per sample while fitting, resize/normalise otherwise."""

@@ -57,18 +57,14 @@ _INT_TOKEN = re.compile(r"[+-]?[0-9]+")
 _LABELS = {str(i): i for i in range(len(CLASS_NAMES))}
 
 
-def _one_line(text: object, limit: int = 200) -> str:
-    """Exception texts can hold newlines or be huge (fuzzed input): keep error messages to one short line."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
 def _describe(e: BaseException) -> str:
-    """'UnidentifiedImageError: ...' or 'zlib.error: ...' (bare 'error' says nothing), on one line."""
+    """'UnidentifiedImageError: ...' or 'zlib.error: ...' (bare 'error' says nothing) on one short line: exception
+    texts of fuzzed input can hold newlines or be huge."""
     if isinstance(e, UnidentifiedImageError):
         return "not a JPEG or PNG image PIL can identify"
-    name = type(e).__name__
-    return f"{type(e).__module__ + '.' if name == 'error' else ''}{name}: {_one_line(e)}"
+    name, text = type(e).__name__, " ".join(str(e).split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(e).__module__ + '.' if name == 'error' else ''}{name}: {text}"
 
 
 def _show(token: str) -> str:
@@ -474,23 +470,7 @@ def _save_cache(file: Path, splits: dict[str, Split]) -> None:
     try:
         write_arrays(splits, file, zipfile.ZIP_STORED)
     except OSError as e:
-        warnings.warn(f"could not write cache {file}: {_one_line(e)}", stacklevel=3)
-
-
-def _parse(source: Path, fmt: str, val_fraction: float, seed: int, cache_file: Path | None) -> dict[str, Split]:
-    """The format's reader, announced: a first parse takes seconds on the real data, a cache hit is silent."""
-    log.info("parsing %s (%s layout)%s", source, fmt, "" if cache_file is None else
-             f"; the first time for this content, cached afterwards in {cache_file.parent}")
-    start = time.perf_counter()
-    if fmt == "csv":
-        splits = read_csv(source)
-    elif fmt == "arrays":
-        splits = read_arrays(source)
-    else:
-        splits = read_folders(source, val_fraction, seed)
-    log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s) for s in splits.values()):,}",
-             time.perf_counter() - start, ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
-    return splits
+        warnings.warn(f"could not write cache {file}: {_describe(e)}", stacklevel=3)
 
 
 def load_splits(
@@ -516,8 +496,19 @@ def load_splits(
                 key.update(val_fraction=val_fraction, seed=seed)
             digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
             file = Path(cache_dir).expanduser() / f"fer2013-{fmt}-{digest}.npz"
-    cached = None if file is None else _load_cache(file)
-    splits = cached if cached is not None else _parse(source, fmt, val_fraction, seed, file)
+    splits = cached = None if file is None else _load_cache(file)
+    if splits is None:  # a first parse takes seconds on the real data: announced; a cache hit is silent
+        log.info("parsing %s (%s layout)%s", source, fmt,
+                 "" if file is None else f"; the first time for this content, cached afterwards in {file.parent}")
+        start = time.perf_counter()
+        if fmt == "csv":
+            splits = read_csv(source)
+        elif fmt == "arrays":
+            splits = read_arrays(source)
+        else:
+            splits = read_folders(source, val_fraction, seed)
+        log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s) for s in splits.values()):,}",
+                 time.perf_counter() - start, ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
     for name in required:
         if len(splits[name]) == 0:
             raise DataFormatError(f"{source}: the {name} split is empty; expected "

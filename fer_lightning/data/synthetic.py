@@ -187,8 +187,5 @@ def make_splits(n_train: int = 8000, n_val: int = 1500, n_test: int = 1500, seed
     for name, n in sizes.items():
         if n < 0:
             raise ValueError(f"data.synthetic.n_{name}={n}: expected a number of images >= 0")
-    children = np.random.SeedSequence(seed).spawn(len(SPLITS))
-    return {
-        name: generate_faces(sizes[name], int(child.generate_state(1, np.uint64)[0]))
-        for name, child in zip(SPLITS, children, strict=True)
-    }
+    seeds = [int(child.generate_state(1, np.uint64)[0]) for child in np.random.SeedSequence(seed).spawn(len(SPLITS))]
+    return {name: generate_faces(n, split_seed) for (name, n), split_seed in zip(sizes.items(), seeds, strict=True)}
