@@ -8,10 +8,8 @@
 per-epoch history), so recipes compare on cost; --baseline: every row's paired-seed difference against the named
 row (mean over shared seeds of row - baseline) with a 95 % t-interval.
 
-It reads only what runs leave on disk - each job's metrics.json (train.py's record) and its .hydra/ folder -
-so a table can be rebuilt at any time, also from several sweeps or single runs together. Jobs that failed or
-never finished are listed in their own section instead of silently shrinking a row's n. `evaluate` records
-(<split>_evaluation.json) under the same folders are listed too, ensembles with their members' accuracies.
+It reads only what runs leave on disk (fer_lightning.records), so a table can be rebuilt at any time, from several
+sweeps or single runs together. Failed or unfinished jobs are listed, not silently left out of a row's n.
 """
 
 from __future__ import annotations
@@ -28,27 +26,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
-from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
-from fer_lightning.records import Evaluation, Job, find_evaluations, find_jobs, parse_overrides
+from fer_lightning.records import Evaluation, Job, find_evaluations, find_jobs, override_settings
 from fer_lightning.runrecord import atomic_write_text
 from fer_lightning.stats import check_threshold, paired_difference, time_to
 from fer_lightning.tables import markdown_table, save_figure
 
-# Per-job numbers taken from a record: (column, split, key in the classification report).
-SUMMARY_METRICS = (("val_acc", "val", "accuracy"), ("val_macro_f1", "val", "macro_f1"),
-                   ("val_weighted_f1", "val", "weighted_f1"), ("test_acc", "test", "accuracy"),
-                   ("test_macro_f1", "test", "macro_f1"), ("test_weighted_f1", "test", "weighted_f1"))
-SUMMARY_LABELS = {"val_acc": "val acc", "val_macro_f1": "val macro-F1", "val_weighted_f1": "val weighted-F1",
-                  "test_acc": "test acc", "test_macro_f1": "test macro-F1", "test_weighted_f1": "test weighted-F1",
-                  "epochs": "epochs", "fit_time_s": "fit time (s)"}
-NOT_A_SETTING = ("seed",)  # aggregated over, never a column
-
-
-# ----------------------------------------------------------------------------------------------- tables
+# Per-job numbers taken from a record: column -> (split, key in the classification report, title), val_acc first.
+SUMMARY_METRICS = {f"{split}_{column}": (split, key, f"{split} {title}") for split in ("val", "test")
+                   for column, key, title in (("acc", "accuracy", "acc"), ("macro_f1", "macro_f1", "macro-F1"),
+                                              ("weighted_f1", "weighted_f1", "weighted-F1"))}
+BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
 
 
 def run_control_keys() -> tuple[str, ...]:
@@ -63,7 +54,7 @@ def run_control_keys() -> tuple[str, ...]:
 def varying_keys(jobs: Sequence[Job]) -> list[str]:
     """Override keys whose value differs between jobs; seed (what rows average over) and run-control keys (a job
     resumed with skip_completed=true is the same experiment) excluded."""
-    ignored = {*NOT_A_SETTING, *run_control_keys()}
+    ignored = {"seed", *run_control_keys()}
     keys = dict.fromkeys(k for job in jobs for k in job.overrides if k not in ignored)
     return [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
 
@@ -83,15 +74,12 @@ def job_metrics(job: Job, classes: Sequence[str], thresholds: Sequence[float] = 
     row: dict[str, Any] = {}
     for threshold in thresholds:
         reached = time_to(job.record.get("history") or [], threshold)
-        epochs, seconds = time_to_columns(threshold)
-        row[epochs], row[seconds] = reached if reached else (None, None)
-    for column, split, key in SUMMARY_METRICS:
-        report = job.record.get(split) or {}
-        row[column] = report.get(key)
+        row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
+    for column, (split, key, _) in SUMMARY_METRICS.items():
+        row[column] = (job.record.get(split) or {}).get(key)
     for split in ("val", "test"):
         per_class = (job.record.get(split) or {}).get("per_class", {})
-        for name in classes:
-            row[f"{split}_f1_{name}"] = per_class.get(name, {}).get("f1")
+        row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
     row["epochs"], row["fit_time_s"] = job.record.get("epochs"), job.record.get("fit_time_s")
     return row
 
@@ -140,7 +128,7 @@ def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple
     for column, title in columns:
         if column in table:
             digits = 1 if column in ("epochs", "fit_time_s") else 4
-            std = table[f"{column}_std"] if f"{column}_std" in table else pd.Series(float("nan"), index=table.index)
+            std = table.get(f"{column}_std", pd.Series(float("nan"), index=table.index))
             shown[title] = [_mean_std(m, s, n, digits) for m, s, n in zip(table[column], std, table["n"], strict=True)]
     return shown
 
@@ -152,16 +140,10 @@ def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str,
         epochs, seconds = time_to_columns(threshold)
         column = []
         for _, row in table.iterrows():
-            reached = int(row.get(f"reached_{threshold:g}", 0))
-            if not reached:
-                column.append(f"- (0/{int(row['n'])})")
-            else:
-                column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{int(row['n'])})")
+            reached, n = int(row.get(f"reached_{threshold:g}", 0)), int(row["n"])
+            column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{n})" if reached else f"- (0/{n})")
         cells[f"to val acc {threshold:g}"] = column
     return cells
-
-
-BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
 
 
 def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
@@ -185,17 +167,17 @@ def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[s
         rows = sorted({setting_label(keys, v) for v in label_of.values()})
         raise ValueError(f"--baseline {setting_label(keys, wanted)}: no completed row with that setting; "
                          f"rows: {'; '.join(rows)}")
-    metric = {column: {} for column, _ in BASELINE_METRICS}
-    for job in done:
-        for column, split, key in SUMMARY_METRICS:
-            if column in metric and isinstance(job.record.get(split), dict):
-                metric[column].setdefault(label_of[id(job)], {})[job.seed] = job.record[split].get(key)
+
+    def per_seed(label: tuple[str, ...], column: str) -> dict[Any, float]:
+        split, key, _ = SUMMARY_METRICS[column]
+        return {job.seed: job.record[split].get(key) for job in done
+                if label_of[id(job)] == label and isinstance(job.record.get(split), dict)}
+
     rows = []
-    for label in dict.fromkeys(label_of[id(job)] for job in done):
+    for label in dict.fromkeys(label_of.values()):
         row: dict[str, Any] = dict(zip(keys, label, strict=True))
         for column, title in BASELINE_METRICS:
-            values = metric[column]
-            interval = paired_difference(values.get(label, {}), values.get(wanted, {}))
+            interval = paired_difference(per_seed(label, column), per_seed(wanted, column))
             if label == wanted:
                 row[title] = "baseline"
             elif interval is None:
@@ -210,18 +192,13 @@ def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[s
     return pd.DataFrame(rows)
 
 
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root) if path.is_relative_to(root) else path)
+
+
 def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.DataFrame:
-    rows = []
-    for job in jobs:
-        if job.status == "completed":
-            continue
-        try:
-            where = str(job.path.relative_to(root))
-        except ValueError:
-            where = str(job.path)
-        rows.append({"job": where, "status": job.status, **{k: job.setting(k) for k in keys}, "seed": job.seed,
-                     "reason": job.error})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"job": _relative(job.path, root), "status": job.status, **{k: job.setting(k) for k in keys},
+                          "seed": job.seed, "reason": job.error} for job in jobs if job.status != "completed"])
 
 
 def evaluations_frame(evaluations: Sequence[Evaluation], root: Path) -> pd.DataFrame:
@@ -231,12 +208,8 @@ def evaluations_frame(evaluations: Sequence[Evaluation], root: Path) -> pd.DataF
         record, members = evaluation.record, evaluation.members
         checkpoint = record.get("ckpt_path")
         model = f"ensemble of {len(members)}" if members else Path(str(checkpoint)).name
-        try:
-            where = str(evaluation.path.relative_to(root))
-        except ValueError:
-            where = str(evaluation.path)
         interval = (record.get("bootstrap") or {}).get("accuracy")
-        rows.append({"evaluation": where, "model": model, "split": record.get("split"),
+        rows.append({"evaluation": _relative(evaluation.path, root), "model": model, "split": record.get("split"),
                      "TTA": "+".join(record.get("tta") or []), "accuracy": f"{record['report']['accuracy']:.4f}",
                      "95 % interval": f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "",
                      "macro-F1": f"{record['report']['macro_f1']:.4f}",
@@ -257,7 +230,8 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
     if table.empty:
         parts.append("No completed job.\n")
     else:
-        summary = [(c, SUMMARY_LABELS[c]) for c in (*(m for m, _, _ in SUMMARY_METRICS), "epochs", "fit_time_s")]
+        summary = [*((c, title) for c, (_, _, title) in SUMMARY_METRICS.items()), ("epochs", "epochs"),
+                   ("fit_time_s", "fit time (s)")]
         shown = _display(table, labels, summary)
         shown.insert(len(labels) + 1, "failed", table["failed"])
         for title, cells in time_to_cells(table, thresholds).items():
@@ -270,12 +244,10 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
             parts += ["\n## Paired difference against the baseline\n",
                       "Mean over the seeds both rows ran of (row - baseline), 95 % t-interval over those per-seed "
                       "differences; * marks an interval that excludes 0.\n", markdown_table(baseline, len(labels))]
-        prefixes = ("val_f1_", "test_f1_")
-        names = list(dict.fromkeys(c.removeprefix(p) for c in table.columns for p in prefixes
-                                   if c.startswith(p) and not c.endswith("_std")))
         for split in ("val", "test"):
-            per_class = [(f"{split}_f1_{name}", name) for name in names]
-            if any(c in table for c, _ in per_class):
+            prefix = f"{split}_f1_"
+            per_class = [(c, c.removeprefix(prefix)) for c in table if c.startswith(prefix) and not c.endswith("_std")]
+            if per_class:
                 parts += [f"\n## Per-class F1 ({split})\n", markdown_table(_display(table, labels, per_class),
                                                                           len(labels))]
     if not failures.empty:
@@ -285,9 +257,6 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
                   "`python -m fer_lightning.evaluate` records found beside the runs; an ensemble averages its "
                   "members' softmax probabilities.\n", markdown_table(evaluations, 4)]
     return "\n".join(parts)
-
-
-# ------------------------------------------------------------------------------------------------- plot
 
 
 def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
@@ -313,17 +282,14 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
     return fig
 
 
-# -------------------------------------------------------------------------------------------------- CLI
-
-
 def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str, str]:
     """`['scheduler=plateau']` -> {'scheduler': 'plateau'} (Hydra's override syntax, values written as the config
     prints them); ValueError (one line) for a condition that is not KEY=VALUE."""
     parsed: dict[str, str] = {}
     for condition in conditions:
         try:
-            override = parse_overrides([condition])
-        except OverrideParseException:
+            override = override_settings([condition])
+        except ValueError:
             override = {}
         if "=" not in condition or len(override) != 1 or "(deleted)" in override.values():
             raise ValueError(f"{option} {condition!r}: expected KEY=VALUE, e.g. scheduler=plateau")
