@@ -14,16 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.schema import ConfigError, check
 
-
-def _config_dir() -> str:
-    """The Hydra configs: `fer_lightning/conf` inside an installed wheel (the top-level conf/ is packaged there,
-    see pyproject.toml), else the checkout's top-level conf/ (source tree, editable install)."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return str(packaged if (packaged / "train.yaml").is_file() else here.parent / "conf")
-
-
-CONFIG_DIR = _config_dir()
+# The Hydra configs: fer_lightning/conf in an installed wheel (pyproject.toml packages the top-level conf/ there),
+# else the checkout's conf/ (source tree, editable install)
+_PACKAGED = Path(__file__).resolve().parent / "conf"
+CONFIG_DIR = str(_PACKAGED if (_PACKAGED / "train.yaml").is_file() else _PACKAGED.parent.parent / "conf")
 
 
 def parse_overrides(lines: Iterable[str]) -> list[Override]:

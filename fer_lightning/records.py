@@ -143,10 +143,6 @@ class Evaluation:
     path: Path
     record: dict[str, Any]
 
-    @property
-    def members(self) -> list[dict[str, Any]]:
-        return list(self.record.get("members") or [])
-
 
 def find_evaluations(roots: Sequence[str | Path]) -> list[Evaluation]:
     """Every readable evaluate record under `roots` (recursively), in path order; unreadable files are skipped (a

@@ -205,7 +205,7 @@ def evaluations_frame(evaluations: Sequence[Evaluation], root: Path) -> pd.DataF
     """One row per evaluate record: a single checkpoint or an ensemble (with its members' own accuracies)."""
     rows = []
     for evaluation in evaluations:
-        record, members = evaluation.record, evaluation.members
+        record, members = evaluation.record, evaluation.record.get("members") or []
         checkpoint = record.get("ckpt_path")
         model = f"ensemble of {len(members)}" if members else Path(str(checkpoint)).name
         interval = (record.get("bootstrap") or {}).get("accuracy")
@@ -306,13 +306,10 @@ def check_keys(jobs: Sequence[Job], keys: Sequence[str]) -> None:
                          f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
 
 
-def parse_thresholds(text: str | Sequence[float] | None) -> list[float]:
+def parse_thresholds(text: str | None) -> list[float]:
     """`'0.65,0.68'` -> [0.65, 0.68]; ValueError naming --time-to for anything outside (0, 1]."""
-    if text is None:
-        return []
-    parts = [p for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
     values = []
-    for part in parts:
+    for part in (p for p in (text or "").split(",") if p.strip()):
         try:
             value = float(part)
         except ValueError:
