@@ -59,12 +59,6 @@ def varying_keys(jobs: Sequence[Job]) -> list[str]:
     return [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
 
 
-def class_names(jobs: Sequence[Job]) -> list[str]:
-    """The classes as the records name them, in their order (the records, not this package, are the truth)."""
-    names = (n for job in jobs for split in ("val", "test") for n in (job.record.get(split) or {}).get("per_class", {}))
-    return list(dict.fromkeys(names))
-
-
 def time_to_columns(threshold: float) -> tuple[str, str]:
     return f"epochs_to_{threshold:g}", f"s_to_{threshold:g}"
 
@@ -92,7 +86,9 @@ def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequenc
     """One row per setting: n, mean and sample std (`<metric>_std`) over the completed jobs of that setting.
     Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
     done = [job for job in jobs if job.status == "completed"]
-    classes = class_names(done)
+    # the classes as the records name them, in their order (the records, not this package, are the truth)
+    classes = list(dict.fromkeys(n for job in done for split in ("val", "test")
+                                 for n in (job.record.get(split) or {}).get("per_class", {})))
     rows = [{**{k: job.setting(k) for k in keys}, "seed": job.seed, **job_metrics(job, classes, thresholds)}
             for job in done]
     frame = pd.DataFrame(rows)

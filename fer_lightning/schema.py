@@ -190,6 +190,8 @@ FRACTION_PAIR = Items(item=Float(0, 1, low_open=True), length=2, increasing=True
 RATIO_PAIR = Items(item=POSITIVE, length=2, increasing=True)
 BETAS = Items(item=Float(0, 1, high_open=True), length=2)
 CLASSES = OneOf((NUM_CLASSES,), "the FER-2013 classes")
+VIEWS = Items(TTA_VIEWS, optional=True)  # null: the checkpoint's own views
+OPEN_UNIT_OR_NULL = Float(0, 1, True, True, optional=True)  # null: the checkpoint's own value
 ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": POSITIVE, "amsgrad": Bool()}
 OPTIMIZER = ByTarget({
     "torch.optim.AdamW": ADAM,
@@ -239,13 +241,12 @@ TRAINER = Open({"accelerator": OneOf(ACCELERATORS), "devices": _devices,
 # Distillation's arguments
 DISTILL = {"teachers": Text(optional=False, many=True, required="required: the teacher checkpoints, e.g. "
                                                                  "distill.teachers=[a.ckpt,b.ckpt]"),
-           "mode": OneOf(("online", "cached")), "weight": PROBABILITY, "temperature": POSITIVE,
-           "tta": Items(TTA_VIEWS, optional=True), "tta_crop": Float(0, 1, True, True, optional=True),
-           "cache_dir": Text(), "batch_size": Int(1)}
+           "mode": OneOf(("online", "cached")), "weight": PROBABILITY, "temperature": POSITIVE, "tta": VIEWS,
+           "tta_crop": OPEN_UNIT_OR_NULL, "cache_dir": Text(), "batch_size": Int(1)}
 
 TRAIN = Open({
     "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": Bool(), "force": Bool(),
-    "eval_weights": OneOf(("best", "last")), "final_tta": Items(TTA_VIEWS, optional=True), "ckpt_path": Text(),
+    "eval_weights": OneOf(("best", "last")), "final_tta": VIEWS, "ckpt_path": Text(),
     "skip_completed": Bool(), "deterministic": Bool(), "threads_per_job": Int(1, optional=True),
     "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
     "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
@@ -256,11 +257,10 @@ TRAIN = Open({
 EVALUATE = Open({
     "ckpt_path": Text(optional=False, many=True,
                       required="required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt"),
-    "split": OneOf(("val", "test")), "tta": Items(TTA_VIEWS, optional=True),
-    "tta_crop": Float(0, 1, True, True, optional=True), "raw_weights": Bool(),
+    "split": OneOf(("val", "test")), "tta": VIEWS, "tta_crop": OPEN_UNIT_OR_NULL, "raw_weights": Bool(),
     "precision": OneOf(PRECISIONS, optional=True, aliases=PRECISION_ALIASES), "accelerator": OneOf(ACCELERATORS),
     "bootstrap": Int(0, 100_000), "compare_ckpt_path": Text(), "output_dir": Text(optional=False),
-    "data": {"path": Text(), "cache_dir": Text(), "val_fraction": Float(0, 1, True, True, optional=True),
+    "data": {"path": Text(), "cache_dir": Text(), "val_fraction": OPEN_UNIT_OR_NULL,
              "split_seed": Int(0, 2**32 - 1, optional=True), "eval_batch_size": Int(1, optional=True)},
 })
 EXPORT = Open({
@@ -269,7 +269,7 @@ EXPORT = Open({
     "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": Bool(),
     "opset": Int(*ONNX_OPSETS), "verify": Bool(),
 })
-PREDICT = Open({"tta": Items(TTA_VIEWS, optional=True), "batch_size": Int(1), "video_stride": Int(1),
+PREDICT = Open({"tta": VIEWS, "batch_size": Int(1), "video_stride": Int(1),
                 "max_frames": Int(1, optional=True), "margin": Float(0, optional=True),
                 "threads": Int(1, optional=True), "detect_every": Int(1), "smooth": Float(0)})
 
