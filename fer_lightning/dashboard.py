@@ -137,12 +137,10 @@ def override_hparams(cfg: DictConfig) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for override in shown:
         key = override.key_or_group
-        if key in choices:
-            value: Any = choices[key]
-        else:
-            value = OmegaConf.select(cfg, key, default=override.get_value_element_as_str())
-            if OmegaConf.is_config(value):
-                value = str(OmegaConf.to_container(value, resolve=True))
+        written = override.get_value_element_as_str()
+        value = choices[key] if key in choices else OmegaConf.select(cfg, key, default=written)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
         if value is None or not isinstance(value, bool | int | float | str):
             value = "null" if value is None else str(value)
         settings[key] = value

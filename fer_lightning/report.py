@@ -96,14 +96,11 @@ def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequenc
         return frame
     metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
     frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
-    by = list(keys) or (lambda _: "all jobs")
-    grouped = frame.groupby(by, sort=False)
-    table = grouped[metric_columns].mean()
-    spread = grouped[metric_columns].std().add_suffix("_std")
+    grouped = frame.groupby(list(keys) or (lambda _: "all jobs"), sort=False)
+    spread = grouped[metric_columns].agg(["mean", "std"])  # each metric's mean, then its std
+    spread.columns = [metric if stat == "mean" else f"{metric}_std" for metric, stat in spread.columns]
     reached = [grouped[time_to_columns(t)[1]].count().rename(f"reached_{t:g}") for t in thresholds]
-    table = pd.concat([grouped.size().rename("n"), table, spread, *reached], axis=1)
-    ordered = ["n"] + [c for m in metric_columns for c in (m, f"{m}_std")] + [f"reached_{t:g}" for t in thresholds]
-    table = table[ordered].dropna(axis=1, how="all").reset_index()
+    table = pd.concat([grouped.size().rename("n"), spread, *reached], axis=1).dropna(axis=1, how="all").reset_index()
     if not keys:
         table = table.rename(columns={"index": "setting"})
     failed = [[job.setting(k) for k in keys] for job in jobs if job.status != "completed"]
@@ -221,8 +218,8 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
     parts = [f"# Ablation: {', '.join(str(r) for r in roots)}{selection}\n",
              "val: the evaluated checkpoint's validation (PublicTest) report (the best or the last epoch, as the run's "
              "eval_weights says), the split used for model selection; test: PrivateTest, evaluated once on that "
-             "checkpoint. Cells are mean ± sample std over n completed "
-             "jobs (seeds); `failed` counts this setting's failed or unfinished jobs.\n"]
+             "checkpoint. Cells are mean ± sample std over n completed jobs (seeds); `failed` counts this setting's "
+             "failed or unfinished jobs.\n"]
     if table.empty:
         parts.append("No completed job.\n")
     else:
