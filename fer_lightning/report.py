@@ -116,8 +116,7 @@ def _mean_std(mean: float, std: float, n: int, digits: int = 4) -> str:
 
 def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """Label columns, n, then 'mean ± std' cells for the metrics present."""
-    shown = table[list(labels)].copy()
-    shown["n"] = table["n"]
+    shown = table[[*labels, "n"]].copy()
     for column, title in columns:
         if column in table:
             digits = 1 if column in ("epochs", "fit_time_s") else 4
@@ -227,9 +226,7 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
                    ("fit_time_s", "fit time (s)")]
         shown = _display(table, labels, summary)
         shown.insert(len(labels) + 1, "failed", table["failed"])
-        for title, cells in time_to_cells(table, thresholds).items():
-            shown[title] = cells
-        parts.append(markdown_table(shown, len(labels)))
+        parts.append(markdown_table(shown.assign(**time_to_cells(table, thresholds)), len(labels)))
         if thresholds:
             parts.append("`to val acc t`: mean epochs / seconds of training until the per-epoch val accuracy first "
                          "reached t, over the (reached/n) jobs that reached it.\n")
