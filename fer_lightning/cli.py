@@ -65,12 +65,9 @@ def _jobs(overrides: list[Override]) -> list[list[str]]:
 
 def compose_task(config_name: str, overrides: list[str]) -> DictConfig:
     """The config a job would get, with its `hydra` node (run directory, mode), composed without running it."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name, overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    GlobalHydra.instance().clear()  # initialize_config_dir restores this cleared state when it exits
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name, overrides=overrides, return_hydra_config=True)
 
 
 def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | None:
