@@ -140,15 +140,8 @@ def _one_line(error: BaseException) -> str:
 
 
 class PredictionRun:
-    """Predicts over inputs, writes annotated copies under `output_dir/annotated/`, collects the rows.
-
-    Args (checked by the predict config's schema):
-        video_stride: classify every n-th video frame; the frames between show the last result.
-        detect_every: run the detector on every n-th classified frame (video.FrameClassifier).
-        smooth: time constant in seconds of each track's exponential moving average of its probabilities
-            (a frame dt seconds later weighs the past by exp(-dt / smooth)); 0: each frame on its own.
-        max_frames: read at most this many frames of each video or camera (None: to the end, or Ctrl-C).
-    """
+    """Predicts over inputs, writes annotated copies under `output_dir/annotated/`, collects the rows. The
+    arguments are conf/predict.yaml's keys of the same names (described and checked there)."""
 
     def __init__(self, predictor: Predictor, output_dir: str | Path, annotate: bool = True, bars: bool = True,
                  video_stride: int = 1, progress: bool = True, max_frames: int | None = None,
@@ -211,10 +204,8 @@ class PredictionRun:
         try:
             with tqdm(total=total or None, desc=Path(source).name, unit="frame", disable=not self.progress,
                       leave=False) as bar:
-                while not self.max_frames or frames < self.max_frames:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
+                # capture.read() gives (False, None) at the end of the stream
+                for _, frame in itertools.islice(iter(capture.read, (False, None)), self.max_frames):
                     if frames % self.video_stride == 0:
                         tracked = classify(frame)
                         timed.append((frames, frames / fps, tracked))
