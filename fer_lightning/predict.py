@@ -1,6 +1,4 @@
-"""Predict emotions of the faces in an image, a folder or a video with a trained checkpoint (or the released model).
-
-    python -m fer_lightning.predict input=photo.jpg|folder|clip.mp4|camera:0 [ckpt_path=.../last.ckpt] [output_dir=...]
+"""Predict emotions of the faces in an image, a folder or a video with a trained checkpoint (usage: USAGE below).
 
 This entry point imports only Hydra, so `--help`, a rejected override and a missing input answer before torch loads;
 the job runs in `fer_lightning.jobs.predict`.

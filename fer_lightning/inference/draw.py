@@ -1,10 +1,6 @@
-"""Annotation: a box per face and a card with its top label, its probability and a bar per class.
-
-Rules (tests/test_draw.py checks them): no card or tag covers a face, and each lies inside the output; with several
-faces each card starts with the face's number (a video's: its track id): beside its face where there is room, else
-in a margin added to the right, with a numbered tag beside the face (or in a strip added above it); text size
-follows the image, not the box. Small images are upscaled first; video frames keep their size, so a card without
-room shrinks to its header, then to its number, then is left out. OpenCV's Hershey font: no font files needed.
+"""Annotation: a box per face and a card with its top label, its probability and a bar per class, placed by the
+rules of docs/predict.md ("Reading the annotated image"; tests/test_draw.py checks them). OpenCV's Hershey font:
+no font files needed.
 """
 
 from __future__ import annotations

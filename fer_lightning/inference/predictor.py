@@ -1,8 +1,5 @@
 """Predictor: face boxes -> 48x48 gray crops -> the checkpoint's own evaluation transform -> class probabilities.
 
-    for face in Predictor.from_pretrained().predict("photo.jpg"):  # or .from_checkpoint(".../last.ckpt")
-        print(face.box, face.label, face.score)
-
 The network input is made by the checkpoint's own `BatchAugment(profile).eval`, never a copy of it, so inference
 cannot drift from what evaluation measured. No Lightning, torchmetrics or Hydra import: a fast cold start.
 """
@@ -83,16 +80,11 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.
 
 
 class Predictor:
-    """Detect faces, crop them and classify them in batches with a trained network.
+    """Detect faces, crop them and classify them in batches with a trained network (`load_network` reads one).
 
-    Args:
-        network: the network with its evaluation views, as `load_network` reads it.
-        detector: anything with `detect(gray) -> list[Box]`; None: MTCNN, predict's default.
-        margin: fraction of the box side added on each side before the square crop; None: the detector's own
-            (its `margin` attribute: how much tighter than a FER-2013 crop its boxes are).
-        precision: "fp32" (what evaluation computed) or "bf16" (autocast: ~3x the throughput on a CPU with
-            AVX512-BF16, the same top label for 511 of 512 faces; benchmarks/bench_inference.py).
-        tta: the test-time views to average (None: the checkpoint's own); fewer views cost proportionally less.
+    detector: anything with `detect(gray) -> list[Box]`; None: MTCNN, predict's default. margin, precision, tta:
+    as in conf/predict.yaml; bf16 autocast gave ~3x the throughput on a CPU with AVX512-BF16 and the same top label
+    for 511 of 512 faces (benchmarks/bench_inference.py).
     """
 
     def __init__(self, network: EvalNetwork, profile: AugmentProfile, detector: FaceDetector | None = None,
