@@ -2,11 +2,10 @@
 optimization takes one).
 
 Muon (Keller Jordan's `muon-optimizer`) replaces each conv filter bank's momentum by its nearest orthogonal
-matrix (5 Newton-Schulz iterations on the [out, in*k*k] matrix), so every direction of the filter space moves at
-the same rate; cifar10-airbench's Muon variant reaches its 94 % in fewer epochs than Nesterov SGD. Every conv here
-feeds a BatchNorm, which makes the filter scale irrelevant and the orthogonalised step's fixed size safe. Biases,
-BatchNorm affine parameters and the linear head keep an AdamW update (the package's `adam_update` with decoupled
-weight decay).
+matrix, so every direction of the filter space moves at the same rate (cifar10-airbench's Muon variant reaches
+94 % in fewer epochs than Nesterov SGD); every conv here feeds a BatchNorm, which makes the step's fixed size safe.
+The package's own `SingleDeviceMuonWithAuxAdam` cannot serve Lightning: it takes no closure, rejects a group's
+`name` and fails on frozen parameters (no grad) and on channels-last filter banks.
 """
 
 from __future__ import annotations
@@ -29,16 +28,9 @@ except ImportError:
 
 
 class MuonAdamW(torch.optim.Optimizer):
-    """Muon on 4-D parameters (conv filters), AdamW on the rest; each param group is split in two.
-
-    Args:
-        params: parameters or param groups (FERClassifier's, with their `name`, `lr`, `weight_decay` keys kept).
-        lr: Muon's learning rate, for the conv filters (the muon-optimizer default, 0.02).
-        momentum: Muon's Nesterov momentum.
-        weight_decay: Muon's decoupled weight decay (multiplied by lr, as AdamW's).
-        adam_lr, betas, eps, adam_weight_decay: AdamW's settings for the other parameters. A group's own `lr`
-            sets its AdamW part's lr; its Muon part scales lr by the same factor (norm-bias groups, backbone LR).
-    """
+    """Muon (lr, momentum, weight_decay) on 4-D parameters (conv filters), AdamW (adam_lr, betas, eps,
+    adam_weight_decay) on the rest; each param group (FERClassifier's, `name` kept) is split in two. A group's own
+    `lr` sets its AdamW part's lr and scales its Muon part's by the same factor (backbone LR)."""
 
     def __init__(self, params: Iterable[Any], lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0,
                  adam_lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,

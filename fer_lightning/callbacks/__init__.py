@@ -9,14 +9,5 @@ from fer_lightning.callbacks.record import ConfigInCheckpoint, EpochHistory, RNG
 from fer_lightning.callbacks.resize import ProgressiveResize
 from fer_lightning.callbacks.results import EvaluationResults
 
-__all__ = [
-    "ConfigInCheckpoint",
-    "ConfusionMatrixFigure",
-    "EMAWeights",
-    "EpochHistory",
-    "EvaluationResults",
-    "FreezeThenFinetune",
-    "ProgressBar",
-    "ProgressiveResize",
-    "RNGStateInCheckpoint",
-]
+__all__ = ["ConfigInCheckpoint", "ConfusionMatrixFigure", "EMAWeights", "EpochHistory", "EvaluationResults",
+           "FreezeThenFinetune", "ProgressBar", "ProgressiveResize", "RNGStateInCheckpoint"]

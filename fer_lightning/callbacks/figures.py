@@ -35,22 +35,19 @@ def confusion_matrix_figure(confmat: Sequence[Sequence[int]], class_names: Seque
 class ConfusionMatrixFigure(Callback):
     """Logs each val/test epoch's confusion matrix of FERClassifier to every TensorBoard logger."""
 
-    def _log(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or trainer.sanity_checking:
             return
+        stage = "test" if trainer.testing else "val"
         report = pl_module.evaluation_report(stage)  # on every DDP rank: the compute syncs them
         if not trainer.is_global_zero:
             return
         tag = f"{pl_module.log_prefix}{stage}"
-        title = f"{tag} epoch {trainer.current_epoch}"
-        fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], title)
+        fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"],
+                                      f"{tag} epoch {trainer.current_epoch}")
         for logger in loggers:
             logger.experiment.add_figure(f"{tag}/confusion_matrix", fig, global_step=trainer.global_step, close=False)
         plt.close(fig)
 
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._log(trainer, pl_module, "val")
-
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._log(trainer, pl_module, "test")
+    on_test_epoch_end = on_validation_epoch_end

@@ -10,11 +10,10 @@ from torch.optim import Optimizer
 class FreezeThenFinetune(BaseFinetuning):
     """Freeze `net.backbone` until epoch `unfreeze_at_epoch`, then make it trainable.
 
-    Unlike Lightning's BackboneFinetuning, no parameter group is added at unfreeze time: FERClassifier creates
-    the backbone group (with its own, smaller LR) up front, so every scheduler - including ReduceLROnPlateau,
-    which ignores groups added later - steps it, and a resumed run rebuilds the same optimizer. While frozen,
-    the backbone's parameters get no gradients and the optimizer skips them. Unfreezing is re-applied at every
-    epoch >= K, so resuming from a checkpoint past K works.
+    Unlike Lightning's BackboneFinetuning, no parameter group is added at unfreeze time: FERClassifier creates the
+    backbone group (with its own LR) up front, so every scheduler steps it (ReduceLROnPlateau ignores groups added
+    later) and a resumed run rebuilds the same optimizer. Unfreezing is re-applied at every epoch >= K, so resuming
+    past K works.
     """
 
     def __init__(self, unfreeze_at_epoch: int = 5, train_bn: bool = False) -> None:

@@ -30,19 +30,14 @@ def _load_backbone_weights(backbone: nn.Module, weights: str) -> None:
         state = state.get("state_dict", state)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = backbone.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
-        raise ValueError(
-            f"model.net.weights={weights}: not a ResNet18 state dict "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+        raise ValueError(f"model.net.weights={weights}: not a ResNet18 state dict "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 class ResNet18Classifier(nn.Module):
-    """torchvision ResNet18 (fc removed) as `backbone` + `head` = optional Dropout + Linear(512, num_classes).
-
-    weights: "imagenet" (downloads/loads IMAGENET1K_V1), None (random init) or a path to a local state dict.
-    """
+    """torchvision ResNet18 (fc removed) as `backbone` + `head` = optional Dropout + Linear(512, num_classes);
+    weights: "imagenet" (torchvision's IMAGENET1K_V1), None (random init) or a path to a local state dict."""
 
     min_input_size = 32
     default_in_channels = 3
@@ -53,9 +48,9 @@ class ResNet18Classifier(nn.Module):
 
         super().__init__()
         self.backbone = resnet18(weights=None)
+        self.backbone.fc = nn.Identity()
         if weights is not None:
             _load_backbone_weights(self.backbone, str(weights))
-        self.backbone.fc = nn.Identity()
         head: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
         self.head = nn.Sequential(*head, nn.Linear(512, num_classes))
 
