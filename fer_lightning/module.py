@@ -33,38 +33,18 @@ class NonFiniteLossError(FloatingPointError):
 class FERClassifier(LightningModule):
     """Cross-entropy classifier over `net` (any nn.Module; `backbone`/`head` attributes get separate LRs).
 
-    Args:
-        optimizer, scheduler: Hydra partials (None: inference only); the scheduler (`fer_lightning.schedulers`) is
-            called with (optimizer, max_epochs, steps_per_epoch).
-        class_weights: per-class loss weights; under `imbalance=weighted_loss` `setup` fills them from the data
-            module and the hyper-parameters, so checkpoints rebuild the same loss.
-        backbone_lr: LR of the backbone group (None: the head's), which exists from the start so schedulers and
-            checkpoints see it even while the backbone is frozen.
-        tta, tta_crop: val/test views whose logits are averaged (`fer_lightning.tta`); changed only by `set_tta`.
-        norm_bias_weight_decay: False gives 1-D parameters (norm weights, biases) weight decay 0 in groups of their
-            own (timm's `filter_bias_and_bn`).
-        distillation: a teacher to learn from besides the labels (`fer_lightning.distill`).
+    `optimizer` and `scheduler` (`fer_lightning.schedulers`) are Hydra partials (None: inference only); `tta` and
+    `tta_crop` the val/test views whose logits are averaged (`fer_lightning.tta`), changed only by `set_tta`;
+    `distillation` a teacher to learn from besides the labels (`fer_lightning.distill`).
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-        scheduler: Callable[..., dict[str, Any]] | None = None,
-        label_smoothing: float = 0.0,
-        class_weights: Sequence[float] | None = None,
-        backbone_lr: float | None = None,
-        tta: Sequence[str] = ("identity",),
-        tta_crop: float = TEN_CROP_FRACTION,
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        mix_prob: float = 1.0,
-        norm_bias_weight_decay: bool = True,
-        channels_last: bool = True,
-        compile: bool = False,
-        class_names: Sequence[str] = CLASS_NAMES,
-        distillation: Distillation | None = None,
-    ) -> None:
+    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+                 scheduler: Callable[..., dict[str, Any]] | None = None, label_smoothing: float = 0.0,
+                 class_weights: Sequence[float] | None = None, backbone_lr: float | None = None,
+                 tta: Sequence[str] = ("identity",), tta_crop: float = TEN_CROP_FRACTION, mixup_alpha: float = 0.0,
+                 cutmix_alpha: float = 0.0, mix_prob: float = 1.0, norm_bias_weight_decay: bool = True,
+                 channels_last: bool = True, compile: bool = False, class_names: Sequence[str] = CLASS_NAMES,
+                 distillation: Distillation | None = None) -> None:
         super().__init__()
         check_views(tta, tta_crop)
         # Plain values only, so checkpoints load with torch.load(weights_only=True); the network and the
@@ -83,8 +63,8 @@ class FERClassifier(LightningModule):
         self._loss_not_finite = torch.tensor(False)  # any NaN/inf loss since the start, kept on the loss's device
 
     def setup(self, stage: str) -> None:
-        """`imbalance=weighted_loss`: the loss weights come from the training labels of the data module; a
-        distillation teacher is checked against the data and (cached) labels every training image."""
+        """`imbalance=weighted_loss`: the loss weights come from the data module's training labels, and go into the
+        hyper-parameters so checkpoints rebuild the same loss; a distillation teacher is checked against the data."""
         datamodule = self.trainer.datamodule if stage == "fit" else None
         weights = getattr(datamodule, "class_weights", None)
         if weights is not None:
@@ -192,8 +172,9 @@ class FERClassifier(LightningModule):
     on_test_epoch_end = on_validation_epoch_end
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Head and backbone as separate groups when the network has both, else one group; each split again into
-        decayed and `<name>_no_decay` (1-D parameters, weight decay 0) when `norm_bias_weight_decay` is False."""
+        """Head and backbone groups when the network has both (the backbone's exists from the start, so schedulers
+        and checkpoints see it while it is frozen), else one; each split again into decayed and `<name>_no_decay`
+        (1-D parameters, weight decay 0: timm's `filter_bias_and_bn`) when `norm_bias_weight_decay` is False."""
         backbone, head = getattr(self.net, "backbone", None), getattr(self.net, "head", None)
         if backbone is None or head is None:
             groups: list[dict[str, Any]] = [{"params": list(self.net.parameters()), "name": "net"}]

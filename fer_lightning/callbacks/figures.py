@@ -8,27 +8,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
+import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
+from torchmetrics.utilities.plot import plot_confusion_matrix
 
 
 def confusion_matrix_figure(confmat: Sequence[Sequence[int]], class_names: Sequence[str], title: str = "") -> Figure:
-    """Counts and row-normalised (recall) matrices side by side."""
-    counts = np.asarray(confmat, dtype=np.int64)
-    normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
-    for ax, values, fmt, label in ((axes[0], counts, "d", "counts"), (axes[1], normalised, ".2f", "row-normalised")):
-        ax.imshow(values, cmap="Blues", vmin=0)
-        ax.set(xticks=range(len(class_names)), yticks=range(len(class_names)), xlabel="predicted", ylabel="true")
-        ax.set_xticklabels(class_names, rotation=45, ha="right")
-        ax.set_yticklabels(class_names)
+    """Counts and row-normalised (recall) matrices side by side, drawn by torchmetrics."""
+    counts = torch.as_tensor(confmat)
+    recall = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
+    for ax, values, label in ((axes[0], counts, "counts"), (axes[1], recall, "row-normalised")):
+        plot_confusion_matrix(values, ax=ax, labels=list(class_names), cmap="Blues")
         ax.set_title(f"{title} {label}".strip())
-        threshold = values.max() / 2 if values.size else 0
-        for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
-                    color="white" if v > threshold else "black")
     return fig
 
 

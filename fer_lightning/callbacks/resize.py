@@ -11,12 +11,9 @@ from lightning import Callback, LightningModule, Trainer
 
 
 class ProgressiveResize(Callback):
-    """Train at `sizes[i]` px until `until_epoch[i]` x max_epochs epochs, then at the next size; after the last
-    stage (and whenever `until_epoch[-1] < 1`) at the profile's own image_size, the size evaluation uses.
-
-    Example: sizes [32, 40], until_epoch [0.4, 0.7]: 32 px for the first 40 % of the epochs, 40 px to 70 %,
-    then 48 px. Fractions, not epoch numbers, so the schedule follows `trainer.max_epochs`.
-    """
+    """Train at `sizes[i]` px until `until_epoch[i]` x max_epochs epochs (fractions, so the schedule follows
+    `trainer.max_epochs`), then at the next size; after the last stage at the profile's own image_size, the size
+    evaluation uses. Example: sizes [32, 40], until_epoch [0.4, 0.7]: 32 px to 40 % of the run, 40 px to 70 %."""
 
     def __init__(self, sizes: Sequence[int], until_epoch: Sequence[float]) -> None:
         if len(sizes) != len(until_epoch) or not sizes:

@@ -14,9 +14,8 @@ class FERCNN(nn.Module):
     """Blocks 1-3: 2x(Conv3x3+BN+ReLU)+MaxPool (32, 64, 128); block 4: Conv3x3(128->256)+BN+ReLU+Dropout2d;
     global average pool (any input side >= 8, ten-crop TTA's crops included); Linear(256, num_classes).
 
-    init="dirac" (cifar10-airbench's init, the same parameters): each conv's first in_channels filters start as
-    the identity of their input and its bias at 0, so at step 0 every block passes its input through and only
-    the remaining filters are random; "default" keeps PyTorch's Kaiming-uniform init.
+    init="dirac" (cifar10-airbench's): each conv's first in_channels filters start as the identity and its bias at
+    0, so at step 0 every block passes its input through; "default" keeps PyTorch's Kaiming-uniform init.
     """
 
     min_input_size = 8
