@@ -91,8 +91,7 @@ class FERClassifier(LightningModule):
         return self.net(x)
 
     def set_tta(self, views: Sequence[str], crop: float | None = None, key: str = "model.tta") -> None:
-        """Evaluate with other views from now on (train's `final_tta`, evaluate's `tta`); `key` names the setting
-        in the one-line error."""
+        """Evaluate with other views from now on (train's `final_tta`, evaluate's `tta`); `key` names it in errors."""
         crop = self.hparams.tta_crop if crop is None else crop
         check_views(views, crop, key)
         self.hparams.tta, self.hparams.tta_crop = list(views), crop
@@ -122,13 +121,12 @@ class FERClassifier(LightningModule):
         return loss
 
     def check_loss_finite(self) -> None:
-        """Raise if any loss since the last check was NaN/inf (one host sync per call, not per step)."""
+        """Raise if any loss so far was NaN/inf (one host sync per call, not per step)."""
         # DDP: every rank stops together, none waits in an all-reduce
         if self.trainer.strategy.reduce_boolean_decision(bool(self._loss_not_finite), all=False):
-            raise NonFiniteLossError(
-                f"train/loss became NaN or infinite by epoch {self.current_epoch}, step {self.global_step}; "
-                "lower optimizer.lr, add trainer.gradient_clip_val, or check the data"
-            )
+            raise NonFiniteLossError(f"train/loss became NaN or infinite by epoch {self.current_epoch}, step "
+                                     f"{self.global_step}; lower optimizer.lr, add trainer.gradient_clip_val, or "
+                                     "check the data")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if (batch_idx + 1) % max(1, self.trainer.log_every_n_steps) == 0:
@@ -154,8 +152,7 @@ class FERClassifier(LightningModule):
     test_step = validation_step
 
     def evaluation_report(self, stage: str) -> dict[str, Any]:
-        """The classification report (metrics.py) of the `stage` epoch so far; torchmetrics caches the compute, so
-        callbacks reading it at epoch end cost nothing extra."""
+        """The `stage` epoch's classification report so far (torchmetrics caches the compute for the callbacks)."""
         return classification_report(self.eval_metrics[stage].compute(), self.class_names)
 
     def on_validation_epoch_end(self) -> None:

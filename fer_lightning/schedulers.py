@@ -1,8 +1,6 @@
-"""The report's learning-rate schedules (section 2.3) as Lightning `lr_scheduler` configs.
-
-Each factory takes the optimizer and the run's length and returns the dict Lightning expects, so a config
-only names the schedule and its interval: `epoch` (t counts epochs, the report's formulas) or `step`.
-"""
+"""The report's learning-rate schedules (section 2.3) as Lightning `lr_scheduler` configs: each factory takes the
+optimizer and the run's length, so a config only names the schedule and its interval (`epoch`: t counts epochs, as
+in the report's formulas, or `step`)."""
 
 from __future__ import annotations
 

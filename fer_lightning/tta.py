@@ -14,8 +14,7 @@ TEN_CROP_FRACTION = 0.9
 
 
 def check_views(views: Sequence[str], crop: float = TEN_CROP_FRACTION, key: str = "model.tta") -> None:
-    """Raise ValueError (one line, naming `key` or `<key>_crop`) for an empty or unknown view list or a crop side
-    that is not a fraction of the input side in (0, 1)."""
+    """A one-line ValueError naming `key` for an empty or unknown view list or a crop side outside (0, 1)."""
     if isinstance(views, str) or not views or any(v not in TTA_VIEWS for v in views):
         shown = views if isinstance(views, str) else list(views)
         raise ValueError(f"{key}={shown}: expected a non-empty list of {', '.join(TTA_VIEWS)}")

@@ -1,5 +1,4 @@
-"""Lightning callbacks: two-stage fine-tuning, EMA weights, progressive resizing, confusion-matrix figures, the run
-record, evaluation results, the training bar."""
+"""Lightning callbacks: fine-tuning, EMA weights, progressive resizing, figures, run record, results, the bar."""
 
 from fer_lightning.callbacks.averaging import EMAWeights
 from fer_lightning.callbacks.figures import ConfusionMatrixFigure

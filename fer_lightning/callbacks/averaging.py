@@ -32,12 +32,10 @@ def ema_update(decay: float, warmup: bool) -> Callable[[Sequence[torch.Tensor], 
 class EMAWeights(WeightAveraging):
     """EMA of the parameters and BatchNorm buffers after every optimizer step (Lightning's WeightAveraging with a
     ramped EMA rule). Checkpoints store the average as `state_dict` (the raw weights beside it, for resuming), so
-    the best checkpoint is the EMA model wherever it is loaded.
-
-    Lightning swaps the average in for validation only; `trainer.test(ckpt_path=...)` would test the raw weights,
-    so this class swaps for test too. Lightning copies the module in `setup`, before FERClassifier's `setup` fills
-    its class weights; the copy waits until fit restores a checkpoint, else until fit starts.
-    """
+    the best checkpoint is the EMA model wherever it is loaded. Lightning swaps the average in for validation only
+    (`trainer.test(ckpt_path=...)` would test the raw weights): this class swaps for test too. Lightning copies the
+    module in `setup`, before FERClassifier's `setup` fills its class weights: the copy waits for fit's start or
+    checkpoint restore."""
 
     def __init__(self, decay: float = 0.999, warmup: bool = True, device: str | None = None,
                  use_buffers: bool = True) -> None:
@@ -53,13 +51,10 @@ class EMAWeights(WeightAveraging):
         if stage == "fit":
             self._average_model = None
 
-    def _copy_module(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._average_model is None and trainer.state.fn == "fit":
-            super().setup(trainer, pl_module, "fit")
-
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        self._copy_module(trainer, pl_module)
+        self.on_fit_start(trainer, pl_module)  # the copy to load the average into
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._copy_module(trainer, pl_module)
+        if self._average_model is None and trainer.state.fn == "fit":
+            super().setup(trainer, pl_module, "fit")

@@ -70,8 +70,7 @@ class EpochHistory(Callback):
 
 
 class ConfigInCheckpoint(Callback):
-    """Stores the run's resolved config in every checkpoint: the network, and the input profile that
-    evaluation and inference must reproduce, travel with the weights."""
+    """The run's resolved config in every checkpoint: the network and the input profile travel with the weights."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -98,8 +97,7 @@ class RNGStateInCheckpoint(Callback):
         states = checkpoint.get("rng_states")
         if not states or trainer.state.fn != "fit":
             return
-        version, internal, gauss = states["python"]
-        random.setstate((version, tuple(internal), gauss))
+        random.setstate(states["python"])
         n = states["numpy"]
         np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
         torch.set_rng_state(states["torch"])

@@ -1,5 +1,4 @@
-"""The results of val and test epochs for whoever ran them: train's run record (metrics.json's val and test
-reports) and evaluate's tables (every image's prediction, for the bootstrap and McNemar's test)."""
+"""The results of val and test epochs for whoever ran them: train's run record and evaluate's tables."""
 
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ from lightning import Callback, LightningModule, Trainer
 
 
 class EvaluationResults(Callback):
-    """The classification report (`FERClassifier.evaluation_report`) of the latest val and test epoch and, with
-    `keep_predictions`, each image's target and TTA logits of that epoch, on the host: what evaluate's bootstrap,
-    McNemar's test and ensembles need."""
+    """The classification report of the latest val and test epoch and, with `keep_predictions`, each image's
+    target and TTA logits on the host: what evaluate's bootstrap, McNemar's test and ensembles need."""
 
     def __init__(self, keep_predictions: bool = False) -> None:
         self.keep_predictions = keep_predictions

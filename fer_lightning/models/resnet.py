@@ -18,10 +18,9 @@ def _load_backbone_weights(backbone: nn.Module, weights: str) -> None:
             state = spec.get_state_dict(progress=False, check_hash=True)
         except Exception as exc:  # offline: URLError / OSError from torch.hub
             target = Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.url).name
-            raise RuntimeError(
-                f"model.net.weights=imagenet: could not load {spec.url} ({type(exc).__name__}: {exc}); "
-                f"without internet put that file at {target}, or pass model.net.weights=/path/to/resnet18.pth"
-            ) from None
+            raise RuntimeError(f"model.net.weights=imagenet: could not load {spec.url} ({type(exc).__name__}: {exc}); "
+                               f"without internet put that file at {target}, or pass "
+                               "model.net.weights=/path/to/resnet18.pth") from None
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
