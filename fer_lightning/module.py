@@ -14,12 +14,10 @@ from torchmetrics.classification import MulticlassAccuracy
 from fer_lightning.data.splits import CLASS_NAMES
 from fer_lightning.metrics import classification_report, evaluation_metrics, scalar_logs
 from fer_lightning.mixing import build_batch_mix, cross_entropy
-from fer_lightning.tta import TEN_CROP_FRACTION, TTA_VIEWS, average_logits, check_views
+from fer_lightning.tta import TEN_CROP_FRACTION, average_logits, check_views
 
 if TYPE_CHECKING:
     from fer_lightning.distill import Distillation
-
-__all__ = ["TTA_VIEWS", "FERClassifier", "NonFiniteLossError", "learning_rates"]
 
 
 def learning_rates(optimizers: Sequence[torch.optim.Optimizer]) -> dict[str, float]:
@@ -35,43 +33,18 @@ class NonFiniteLossError(FloatingPointError):
 class FERClassifier(LightningModule):
     """Cross-entropy classifier over `net` (any nn.Module; `backbone`/`head` attributes get separate LRs).
 
-    Args:
-        optimizer: partial optimizer (Hydra `_partial_: true`), called with parameter groups (None: inference).
-        scheduler: partial from `fer_lightning.schedulers`, called with (optimizer, max_epochs, steps_per_epoch).
-        class_weights: per-class loss weights, kept as a buffer; under `imbalance=weighted_loss` `setup` fills
-            them from the data module (recorded in the hyper-parameters, so checkpoints rebuild the same loss).
-        backbone_lr: LR of the backbone group (None: same as the head). The group exists from the start so
-            schedulers and checkpoints see it even while the backbone is frozen.
-        tta: evaluation views whose logits are averaged (identity, hflip, ten_crop; `fer_lightning.tta`), used
-            for val and test; changed later only through `set_tta`.
-        tta_crop: side of each ten_crop crop as a fraction of the input side.
-        mixup_alpha, cutmix_alpha, mix_prob: Mixup / CutMix of training batches (`fer_lightning.mixing`; 0: off).
-        norm_bias_weight_decay: False puts every 1-D parameter (norm weights, biases) in a group of its own with
-            weight decay 0 (timm's `filter_bias_and_bn`): decay then only shrinks conv and linear weights.
-        channels_last: run the network in NHWC memory format (faster convolutions on CPU and GPU).
-        compile: wrap the network with torch.compile.
-        distillation: a teacher to learn from besides the labels (`fer_lightning.distill`; None: labels only).
+    `optimizer` and `scheduler` (`fer_lightning.schedulers`) are Hydra partials (None: inference only); `tta` and
+    `tta_crop` the val/test views whose logits are averaged (`fer_lightning.tta`), changed only by `set_tta`;
+    `distillation` a teacher to learn from besides the labels (`fer_lightning.distill`).
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-        scheduler: Callable[..., dict[str, Any]] | None = None,
-        label_smoothing: float = 0.0,
-        class_weights: Sequence[float] | None = None,
-        backbone_lr: float | None = None,
-        tta: Sequence[str] = ("identity",),
-        tta_crop: float = TEN_CROP_FRACTION,
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        mix_prob: float = 1.0,
-        norm_bias_weight_decay: bool = True,
-        channels_last: bool = True,
-        compile: bool = False,
-        class_names: Sequence[str] = CLASS_NAMES,
-        distillation: Distillation | None = None,
-    ) -> None:
+    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+                 scheduler: Callable[..., dict[str, Any]] | None = None, label_smoothing: float = 0.0,
+                 class_weights: Sequence[float] | None = None, backbone_lr: float | None = None,
+                 tta: Sequence[str] = ("identity",), tta_crop: float = TEN_CROP_FRACTION, mixup_alpha: float = 0.0,
+                 cutmix_alpha: float = 0.0, mix_prob: float = 1.0, norm_bias_weight_decay: bool = True,
+                 channels_last: bool = True, compile: bool = False, class_names: Sequence[str] = CLASS_NAMES,
+                 distillation: Distillation | None = None) -> None:
         super().__init__()
         check_views(tta, tta_crop)
         # Plain values only, so checkpoints load with torch.load(weights_only=True); the network and the
@@ -87,11 +60,11 @@ class FERClassifier(LightningModule):
         self.batch_mix = build_batch_mix(mixup_alpha, cutmix_alpha, mix_prob, num_classes)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.eval_metrics = nn.ModuleDict({s: evaluation_metrics(num_classes) for s in ("val", "test")})
-        self._loss_not_finite: torch.Tensor | None = None  # flag kept on the device; read every few steps
+        self._loss_not_finite = torch.tensor(False)  # any NaN/inf loss since the start, kept on the loss's device
 
     def setup(self, stage: str) -> None:
-        """`imbalance=weighted_loss`: the loss weights come from the training labels of the data module; a
-        distillation teacher is checked against the data and (cached) labels every training image."""
+        """`imbalance=weighted_loss`: the loss weights come from the data module's training labels, and go into the
+        hyper-parameters so checkpoints rebuild the same loss; a distillation teacher is checked against the data."""
         datamodule = self.trainer.datamodule if stage == "fit" else None
         weights = getattr(datamodule, "class_weights", None)
         if weights is not None:
@@ -118,8 +91,7 @@ class FERClassifier(LightningModule):
         return self.net(x)
 
     def set_tta(self, views: Sequence[str], crop: float | None = None, key: str = "model.tta") -> None:
-        """Evaluate with other views from now on (train's `final_tta`, evaluate's `tta`); `key` names the setting
-        in the one-line error."""
+        """Evaluate with other views from now on (train's `final_tta`, evaluate's `tta`); `key` names it in errors."""
         crop = self.hparams.tta_crop if crop is None else crop
         check_views(views, crop, key)
         self.hparams.tta, self.hparams.tta_crop = list(views), crop
@@ -143,93 +115,77 @@ class FERClassifier(LightningModule):
             teacher_log_probs = teacher[0] if teacher else self.distillation.online_log_probs(images)
             loss = self.distillation.loss(logits, loss, teacher_log_probs)
         self.train_acc.update(logits.detach(), labels)  # each image's own label, also in a mix
-        bad = ~torch.isfinite(loss.detach())
-        self._loss_not_finite = bad if self._loss_not_finite is None else self._loss_not_finite | bad
-        # Accumulated on the device; read by the loggers every `log_every_n_steps`, never per step.
+        self._loss_not_finite = self._loss_not_finite | ~torch.isfinite(loss.detach())  # read every few steps
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
     def check_loss_finite(self) -> None:
-        """Raise if any loss since the last check was NaN/inf (one host sync per call, not per step)."""
-        bad = self._loss_not_finite is not None and bool(self._loss_not_finite)
-        if self.trainer.world_size > 1:  # DDP: every rank stops together, none waits in an all-reduce
-            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
-        if bad:
-            self._loss_not_finite = None
-            raise NonFiniteLossError(
-                f"train/loss became NaN or infinite by epoch {self.current_epoch}, step {self.global_step}; "
-                "lower optimizer.lr, add trainer.gradient_clip_val, or check the data"
-            )
+        """Raise if any loss so far was NaN/inf (one host sync per call, not per step)."""
+        # DDP: every rank stops together, none waits in an all-reduce
+        if self.trainer.strategy.reduce_boolean_decision(bool(self._loss_not_finite), all=False):
+            raise NonFiniteLossError(f"train/loss became NaN or infinite by epoch {self.current_epoch}, step "
+                                     f"{self.global_step}; lower optimizer.lr, add trainer.gradient_clip_val, or "
+                                     "check the data")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if (batch_idx + 1) % max(1, self.trainer.log_every_n_steps) == 0:
             self.check_loss_finite()
 
     def on_train_epoch_start(self) -> None:
-        """One LR tag per param group, `lr/<group name>` (lr/net; lr/head and lr/backbone), whatever the optimizer,
-        so the LR curves of a sweep over optimizers overlay in TensorBoard."""
+        """`learning_rates`' tags, whatever the optimizer, so a sweep's LR curves overlay in TensorBoard."""
         self.log_dict(learning_rates(self.trainer.optimizers), on_step=False, on_epoch=True)
 
     def on_train_epoch_end(self) -> None:
         self.check_loss_finite()
 
-    def _evaluation_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The TTA logits, returned for callbacks (callbacks.results keeps each image's prediction for evaluate)."""
         images, labels = batch
+        stage = "test" if self.trainer.testing else "val"
         logits = self.evaluation_logits(images)
         self.log(f"{self.log_prefix}{stage}/loss", self.loss(logits, labels), on_step=False, on_epoch=True,
                  sync_dist=True)
         self.eval_metrics[stage].update(logits, labels)
         return logits
 
+    test_step = validation_step
+
     def evaluation_report(self, stage: str) -> dict[str, Any]:
-        """The classification report (metrics.py) of the `stage` epoch so far; torchmetrics caches the compute, so
-        callbacks reading it at epoch end cost nothing extra."""
+        """The `stage` epoch's classification report so far (torchmetrics caches the compute for the callbacks)."""
         return classification_report(self.eval_metrics[stage].compute(), self.class_names)
 
-    def _evaluation_epoch_end(self, stage: str) -> None:
-        metrics = self.eval_metrics[stage]
-        results = metrics.compute()
-        metrics.reset()
-        # results are already summed over DDP ranks (torchmetrics syncs in compute); sync_dist only tells Lightning
-        logs = scalar_logs(f"{self.log_prefix}{stage}", results, self.class_names)
-        headline = {f"{self.log_prefix}{stage}/{k}" for k in ("acc", "macro_f1")}  # shown in the progress bar
-        self.log_dict({k: v for k, v in logs.items() if k in headline}, sync_dist=True, prog_bar=True)
-        self.log_dict({k: v for k, v in logs.items() if k not in headline}, sync_dist=True)
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._evaluation_step("val", batch)
-
     def on_validation_epoch_end(self) -> None:
-        self._evaluation_epoch_end("val")
+        stage = "test" if self.trainer.testing else "val"
+        results = self.eval_metrics[stage].compute()
+        self.eval_metrics[stage].reset()
+        # results are already summed over DDP ranks (torchmetrics syncs in compute); sync_dist only tells Lightning
+        prefix = f"{self.log_prefix}{stage}"
+        logs = scalar_logs(prefix, results, self.class_names)
+        headline = {k: logs.pop(k) for k in (f"{prefix}/acc", f"{prefix}/macro_f1")}  # shown in the progress bar
+        self.log_dict(headline, sync_dist=True, prog_bar=True)
+        self.log_dict(logs, sync_dist=True)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._evaluation_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._evaluation_epoch_end("test")
+    on_test_epoch_end = on_validation_epoch_end
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Head and backbone as separate groups when the network has both, else one group; each split again into
-        decayed and `<name>_no_decay` (1-D parameters, weight decay 0) when `norm_bias_weight_decay` is False."""
+        """Head and backbone groups when the network has both (the backbone's exists from the start, so schedulers
+        and checkpoints see it while it is frozen), else one; each split again into decayed and `<name>_no_decay`
+        (1-D parameters, weight decay 0: timm's `filter_bias_and_bn`) when `norm_bias_weight_decay` is False."""
         backbone, head = getattr(self.net, "backbone", None), getattr(self.net, "head", None)
         if backbone is None or head is None:
             groups: list[dict[str, Any]] = [{"params": list(self.net.parameters()), "name": "net"}]
         else:
-            groups = [{"params": list(head.parameters()), "name": "head"}]
-            backbone_group: dict[str, Any] = {"params": list(backbone.parameters()), "name": "backbone"}
-            if self.hparams.backbone_lr is not None:
-                backbone_group["lr"] = self.hparams.backbone_lr
-            groups.append(backbone_group)
+            lr = {} if self.hparams.backbone_lr is None else {"lr": self.hparams.backbone_lr}
+            groups = [{"params": list(head.parameters()), "name": "head"},
+                      {"params": list(backbone.parameters()), "name": "backbone", **lr}]
         if self.hparams.norm_bias_weight_decay:
             return groups
         split: list[dict[str, Any]] = []
         for group in groups:
-            decayed = [p for p in group["params"] if p.ndim > 1]
-            undecayed = [p for p in group["params"] if p.ndim <= 1]
-            split.append({**group, "params": decayed})
-            split.append({**group, "params": undecayed, "name": f"{group['name']}_no_decay", "weight_decay": 0.0})
+            split.append({**group, "params": [p for p in group["params"] if p.ndim > 1]})
+            split.append({**group, "params": [p for p in group["params"] if p.ndim <= 1],
+                          "name": f"{group['name']}_no_decay", "weight_decay": 0.0})
         return [group for group in split if group["params"]]
 
     def configure_optimizers(self) -> Any:

@@ -1,9 +1,5 @@
-"""Test-time augmentation: the views evaluation averages logits over, shared by FERClassifier and folded exports.
-
-Views: `identity`; `hflip` (mirror the width axis); `ten_crop` (torchvision's ten crops: the four corners and
-the centre, each also mirrored, of side `crop` x the input side, each resized back to the input size - the
-classic FER-2013 ten-crop protocol, as a zoom of 1/crop the model's scale augmentation has seen).
-"""
+"""Test-time augmentation: the views evaluation averages logits over (identity, hflip, ten_crop: the classic
+FER-2013 protocol), shared by FERClassifier and folded exports."""
 
 from __future__ import annotations
 
@@ -18,8 +14,7 @@ TEN_CROP_FRACTION = 0.9
 
 
 def check_views(views: Sequence[str], crop: float = TEN_CROP_FRACTION, key: str = "model.tta") -> None:
-    """Raise ValueError (one line, naming `key` or `<key>_crop`) for an empty or unknown view list or a crop side
-    that is not a fraction of the input side in (0, 1)."""
+    """A one-line ValueError naming `key` for an empty or unknown view list or a crop side outside (0, 1)."""
     if isinstance(views, str) or not views or any(v not in TTA_VIEWS for v in views):
         shown = views if isinstance(views, str) else list(views)
         raise ValueError(f"{key}={shown}: expected a non-empty list of {', '.join(TTA_VIEWS)}")
@@ -40,23 +35,12 @@ def ten_crops(x: torch.Tensor, crop: float = TEN_CROP_FRACTION) -> list[torch.Te
 
 def views_of(x: torch.Tensor, views: Sequence[str], crop: float = TEN_CROP_FRACTION) -> list[torch.Tensor]:
     """The batch `x` [B, C, H, W] under each view, in order (ten_crop contributes ten batches)."""
-    batches: list[torch.Tensor] = []
-    for view in views:
-        if view == "identity":
-            batches.append(x)
-        elif view == "hflip":
-            batches.append(x.flip(-1))
-        elif view == "ten_crop":
-            batches += ten_crops(x, crop)
-        else:
-            raise ValueError(f"unknown TTA view {view!r}: expected one of {', '.join(TTA_VIEWS)}")
-    return batches
+    view_batches = {"identity": lambda: [x], "hflip": lambda: [x.flip(-1)], "ten_crop": lambda: ten_crops(x, crop)}
+    return [batch for view in views for batch in view_batches[view]()]
 
 
 def average_logits(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: Sequence[str],
                    crop: float = TEN_CROP_FRACTION) -> torch.Tensor:
     """Mean of `net`'s float32 logits over the views (one forward pass per view batch)."""
-    batches = views_of(x, views, crop)
-    if len(batches) == 1:
-        return net(batches[0]).float()
-    return torch.stack([net(b).float() for b in batches]).mean(0)
+    logits = [net(batch).float() for batch in views_of(x, views, crop)]
+    return logits[0] if len(logits) == 1 else torch.stack(logits).mean(0)

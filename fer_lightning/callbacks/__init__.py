@@ -1,5 +1,4 @@
-"""Lightning callbacks: two-stage fine-tuning, EMA weights, progressive resizing, confusion-matrix figures, the run
-record, evaluation results, the training bar."""
+"""Lightning callbacks: fine-tuning, EMA weights, progressive resizing, figures, run record, results, the bar."""
 
 from fer_lightning.callbacks.averaging import EMAWeights
 from fer_lightning.callbacks.figures import ConfusionMatrixFigure
@@ -9,14 +8,5 @@ from fer_lightning.callbacks.record import ConfigInCheckpoint, EpochHistory, RNG
 from fer_lightning.callbacks.resize import ProgressiveResize
 from fer_lightning.callbacks.results import EvaluationResults
 
-__all__ = [
-    "ConfigInCheckpoint",
-    "ConfusionMatrixFigure",
-    "EMAWeights",
-    "EpochHistory",
-    "EvaluationResults",
-    "FreezeThenFinetune",
-    "ProgressBar",
-    "ProgressiveResize",
-    "RNGStateInCheckpoint",
-]
+__all__ = ["ConfigInCheckpoint", "ConfusionMatrixFigure", "EMAWeights", "EpochHistory", "EvaluationResults",
+           "FreezeThenFinetune", "ProgressBar", "ProgressiveResize", "RNGStateInCheckpoint"]

@@ -30,43 +30,31 @@ def ema_update(decay: float, warmup: bool) -> Callable[[Sequence[torch.Tensor], 
 
 
 class EMAWeights(WeightAveraging):
-    """Exponential moving average of the parameters and BatchNorm buffers, updated after every optimizer step
-    (Lightning's WeightAveraging with an EMA rule that ramps up), swapped in for validation and test.
-
-    Checkpoints store the averaged weights as `state_dict` (the raw ones beside them, for resuming), so the best
-    checkpoint is the EMA model wherever it is loaded: evaluate, predict, export. Lightning swaps the average in
-    for validation only; `trainer.test(ckpt_path=...)` in the same process restores the raw weights beside the
-    average and would test the raw ones, so this class swaps for test too - val and test are one model.
-
-    Lightning copies the module in the callback's `setup`, which runs before the module's own `setup`, where
-    FERClassifier takes its class weights from the data; the copy is made once that has run: when fit restores a
-    checkpoint, else at fit start.
-    """
+    """EMA of the parameters and BatchNorm buffers after every optimizer step (Lightning's WeightAveraging with a
+    ramped EMA rule). Checkpoints store the average as `state_dict` (the raw weights beside it, for resuming), so
+    the best checkpoint is the EMA model wherever it is loaded. Lightning swaps the average in for validation only
+    (`trainer.test(ckpt_path=...)` would test the raw weights): this class swaps for test too. Lightning copies the
+    module in `setup`, before FERClassifier's `setup` fills its class weights: the copy waits for fit's start or
+    checkpoint restore."""
 
     def __init__(self, decay: float = 0.999, warmup: bool = True, device: str | None = None,
                  use_buffers: bool = True) -> None:
         super().__init__(device=device, use_buffers=use_buffers, multi_avg_fn=ema_update(decay, warmup))
-        self.decay, self.warmup = decay, warmup
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._average_model is not None:
             self._swap_models(pl_module)
 
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._average_model is not None:
-            self._swap_models(pl_module)
+    on_test_epoch_end = on_test_epoch_start  # the raw weights back
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
             self._average_model = None
 
-    def _copy_module(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._average_model is None and trainer.state.fn == "fit":
-            super().setup(trainer, pl_module, "fit")
-
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        self._copy_module(trainer, pl_module)
+        self.on_fit_start(trainer, pl_module)  # the copy to load the average into
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._copy_module(trainer, pl_module)
+        if self._average_model is None and trainer.state.fn == "fit":
+            super().setup(trainer, pl_module, "fit")

@@ -8,14 +8,10 @@ from torch.optim import Optimizer
 
 
 class FreezeThenFinetune(BaseFinetuning):
-    """Freeze `net.backbone` until epoch `unfreeze_at_epoch`, then make it trainable.
-
-    Unlike Lightning's BackboneFinetuning, no parameter group is added at unfreeze time: FERClassifier creates
-    the backbone group (with its own, smaller LR) up front, so every scheduler - including ReduceLROnPlateau,
-    which ignores groups added later - steps it, and a resumed run rebuilds the same optimizer. While frozen,
-    the backbone's parameters get no gradients and the optimizer skips them. Unfreezing is re-applied at every
-    epoch >= K, so resuming from a checkpoint past K works.
-    """
+    """Freeze `net.backbone` until epoch `unfreeze_at_epoch`, then make it trainable. Unlike Lightning's
+    BackboneFinetuning, no parameter group is added at unfreeze time: FERClassifier creates the backbone group up
+    front, so every scheduler steps it (ReduceLROnPlateau ignores groups added later) and a resumed run, which
+    re-applies the unfreezing at every epoch >= K, rebuilds the same optimizer."""
 
     def __init__(self, unfreeze_at_epoch: int = 5, train_bn: bool = False) -> None:
         super().__init__()
@@ -23,9 +19,7 @@ class FreezeThenFinetune(BaseFinetuning):
         self.train_bn = train_bn
 
     def freeze_before_training(self, pl_module: LightningModule) -> None:
-        if not hasattr(pl_module.net, "backbone"):
-            raise ValueError("FreezeThenFinetune needs a network with a `backbone` (e.g. model=resnet18)")
-        if self.unfreeze_at_epoch > 0:
+        if self.unfreeze_at_epoch > 0:  # config.check_config: callbacks.finetune needs a network with a backbone
             self.freeze(pl_module.net.backbone, train_bn=self.train_bn)
 
     def finetune_function(self, pl_module: LightningModule, epoch: int, optimizer: Optimizer) -> None:

@@ -1,9 +1,5 @@
-"""The training bar: Lightning's TQDMProgressBar without `v_num`.
-
-Lightning shows the logger's version as the bar's first entry and cuts a string version to its last 4 characters,
-so a sweep run named `optimizer=fast_sgd,seed=2` reads `v_num=ed=2`. The run's directory is printed when it
-starts, so the bar keeps only the numbers (losses, val acc and macro-F1).
-"""
+"""The training bar: Lightning's TQDMProgressBar without `v_num`, which cuts a sweep run's name to its last 4
+characters (`optimizer=fast_sgd,seed=2` reads `v_num=ed=2`); the run's directory is printed when it starts."""
 
 from __future__ import annotations
 

@@ -16,27 +16,22 @@ from fer_lightning.module import learning_rates
 log = logging.getLogger("fer_lightning.train")
 
 TRAIN_KEYS = ("train/loss_epoch", "train/acc")
+VAL_KEYS = ("val/loss", "val/acc", "val/macro_f1", "val/weighted_f1")
 
 
 def summary_line(row: dict[str, Any], max_epochs: int | None) -> str:
     """The line every epoch leaves in the terminal and the log: epoch, train loss, val acc / macro-F1, lr, time."""
+    labels = {"train/loss_epoch": "train loss", "val/acc": "val acc", "val/macro_f1": "macro-F1"}
     parts = [f"epoch {row['epoch'] + 1}/{max_epochs or '?'}"]
-    for key, label, fmt in (("train/loss_epoch", "train loss", ".4f"), ("val/acc", "val acc", ".4f"),
-                            ("val/macro_f1", "macro-F1", ".4f")):
-        if key in row:
-            parts.append(f"{label} {row[key]:{fmt}}")
-    lrs = [f"{k} {v:.2e}" for k, v in row.items() if k.startswith("lr/")]
-    return " | ".join(parts + lrs + [f"{row['time_s']:.0f} s"])
-VAL_KEYS = ("val/loss", "val/acc", "val/macro_f1", "val/weighted_f1")
+    parts += [f"{label} {row[key]:.4f}" for key, label in labels.items() if key in row]
+    parts += [f"{k} {v:.2e}" for k, v in row.items() if k.startswith("lr/")]
+    return " | ".join([*parts, f"{row['time_s']:.0f} s"])
 
 
 class EpochHistory(Callback):
-    """One row per validated epoch: the epoch's scalar metrics, learning rates and elapsed training time.
-
-    Lightning validates before it closes the training epoch, so the row is opened at validation end (val metrics,
-    learning rates, time) and completed at train-epoch end, when that epoch's train/loss and train/acc exist.
-    Its state is saved in checkpoints, so a resumed run keeps the rows of the epochs before the interruption.
-    """
+    """One row per validated epoch: its scalar metrics, learning rates and elapsed training time, kept in
+    checkpoints so a resumed run keeps the earlier rows. Lightning validates before it closes the training epoch:
+    the row opens at validation end and gets train/loss and train/acc at train-epoch end."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -75,8 +70,7 @@ class EpochHistory(Callback):
 
 
 class ConfigInCheckpoint(Callback):
-    """Stores the run's resolved config in every checkpoint: the network, and the input profile that
-    evaluation and inference must reproduce, travel with the weights."""
+    """The run's resolved config in every checkpoint: the network and the input profile travel with the weights."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -103,8 +97,7 @@ class RNGStateInCheckpoint(Callback):
         states = checkpoint.get("rng_states")
         if not states or trainer.state.fn != "fit":
             return
-        version, internal, gauss = states["python"]
-        random.setstate((version, tuple(internal), gauss))
+        random.setstate(states["python"])
         n = states["numpy"]
         np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
         torch.set_rng_state(states["torch"])

@@ -1,9 +1,6 @@
-"""Progressive resizing: train the early epochs on smaller crops, which cost less, and the last ones at full size.
-
-The CNN ends in a global average pool, so it accepts any input side; a 32 px batch costs about 0.45x a 48 px one
-on the CPU. Early epochs learn coarse features as well at low resolution, the final epochs at the evaluation
-size remove the train/test resolution gap (fast.ai's and airbench-style time-to-accuracy recipes).
-"""
+"""Progressive resizing (fast.ai's and airbench-style recipes): the early epochs train on smaller crops, which cost
+less (32 px: about 0.45x a 48 px batch on the CPU; the CNN's global pool takes any side), the last ones at the
+evaluation size, which removes the train/test resolution gap."""
 
 from __future__ import annotations
 
@@ -13,28 +10,20 @@ from itertools import pairwise
 from lightning import Callback, LightningModule, Trainer
 
 
-def check_schedule(sizes: Sequence[int], until_epoch: Sequence[float]) -> None:
-    """Raise ValueError naming the key unless `sizes` and `until_epoch` describe increasing stages."""
-    if len(sizes) != len(until_epoch) or not sizes:
-        raise ValueError(f"callbacks.progressive_resize: sizes={list(sizes)} and until_epoch={list(until_epoch)} "
-                         "need the same, non-zero length")
-    if any(s < 8 for s in sizes):
-        raise ValueError(f"callbacks.progressive_resize.sizes={list(sizes)}: expected sides >= 8 px")
-    if any(b <= a for a, b in pairwise(until_epoch)) or until_epoch[0] <= 0:
-        raise ValueError(f"callbacks.progressive_resize.until_epoch={list(until_epoch)}: expected increasing "
-                         "fractions of the run in (0, 1]")
-
-
 class ProgressiveResize(Callback):
-    """Train at `sizes[i]` px until `until_epoch[i]` x max_epochs epochs, then at the next size; after the last
-    stage (and whenever `until_epoch[-1] < 1`) at the profile's own image_size, the size evaluation uses.
-
-    Example: sizes [32, 40], until_epoch [0.4, 0.7]: 32 px for the first 40 % of the epochs, 40 px to 70 %,
-    then 48 px. Fractions, not epoch numbers, so the schedule follows `trainer.max_epochs`.
-    """
+    """Train at `sizes[i]` px until `until_epoch[i]` x max_epochs epochs (fractions, so the schedule follows
+    `trainer.max_epochs`), then at the next size; after the last stage at the profile's own image_size, the size
+    evaluation uses. Example: sizes [32, 40], until_epoch [0.4, 0.7]: 32 px to 40 % of the run, 40 px to 70 %."""
 
     def __init__(self, sizes: Sequence[int], until_epoch: Sequence[float]) -> None:
-        check_schedule(sizes, until_epoch)
+        if len(sizes) != len(until_epoch) or not sizes:
+            raise ValueError(f"callbacks.progressive_resize: sizes={list(sizes)} and until_epoch={list(until_epoch)} "
+                             "need the same, non-zero length")
+        if any(s < 8 for s in sizes):
+            raise ValueError(f"callbacks.progressive_resize.sizes={list(sizes)}: expected sides >= 8 px")
+        if any(b <= a for a, b in pairwise(until_epoch)) or until_epoch[0] <= 0:
+            raise ValueError(f"callbacks.progressive_resize.until_epoch={list(until_epoch)}: expected increasing "
+                             "fractions of the run in (0, 1]")
         self.sizes, self.until_epoch = [int(s) for s in sizes], [float(f) for f in until_epoch]
 
     def size_at(self, epoch: int, max_epochs: int) -> int | None:

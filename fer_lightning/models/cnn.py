@@ -5,16 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-INITS = ("default", "dirac")
-
-
-@torch.no_grad()
-def dirac_init(conv: nn.Conv2d) -> None:
-    """Identity on the first min(in, out) output filters, the rest untouched; bias 0 (BN follows anyway)."""
-    torch.nn.init.dirac_(conv.weight[: conv.in_channels])
-    if conv.bias is not None:
-        conv.bias.zero_()
-
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
@@ -22,13 +12,9 @@ def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
 
 class FERCNN(nn.Module):
     """Blocks 1-3: 2x(Conv3x3+BN+ReLU)+MaxPool (32, 64, 128); block 4: Conv3x3(128->256)+BN+ReLU+Dropout2d;
-    global average pool; Linear(256, num_classes).
-
-    Global pooling makes the network accept any input size >= 8x8 (crops for ten-crop TTA included).
-
-    init="dirac" (cifar10-airbench's init, the same parameters): each conv's first in_channels filters start as
-    the identity of their input and its bias at 0, so at step 0 every block passes its input through and only
-    the remaining filters are random; "default" keeps PyTorch's Kaiming-uniform init.
+    global average pool (any input side >= 8, ten-crop TTA's crops included); Linear(256, num_classes).
+    init="dirac" (cifar10-airbench's): each conv's first in_channels filters start as the identity and its bias at
+    0, so at step 0 every block passes its input through; "default" keeps PyTorch's Kaiming-uniform init.
     """
 
     min_input_size = 8
@@ -48,7 +34,8 @@ class FERCNN(nn.Module):
         self.classifier = nn.Linear(256, num_classes)
         if init == "dirac":
             for conv in (m for m in self.features if isinstance(m, nn.Conv2d)):
-                dirac_init(conv)
+                nn.init.dirac_(conv.weight[: conv.in_channels])
+                nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).mean(dim=(2, 3)))

@@ -18,10 +18,9 @@ def _load_backbone_weights(backbone: nn.Module, weights: str) -> None:
             state = spec.get_state_dict(progress=False, check_hash=True)
         except Exception as exc:  # offline: URLError / OSError from torch.hub
             target = Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.url).name
-            raise RuntimeError(
-                f"model.net.weights=imagenet: could not load {spec.url} ({type(exc).__name__}: {exc}); "
-                f"without internet put that file at {target}, or pass model.net.weights=/path/to/resnet18.pth"
-            ) from None
+            raise RuntimeError(f"model.net.weights=imagenet: could not load {spec.url} ({type(exc).__name__}: {exc}); "
+                               f"without internet put that file at {target}, or pass "
+                               "model.net.weights=/path/to/resnet18.pth") from None
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -30,19 +29,14 @@ def _load_backbone_weights(backbone: nn.Module, weights: str) -> None:
         state = state.get("state_dict", state)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = backbone.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
-        raise ValueError(
-            f"model.net.weights={weights}: not a ResNet18 state dict "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+        raise ValueError(f"model.net.weights={weights}: not a ResNet18 state dict "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 class ResNet18Classifier(nn.Module):
-    """torchvision ResNet18 (fc removed) as `backbone` + `head` = optional Dropout + Linear(512, num_classes).
-
-    weights: "imagenet" (downloads/loads IMAGENET1K_V1), None (random init) or a path to a local state dict.
-    """
+    """torchvision ResNet18 (fc removed) as `backbone` + `head` = optional Dropout + Linear(512, num_classes);
+    weights: "imagenet" (torchvision's IMAGENET1K_V1), None (random init) or a path to a local state dict."""
 
     min_input_size = 32
     default_in_channels = 3
@@ -53,9 +47,9 @@ class ResNet18Classifier(nn.Module):
 
         super().__init__()
         self.backbone = resnet18(weights=None)
+        self.backbone.fc = nn.Identity()
         if weights is not None:
             _load_backbone_weights(self.backbone, str(weights))
-        self.backbone.fc = nn.Identity()
         head: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
         self.head = nn.Sequential(*head, nn.Linear(512, num_classes))
 
