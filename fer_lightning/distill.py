@@ -1,14 +1,7 @@
-"""Knowledge distillation: a student trained against a teacher's temperature-softened probabilities.
-
-Loss = (1 - weight) * label loss + weight * T^2 * KL(teacher_T || student_T) (Hinton et al., 2015); the T^2 keeps
-the soft term's gradients on the label term's scale whatever the temperature. The teacher is one checkpoint or
-several (an ensemble: the mean of their probabilities, `ensemble.py`), consulted either
-
-- online: on every augmented training batch, so teacher and student see the same view (one teacher forward pass
-  per member and step), or
-- cached: once per training image before the fit, with the teacher's test-time views. Those probabilities travel
-  with each image through the sampler (`FERDataModule.attach_train_targets`) and are stored under `cache_dir`,
-  keyed by the teacher checkpoints' and the images' content, so a rerun or a resume reads them back.
+"""Knowledge distillation (Hinton et al., 2015): loss = (1 - weight) * label loss + weight * T^2 *
+KL(teacher_T || student_T), the T^2 keeping the soft term's gradients on the label term's scale. The teacher (one
+checkpoint or an ensemble) is consulted online, on every augmented batch, or cached: once per training image before
+the fit, with its test-time views, stored under `cache_dir` keyed by the teachers' and the images' content.
 """
 
 from __future__ import annotations
@@ -49,19 +42,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Ten
 
 
 class Distillation:
-    """The teacher and how the student learns from it (`distill` config group; FERClassifier's `distillation`).
-
-    Args:
-        teachers: teacher checkpoints: one .ckpt, a list (an ensemble) or a folder of runs.
-        mode: "online" (teacher on each augmented batch) or "cached" (once per training image, before the fit).
-        weight: share of the soft term; the label loss (with the recipe's class weights and smoothing) gets the rest.
-        temperature: softmax temperature of teacher and student in the soft term.
-        tta, tta_crop: the teacher's views (null: each teacher's own). Cached mode needs views that a horizontal
-            flip maps onto themselves (both or neither of identity and hflip), so a training image and its mirror,
-            which the student's augmentation shows it, share one cached target.
-        cache_dir: where cached teacher probabilities are kept (null: recomputed every run).
-        batch_size: images per teacher forward pass while caching.
-    """
+    """The teacher (one .ckpt, a list or a folder of runs) and how the student learns from it (`distill` config group).
+    Cached mode needs teacher views that a mirror maps onto themselves (identity with hflip, or neither), so a
+    training image and its mirror, which the student's augmentation shows it, share one cached target."""
 
     def __init__(self, teachers: Any, mode: str = "cached", weight: float = 0.5, temperature: float = 4.0,
                  tta: Sequence[str] | None = None, tta_crop: float | None = None, cache_dir: str | None = None,

@@ -1,11 +1,5 @@
-"""Ensembles: several trained checkpoints as one classifier whose probabilities are the mean of its members'.
-
-Each member keeps its own test-time views (its logits averaged over them, as when it is evaluated alone); the
-ensemble then averages the members' softmax probabilities, the usual deep-ensemble rule. `Ensemble` returns the
-log of that mean, so a softmax of its output gives the mean back and a cross-entropy on it is the ensemble's
-negative log-likelihood. Evaluation (`jobs/evaluate.py`) and distillation teachers (`distill.py`) share it.
-Lightning-free, like the rest of inference.
-"""
+"""Ensembles (for evaluation and distillation teachers): several checkpoints, each with its own TTA views, as one
+classifier whose probabilities are the mean of its members' softmax probabilities (the deep-ensemble rule)."""
 
 from __future__ import annotations
 
@@ -36,7 +30,8 @@ def input_signature(profile: AugmentProfile) -> tuple[Any, ...]:
 
 
 class Ensemble(nn.Module):
-    """Members (networks returning logits, e.g. EvalNetwork with its TTA views) -> log of their mean probability."""
+    """Members (networks returning logits, e.g. EvalNetwork) -> log of their mean probability, so a softmax of its
+    output gives the mean back and a cross-entropy on it is the ensemble's negative log-likelihood."""
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()

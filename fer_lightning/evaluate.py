@@ -4,11 +4,7 @@
         [split=test] [data.path=/path/to/fer2013.csv.gz] [tta=[identity,hflip]] [raw_weights=true] [output_dir=DIR]
         [bootstrap=1000] [compare_ckpt_path=other.ckpt]
 
-bootstrap=N adds 95 % percentile-bootstrap intervals over the split's images for accuracy and macro-F1;
-compare_ckpt_path evaluates a second checkpoint on the same images and views and adds McNemar's test of the two.
-
-This entry point imports only Hydra: `--help` and a rejected override answer before torch and Lightning load
-(docs/performance.md); the job itself runs in `fer_lightning.jobs.evaluate`.
+Imports only Hydra, so `--help` and a rejected override answer before torch loads (the job: `jobs.evaluate`).
 """
 
 from __future__ import annotations

@@ -3,12 +3,9 @@
     python -m fer_lightning.release RUN_DIR [--ckpt checkpoints/last.ckpt] [--tta identity,hflip]
         [--out fer_lightning/weights/fer_cnn.pt] [--ten-crop-val ACC,F1]
 
-writes a stripped copy of a run's checkpoint (the evaluated weights, the run's config - network and input
-profile - and the class names and TTA views; no optimizer state, no raw weights beside the averaged ones) and a
-JSON card beside it (recipe, command, commit, seed, the data it was trained on, val accuracy and macro-F1 with
-their TTA, sha256). The file is an ordinary fer_lightning checkpoint, so `ckpt_path=pretrained` works wherever a
-checkpoint does: predict, evaluate, export, `Predictor.from_pretrained()`. Only the run's own checkpoints are
-released: the card's numbers and the weights come from the same run.
+writes a stripped copy of a run's own checkpoint (evaluated weights, run config, classes, TTA views; no optimizer
+state) and a JSON card beside it (recipe, command, commit, seed, training data, val numbers, sha256). The file is
+an ordinary checkpoint: `ckpt_path=pretrained` works wherever a checkpoint does.
 """
 
 from __future__ import annotations
@@ -106,24 +103,15 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
     config = released["fer_lightning"]["config"]
     val = record["val"]
     card = {
-        "name": out.stem,
-        "file": out.name,
-        "sha256": sha256(out),
-        "bytes": out.stat().st_size,
-        "network": config["model"]["net"]["_target_"].rsplit(".", 1)[-1],
-        "parameters": record["model"]["parameters"],
+        "name": out.stem, "file": out.name, "sha256": sha256(out), "bytes": out.stat().st_size,
+        "network": config["model"]["net"]["_target_"].rsplit(".", 1)[-1], "parameters": record["model"]["parameters"],
         "classes": list(released["hyper_parameters"].get("class_names", [])),
-        "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")},
-        "tta": list(tta),
+        "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")}, "tta": list(tta),
         "recipe": recipe_name(record, config),
         "command": "python -m fer_lightning.train " + " ".join(record.get("overrides") or []),
-        "seed": record.get("seed"),
-        "git_commit": record.get("git_commit"),
-        "trained_on": data_description(config, record),
-        "teacher": teacher_description(config),
-        "epoch": released["epoch"],
-        "fit_time_s": record.get("fit_time_s"),
-        "machine": record.get("machine"),
+        "seed": record.get("seed"), "git_commit": record.get("git_commit"),
+        "trained_on": data_description(config, record), "teacher": teacher_description(config),
+        "epoch": released["epoch"], "fit_time_s": record.get("fit_time_s"), "machine": record.get("machine"),
         "val": {"split": "val", "images": val.get("support"), "tta": record.get("evaluated", {}).get("tta"),
                 "accuracy": val["accuracy"], "macro_f1": val["macro_f1"]},
         **(extra_results or {}),

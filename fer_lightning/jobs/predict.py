@@ -1,10 +1,5 @@
-"""The prediction job behind `python -m fer_lightning.predict`: detector and predictor from fer_lightning.inference,
-the loop and the tables from fer_lightning.inference.pipeline.
-
-Torch loads here, not in the entry point, so `--help`, a rejected override and a missing input answer without it.
-A run that fails writes nothing: the tables and predict.log are written only once there is something to report,
-so a failed run never replaces earlier results in the same output_dir.
-"""
+"""The prediction job behind `python -m fer_lightning.predict` (detector, predictor and tables from
+fer_lightning.inference). A run that fails writes nothing, so it never replaces earlier results in its output_dir."""
 
 from __future__ import annotations
 
@@ -38,9 +33,7 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "predict.log"
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-# threads=null: the cores no other process keeps busy, at most this many. 20 photos on 2 cores under a load average
-# of 11-14: 25-75 s with one thread, 104-209 s with two (torch's default, one per core: its threads wait on each
-# other whenever one is descheduled); docs/performance.md
+# threads=null: the idle cores, at most this many (20 photos on 2 busy cores: 25-75 s with 1 thread, 104-209 s with 2)
 MAX_DEFAULT_THREADS = 4
 
 
