@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from fer_lightning.atomicio import atomic_open
-from fer_lightning.ensemble import checkpoint_paths, input_signature, load_ensemble
+from fer_lightning.ensemble import check_members, checkpoint_paths, load_ensemble
 from fer_lightning.inference.loading import CheckpointError
 
 if TYPE_CHECKING:
@@ -65,15 +65,10 @@ class Distillation:
         """Check the teacher against the student's classes and input, then move it to `device`; cached mode also
         hands the teacher's log-probabilities of every training image to the data module."""
         teacher = self.teacher
-        if tuple(teacher.class_names) != tuple(class_names):
-            raise DistillationError(f"{KEY}: {teacher.paths[0]} predicts classes {list(teacher.class_names)}, the "
-                                    f"student {list(class_names)}; a teacher needs the student's classes in its order")
-        student = datamodule.augment.profile
-        if input_signature(teacher.profile) != input_signature(student):
-            raise DistillationError(
-                f"{KEY}: {teacher.paths[0]} takes {teacher.profile.image_size} px x {teacher.profile.channels} "
-                f"channel input, the student {student.image_size} px x {student.channels}; a teacher needs the "
-                "student's input profile (the same network family)")
+        check_members(["the student", teacher.paths[0]], [datamodule.augment.profile, teacher.profile],
+                      [class_names, teacher.class_names], KEY, error=DistillationError,
+                      rules=("a teacher needs the student's classes in its order",
+                             "a teacher needs the student's input profile (the same network family)"))
         teacher.network.to(device)
         if self.mode == "cached":
             datamodule.attach_train_targets(self.cached_log_probs(datamodule, device))
@@ -110,9 +105,8 @@ class Distillation:
                 log.info("teacher probabilities of %d training images read from %s", len(images), cache)
                 return log_probs
         started = time.perf_counter()
-        chunks = [self.teacher.network(datamodule.augment.eval(batch.to(device))).float().cpu()
-                  for batch in images.split(self.batch_size)]
-        log_probs = torch.cat(chunks)
+        log_probs = torch.cat([self.teacher.network(datamodule.augment.eval(batch.to(device))).float().cpu()
+                               for batch in images.split(self.batch_size)])
         log.info("teacher probabilities of %d training images (%d teacher checkpoint(s)) computed in %.0f s",
                  len(images), len(self.teacher.paths), time.perf_counter() - started)
         if cache is not None:

@@ -35,8 +35,6 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,17 +49,20 @@ class LoadedEnsemble:
     paths: list[Path]
 
 
-def check_members(paths: Sequence[Path], profiles: Sequence[AugmentProfile],
-                  class_names: Sequence[Sequence[str]], key: str = "ckpt_path") -> None:
-    """One line naming the first member whose classes or input differ from the first member's."""
+MEMBER_RULES = ("every member needs the same classes in the same order",
+                "every member needs the same input profile (network family)")
+
+
+def check_members(paths: Sequence[Path | str], profiles: Sequence[AugmentProfile],
+                  class_names: Sequence[Sequence[str]], key: str = "ckpt_path", rules: tuple[str, str] = MEMBER_RULES,
+                  error: type[ValueError] = CheckpointError) -> None:
+    """One line naming the first member whose classes or input differ from the first one's, and the rule."""
     for path, profile, names in zip(paths[1:], profiles[1:], class_names[1:], strict=True):
         if tuple(names) != tuple(class_names[0]):
-            raise CheckpointError(f"{key}: {path} predicts classes {list(names)}, {paths[0]} predicts "
-                                  f"{list(class_names[0])}; every member needs the same classes in the same order")
+            raise error(f"{key}: {path} predicts classes {list(names)}, {paths[0]} {list(class_names[0])}; {rules[0]}")
         if input_signature(profile) != input_signature(profiles[0]):
-            raise CheckpointError(f"{key}: {path} takes {profile.image_size} px x {profile.channels} channel input, "
-                                  f"{paths[0]} takes {profiles[0].image_size} px x {profiles[0].channels}; every "
-                                  "member needs the same input profile (network family)")
+            raise error(f"{key}: {path} takes {profile.image_size} px x {profile.channels} channel input, {paths[0]} "
+                        f"{profiles[0].image_size} px x {profiles[0].channels}; {rules[1]}")
 
 
 def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None, tta_crop: float | None = None,

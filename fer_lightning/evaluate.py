@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fer_lightning import schema
-from fer_lightning.cli import expected_failure, fail, run_checked
+from fer_lightning.cli import fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
@@ -30,13 +30,7 @@ def main(cfg: DictConfig) -> None:
     from fer_lightning.jobs import evaluate as evaluation
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    try:
-        status = evaluation.run(cfg, HydraConfig.get().runtime.output_dir)
-    except Exception as error:
-        expected = expected_failure(error)  # e.g. accelerator=gpu on a machine without one
-        if expected is None:
-            raise
-        fail("evaluate", expected)
+    status = evaluation.run(cfg, HydraConfig.get().runtime.output_dir)
     if status:
         sys.exit(status)
 

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from fer_lightning.atomicio import atomic_open
-from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card, resolve
+from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json
 
-__all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card", "resolve"]
+__all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card"]
 MAX_BYTES = 3 * 1024 * 1024
 
 
@@ -34,8 +34,7 @@ def sha256(path: Path) -> str:
 
 
 def strip_checkpoint(checkpoint: dict[str, Any], tta: Sequence[str]) -> dict[str, Any]:
-    """What inference needs from a training checkpoint: the (averaged) weights in fp32, hyper-parameters with the
-    released TTA views, the run config and the epoch."""
+    """What inference needs: the (averaged) weights in fp32, hyper-parameters with the released views, config, epoch."""
     hparams = {**checkpoint.get("hyper_parameters", {}), "tta": list(tta), "compile": False}
     state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
     return {"state_dict": state, "hyper_parameters": hparams, "epoch": checkpoint.get("epoch"),
@@ -121,8 +120,7 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
 
 
 def teacher_description(config: dict[str, Any]) -> dict[str, Any] | None:
-    """A distilled model's teacher (checkpoints, how it was consulted, loss weight and temperature); None for a model
-    trained on labels alone."""
+    """A distilled model's teacher (checkpoints, mode, loss weight, temperature); None for labels alone."""
     distill = config.get("distill")
     if not distill:
         return None
@@ -133,10 +131,8 @@ def teacher_description(config: dict[str, Any]) -> dict[str, Any] | None:
 
 def recipe_name(record: dict[str, Any], config: dict[str, Any]) -> str | None:
     """The run's `experiment=` (a renamed task_name such as cnn_best_seed1 is a run's label, not its recipe)."""
-    for override in record.get("overrides") or []:
-        if override.startswith("experiment="):
-            return override.partition("=")[2]
-    return config.get("task_name")
+    chosen = [o.partition("=")[2] for o in record.get("overrides") or [] if o.startswith("experiment=")]
+    return chosen[0] if chosen else config.get("task_name")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -95,8 +95,7 @@ def _train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
 
 
 def problem(cfg: DictConfig, task: str) -> str | None:
-    """The first thing a single run of `task` would destroy or fail to create, as one line, or None. `cfg` is the
-    composed config with its `hydra` node."""
+    """The first thing a single run of `task` (its composed config) would destroy or fail to create, or None."""
     run_dir = Path(str(cfg.hydra.run.dir))
     key = "output_dir" if task == "evaluate" else "hydra.run.dir"
     found = _unwritable(run_dir, key)
@@ -112,9 +111,8 @@ def problem(cfg: DictConfig, task: str) -> str | None:
 
 
 def sweep_problem(cfg: DictConfig, task: str) -> str | None:
-    """What a sweep (-m) would destroy or fail to create in its `hydra.sweep.dir`, as one line, or None: Hydra
-    rewrites each job's .hydra/ before the job can refuse, so a rerun into a sweep with finished jobs is refused
-    here unless it skips them (skip_completed=true) or means to redo them (force=true)."""
+    """What a sweep (-m) would destroy or fail to create in `hydra.sweep.dir`: a rerun into finished jobs is refused
+    here, before Hydra rewrites their .hydra/, unless it skips (skip_completed) or redoes (force) them."""
     sweep_dir = Path(str(cfg.hydra.sweep.dir))
     found = _unwritable(sweep_dir, "hydra.sweep.dir")
     if found or task != "train" or cfg.get("skip_completed") is True or cfg.get("force") is True:

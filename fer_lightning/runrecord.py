@@ -83,9 +83,8 @@ def failure_reason(error: BaseException) -> str:
 
 
 class RunRecord:
-    """metrics.json of one training run, rewritten atomically at each status: running, then completed, failed or
-    interrupted. Every status carries the run's identity (task, directory, seed, overrides, tags); under DDP only
-    rank 0 writes; a failure or interruption never replaces the record of a run that already completed."""
+    """metrics.json of one run at each status (running, completed, failed, interrupted), with its identity; under DDP
+    only rank 0 writes; a failure or interruption never replaces the record of a run that already completed."""
 
     def __init__(self, run_dir: str | Path, task_name: str, seed: int, overrides: Sequence[str] = (),
                  tags: Sequence[str] = (), rank: int = 0) -> None:
@@ -110,8 +109,7 @@ class RunRecord:
         return self._write("completed", **fields, **environment_info())
 
     def failed(self, error: BaseException) -> bool:
-        """failure.txt (failure_rank<r>.txt on the other DDP ranks) with the traceback, and a failed record; False
-        (nothing written) when the directory holds a completed run."""
+        """failure.txt (failure_rank<r>.txt on other DDP ranks) and a failed record; False over a completed run."""
         if self.is_completed():
             return False
         trace = "".join(traceback.format_exception(error))

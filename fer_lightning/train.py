@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         record = training.train(cfg)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into a graceful stop and sys.exit(1)
-        training.record_interrupted(cfg)
+        training.run_record(cfg).interrupted()
         raise
     except Exception as error:
         training.record_failure(cfg, error)

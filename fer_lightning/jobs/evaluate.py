@@ -20,11 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.callbacks import EvaluationResults
 from fer_lightning.callbacks.figures import confusion_matrix_figure
-from fer_lightning.checkpoint import CheckpointError, LoadedCheckpoint, load_classifier
-from fer_lightning.cli import report_failure
-from fer_lightning.config import ConfigError, check_accelerator, fast_precision
+from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
+from fer_lightning.cli import expected_failure, report_failure
+from fer_lightning.config import check_accelerator, fast_precision
 from fer_lightning.data.datamodule import FERDataModule
-from fer_lightning.data.splits import DataFormatError
 from fer_lightning.ensemble import check_members, checkpoint_paths, mean_probabilities
 from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.metrics import report_of
@@ -101,18 +100,6 @@ def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], spli
     return datamodule
 
 
-def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, precision: str,
-              accelerator: str) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
-    """The module's own val/test loop (TTA, metrics, report), as in training, under a throwaway Trainer: the report
-    and every image's target and TTA logits."""
-    silence_known_noise()
-    results = EvaluationResults(keep_predictions=True)
-    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=[results],
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    (trainer.validate if split == "val" else trainer.test)(loaded.model, datamodule=datamodule, verbose=False)
-    return results.reports[split], *results.predictions[split]
-
-
 @dataclasses.dataclass
 class Evaluated:
     """One classifier's (a checkpoint's or an ensemble's) report and per-image class probabilities on the split."""
@@ -128,17 +115,25 @@ class Evaluated:
         return self.probabilities.argmax(dim=1) == self.targets
 
 
+def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, precision: str,
+              accelerator: str) -> Evaluated:
+    """The module's own val/test loop (TTA, metrics, report), as in training, under a throwaway Trainer."""
+    silence_known_noise()
+    results = EvaluationResults(keep_predictions=True)
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=[results],
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    (trainer.validate if split == "val" else trainer.test)(loaded.model, datamodule=datamodule, verbose=False)
+    targets, logits = results.predictions[split]
+    return Evaluated(str(loaded.path), results.reports[split], targets, mean_probabilities([logits]), loaded.epoch)
+
+
 def evaluate_members(members: Sequence[LoadedCheckpoint], datamodule: FERDataModule, split: str, precision: str,
                      accelerator: str) -> tuple[Evaluated, list[Evaluated]]:
-    """Each member on the split, and the classifier they make together: the member itself, or (several) the
-    ensemble whose probabilities are the mean of the members' softmax probabilities (`ensemble.py`)."""
-    runs = [run_split(member, datamodule, split, precision, accelerator) for member in members]
-    evaluated = [Evaluated(str(member.path), report, targets, mean_probabilities([logits]), member.epoch)
-                 for member, (report, targets, logits) in zip(members, runs, strict=True)]
+    """Each member on the split, and the classifier they make together: the member itself, or their ensemble."""
+    evaluated = [run_split(member, datamodule, split, precision, accelerator) for member in members]
     if len(evaluated) == 1:
         return evaluated[0], []
-    targets = evaluated[0].targets
-    probabilities = mean_probabilities([logits for _, _, logits in runs])
+    targets, probabilities = evaluated[0].targets, torch.stack([m.probabilities for m in evaluated]).mean(0)
     report = report_of(probabilities, targets, members[0].model.class_names)
     return Evaluated(f"ensemble of {len(members)}", report, targets, probabilities), evaluated
 
@@ -153,8 +148,7 @@ def report_table(report: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def markdown_report(table: pd.DataFrame, members: Sequence[Evaluated]) -> str:
-    """The table with 4 decimals (blank where the report has none), then an ensemble's members with their own numbers
-    (same split, same views)."""
+    """The table with 4 decimals (blank where the report has none), then an ensemble's members with their own."""
     shown = table.astype({"support": int}).map(lambda v: f"{v:.4f}" if isinstance(v, float) and not math.isnan(v)
                                                else v)
     rows = [{"member": m.name, "epoch": "" if m.epoch is None else m.epoch, "accuracy": f"{m.report['accuracy']:.4f}",
@@ -163,9 +157,8 @@ def markdown_report(table: pd.DataFrame, members: Sequence[Evaluated]) -> str:
 
 
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Evaluate `cfg.ckpt_path` (one checkpoint, or an ensemble of several) on `cfg.split` and write
-    {split}_report.md/.csv, {split}_confusion_matrix.png, {split}_predictions.csv and {split}_evaluation.json into
-    `out_dir`; returns the JSON record plus the Markdown table."""
+    """Evaluate `cfg.ckpt_path` (one checkpoint or an ensemble) on `cfg.split`, write its report, table, figure,
+    per-image predictions and JSON record into `out_dir`; returns the record plus the Markdown table."""
     if not cfg.get("ckpt_path"):
         raise EvaluationError("ckpt_path is required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt")
     split, accelerator, resamples = str(cfg.split), str(cfg.get("accelerator", "auto")), cfg.get("bootstrap") or 0
@@ -194,11 +187,10 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     if other is not None:
         # the other network may take another input (ResNet18: 224 px, 3 channels): same images, its own transform
         other_data = datamodule if other.profile == loaded.profile else build_datamodule(other, settings, split)
-        other_report, other_targets, other_logits = run_split(other, other_data, split, precision, accelerator)
-        if not torch.equal(targets, other_targets):
+        baseline = run_split(other, other_data, split, precision, accelerator)
+        if not torch.equal(targets, baseline.targets):
             raise EvaluationError(f"compare_ckpt_path={cfg.compare_ckpt_path}: its {split} images differ from "
                                   f"{loaded.path}'s; McNemar needs the same images in the same order")
-        baseline = Evaluated(str(other.path), other_report, other_targets, mean_probabilities([other_logits]))
     elif member_results:
         baseline = max(member_results, key=lambda member: member.report["accuracy"])
     comparison = mcnemar(result.correct.numpy(), baseline.correct.numpy()) if baseline else None
@@ -252,11 +244,14 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
 
 
 def run(cfg: DictConfig, out_dir: str | Path) -> int:
-    """Evaluate and print the table; known bad input ends in one line on stderr and status 2, not a traceback."""
+    """Evaluate and print the table; bad input (e.g. accelerator=gpu without one): one line on stderr, status 2."""
     try:
         result = evaluate(cfg, out_dir)
-    except (CheckpointError, ConfigError, DataFormatError, EvaluationError, OSError) as error:
-        report_failure("evaluate", error)
+    except Exception as error:
+        expected = expected_failure(error)
+        if expected is None:
+            raise
+        report_failure("evaluate", expected)
         return 2
     print(result["markdown"])
     print(f"wrote {out_dir}")

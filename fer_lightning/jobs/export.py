@@ -48,15 +48,12 @@ def build_contract(loaded: LoadedCheckpoint, fmt: str, output: Path, fold_tta: b
     environment = environment_info()
     pre = preprocessing_contract(loaded.profile, loaded.model.class_names, loaded.model.hparams.tta)
     return {
-        "format": fmt,
-        "file": output.name,
+        "format": fmt, "file": output.name,
         "input": {"name": INPUT_NAME, "shape": pre["input_shape"], "dtype": "float32", "layout": "NCHW",
                   "dynamic_axes": {"0": "batch"}},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(loaded.model.class_names)], "dtype": "float32",
                    "meaning": "logits in class_names order; softmax over the last axis gives probabilities"},
-        "preprocessing": pre,
-        "class_names": list(loaded.model.class_names),
-        "tta_folded": fold_tta,
+        "preprocessing": pre, "class_names": list(loaded.model.class_names), "tta_folded": fold_tta,
         "opset": opset if fmt == "onnx" else None,
         "source_checkpoint": {"path": str(loaded.path.resolve()), "sha256": sha256(loaded.path),
                               "epoch": loaded.epoch, "network": loaded.config.model.net._target_},
@@ -84,19 +81,16 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, contract: dict[str, A
         log.warning("export: opset=%s requested, the ONNX exporter wrote opset %s; the contract records %s",
                     opset, written, written)
     contract["opset"], contract["opset_requested"] = written, opset
-    pre = contract["preprocessing"]
-    props = {CONTRACT_KEY: json.dumps(contract), "class_names": json.dumps(contract["class_names"]),
-             **{key: json.dumps(pre[key]) for key in ("image_size", "channels", "mean", "std", "interpolation", "tta")},
-             "tta_folded": json.dumps(contract["tta_folded"])}
-    onnx.helper.set_model_props(proto, props)
+    shown = {**contract["preprocessing"], **contract}  # the contract, and its main keys one by one for viewers
+    onnx.helper.set_model_props(proto, {CONTRACT_KEY: json.dumps(contract), **{key: json.dumps(shown[key]) for key in (
+        "class_names", "image_size", "channels", "mean", "std", "interpolation", "tta", "tta_folded")}})
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
 
 def _export_torchscript(module: nn.Module, example: torch.Tensor, contract: dict[str, Any]) -> bytes:
-    """torch.jit.trace (deprecated upstream but still the way to run without Python model code); the contract
-    is stored as an extra file inside the archive. Saved to memory: torch's file writer aborts the process on a
-    full disk, Python's write raises ENOSPC."""
+    """torch.jit.trace with the contract as an extra file, saved to memory: torch's file writer aborts the process on
+    a full disk, Python's write raises ENOSPC."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -120,8 +114,7 @@ def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any
 
 def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_tta: bool = True, opset: int = 18,
                       check: bool = True) -> dict[str, Any]:
-    """Export the checkpoint's network to `output` plus `<output>.json`; returns the contract. Both are written
-    (and verified) in a temp folder beside `output` and moved into place only when complete."""
+    """`output` and `<output>.json` (returned), written and verified beside `output`, moved into place when done."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
     low, high = ONNX_OPSETS  # the range is declared once, in the schema (why: see there)

@@ -47,30 +47,17 @@ def build_detector(cfg: DictConfig) -> FaceDetector:
     return DETECTORS[name](**OmegaConf.to_container(cfg.get(name) or {}, resolve=True))
 
 
-def idle_cores() -> int:
-    """The cores this process may use less the 1-minute load average (what other processes keep busy), >= 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, cores - round(busy))
-
-
 def set_threads(threads: int | None) -> int:
-    """torch's and OpenCV's CPU threads: `threads`, else OMP_NUM_THREADS when set, else the idle cores (at most 4)."""
+    """torch's and OpenCV's CPU threads: `threads`, else OMP_NUM_THREADS, else the idle cores (load average off)."""
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         threads = torch.get_num_threads()  # torch has read it already
     elif threads is None:
-        threads = min(MAX_DEFAULT_THREADS, idle_cores())
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        threads = min(MAX_DEFAULT_THREADS, max(1, cores - round(busy)))
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     return threads
-
-
-def check_inputs(value: str) -> None:
-    """A camera index that parses, or a file or a folder holding at least one image or video."""
-    if value.startswith(CAMERA_PREFIX):
-        camera_index(value)
-    elif not list_inputs(Path(value))[0]:
-        raise ValueError(f"input={value}: no image or video found there (nothing was written)")
 
 
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
@@ -79,7 +66,10 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
     check_predict_input(cfg.get("input"))
     check_predict_values(cfg)
     source = str(cfg.input)
-    check_inputs(source)
+    if source.startswith(CAMERA_PREFIX):
+        camera_index(source)  # an index that parses; else a file or a folder holding at least one image or video
+    elif not list_inputs(Path(source))[0]:
+        raise ValueError(f"input={source}: no image or video found there (nothing was written)")
     output_dir = Path(cfg.output_dir)  # read once: its default holds ${now:...}
     threads = set_threads(cfg.get("threads"))
     ckpt_path = cfg.get("ckpt_path") or PRETRAINED
@@ -114,19 +104,14 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable",
                  summary)
         log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
-        write_log(records, output_dir / LOG_NAME)
+        handler = logging.FileHandler(output_dir / LOG_NAME, encoding="utf-8")  # appended: this run's records
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        records.setTarget(handler)
+        records.flush()
+        handler.close()
     finally:
         for logger in (logging.getLogger(), results_log):
             logger.removeHandler(records)
         records.close()
     return {**summary, "csv": str(csv_path), "json": str(json_path), "output_dir": str(output_dir)}
 
-
-def write_log(records: MemoryHandler, path: Path) -> None:
-    """Append this run's log records, with time, module and level, to `path`."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    records.setTarget(handler)
-    records.flush()
-    records.setTarget(None)
-    handler.close()

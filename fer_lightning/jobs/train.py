@@ -45,7 +45,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     check_config(cfg)
     _configure_cpu(threads_per_job(cfg))
-    record = _run_record(cfg)
+    record = run_record(cfg)
     if record.is_completed() and not cfg.force:
         raise ConfigError(f"{record.run_dir}: this run already completed; re-running into it would overwrite its "
                           f"{RECORD_NAME} (use a new directory, or force=true)")
@@ -91,7 +91,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return outcome
 
 
-def _run_record(cfg: DictConfig) -> RunRecord:
+def run_record(cfg: DictConfig) -> RunRecord:
+    """metrics.json of this job; Ctrl-C marks it `interrupted` (resumable with ckpt_path=<run dir>)."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     return RunRecord(cfg.paths.output_dir, cfg.task_name, cfg.seed, overrides, list(cfg.get("tags") or []),
                      rank=rank_zero_only.rank)  # DDP: every rank runs train(); only rank 0 writes the record
@@ -99,19 +100,14 @@ def _run_record(cfg: DictConfig) -> RunRecord:
 
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
     """failure.txt and a failed metrics.json; over a completed run's record, the traceback goes to the log only."""
-    if not _run_record(cfg).failed(error):
+    if not run_record(cfg).failed(error):
         log_to_files("".join(traceback.format_exception(error)))
-
-
-def record_interrupted(cfg: DictConfig) -> None:
-    _run_record(cfg).interrupted()
 
 
 def objective(record: dict[str, Any], metric: str) -> float | None:
     """The number a sweeper optimises: `val/acc` or `val/macro_f1` of the evaluated checkpoint."""
     split, _, name = metric.partition("/")
-    report = record.get(split) or {}
-    return report.get({"acc": "accuracy"}.get(name, name))
+    return (record.get(split) or {}).get({"acc": "accuracy"}.get(name, name))
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
