@@ -81,10 +81,8 @@ def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None,
 def run_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint a finished training run reported (its metrics.json `evaluated.ckpt_path`), else its last.ckpt."""
     evaluated = ((completed_record(run_dir) or {}).get("evaluated") or {}).get("ckpt_path")
-    if evaluated and Path(evaluated).is_file():
-        return Path(evaluated)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    return last if last.is_file() else None
+    found = [Path(p) for p in (evaluated, run_dir / "checkpoints" / "last.ckpt") if p and Path(p).is_file()]
+    return found[0] if found else None
 
 
 def checkpoint_paths(spec: Any, key: str = "ckpt_path") -> list[str]:
