@@ -1,10 +1,6 @@
-"""The torch-free front of every command line: Hydra's own override parser, the schema check of the composed
-config and the run-directory checks, all before Hydra creates or touches a run directory; and one-line errors
-for the failures a user can fix.
-
-Hydra reports an unknown option, key or a bad value in several lines (or only once the job has loaded torch);
-users of a sweep want the key and the allowed values in one line, in well under a second.
-"""
+"""The torch-free front of every command line: the overrides, the schema check of each composed job config and the
+run-directory checks, before Hydra creates a run directory; one-line errors for what a user can fix (Hydra's own
+take several lines, or come only once the job has loaded torch)."""
 
 from __future__ import annotations
 
@@ -13,19 +9,17 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning import rundir, schema
-from fer_lightning.config import CONFIG_DIR
+from fer_lightning.config import CONFIG_DIR, parse_overrides
 
 
 def _group_options(group: str) -> list[str] | None:
@@ -37,30 +31,6 @@ def closest(word: str, choices: list[str], n: int = 2) -> list[str]:
     """Names the user probably meant: those `word` begins (haar.scale -> scale_factor), else difflib's closest."""
     started = [c for c in choices if c.startswith(word) and c != word]
     return started[:n] or difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = closest(word, choices)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
-
-
-def parse_overrides(args: Sequence[str]) -> list[Override]:
-    """Hydra's own parse of the `key=value` overrides of a command line (flags such as -m left out); ValueError
-    with Hydra's first line for one it cannot parse. report.py reads stored overrides with override_settings."""
-    parser, overrides = OverridesParser.create(), []
-    for arg in (a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-")):
-        try:
-            overrides += parser.parse_overrides([arg])
-        except OverrideParseException as error:
-            raise ValueError(f"{arg}: {str(error).strip().splitlines()[0]}") from None
-    return overrides
-
-
-def override_settings(overrides: Iterable[str]) -> dict[str, str]:
-    """`['optimizer=sgd', '+trainer.limit_train_batches=2', '~x']` -> {'optimizer': 'sgd',
-    'trainer.limit_train_batches': '2', 'x': '(deleted)'}: each value as written, Hydra's own keys left out."""
-    return {o.key_or_group: "(deleted)" if o.is_delete() else o.get_value_string()
-            for o in parse_overrides([str(o) for o in overrides]) if not o.is_hydra_override()}
 
 
 def _choices(override: Override) -> list[str]:
@@ -76,8 +46,9 @@ def _unknown_option(overrides: list[Override]) -> str | None:
         options = None if override.is_hydra_override() else _group_options(override.key_or_group)
         for choice in _choices(override) if options is not None else []:
             if choice not in options and choice != "null":
-                return (f"{override.key_or_group}={choice}: unknown option{_did_you_mean(choice, options)}; "
-                        f"expected one of {', '.join(options)}")
+                close = " or ".join(closest(choice, options))
+                hint = f" (did you mean {close}?)" if close else ""
+                return f"{override.key_or_group}={choice}: unknown option{hint}; expected one of {', '.join(options)}"
     return None
 
 
@@ -94,12 +65,9 @@ def _jobs(overrides: list[Override]) -> list[list[str]]:
 
 def compose_task(config_name: str, overrides: list[str]) -> DictConfig:
     """The config a job would get, with its `hydra` node (run directory, mode), composed without running it."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name, overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    GlobalHydra.instance().clear()  # initialize_config_dir restores this cleared state when it exits
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name, overrides=overrides, return_hydra_config=True)
 
 
 def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | None:
@@ -110,20 +78,17 @@ def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | N
         cfg = compose_task(config_name, _jobs(groups)[0])
     except Exception as error:
         return f"{' '.join(o.input_line or '' for o in groups)}: {str(error).strip().splitlines()[0]}"
-    for override in overrides:
-        if not (override.is_add() or override.is_force_add() or override.is_hydra_override() or override in groups):
-            problem = _missing_key(cfg, override.key_or_group)
-            if problem:
-                return problem
-    return None
+    keys = [o.key_or_group for o in overrides
+            if not (o.is_add() or o.is_force_add() or o.is_hydra_override() or o in groups)]
+    return next(filter(None, (_missing_key(cfg, key) for key in keys)), None)
 
 
 def check_overrides(args: list[str], config_name: str = "train") -> str | None:
     """The first problem of a command line, as one line, or None: an override Hydra cannot parse, an unknown
     option or key, or a value the schema (fer_lightning.schema) refuses in the composed config of any job of a
     sweep; then what it would do to its run directory, or a sweep's (fer_lightning.rundir)."""
-    try:
-        overrides = parse_overrides(args)
+    try:  # flags such as -m are not overrides
+        overrides = parse_overrides(a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-"))
     except ValueError as error:
         return str(error)
     problem = _unknown_option(overrides)
@@ -168,21 +133,16 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
     return None
 
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
 def _raised_here(error: BaseException) -> bool:
     """True when the innermost frame that raised `error` is this package's code (a deliberate, worded error)."""
     frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(PACKAGE_DIR)
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(__file__).resolve().parent)
 
 
 def expected_failure(error: BaseException) -> BaseException | None:
     """The user-caused error in `error`'s cause chain (Hydra's InstantiationException wraps the real one), or None
-    for a bug, which keeps its traceback. User-caused: files that are missing or unreadable (OSError), and every
-    ValueError this package raises on purpose (ConfigError, DataFormatError, CheckpointError, ... subclass it), a
-    non-finite loss (NonFiniteLossError, a FloatingPointError) and Lightning's MisconfigurationException (e.g.
-    trainer.accelerator=gpu on a machine without one)."""
+    for a bug, which keeps its traceback: an OSError, a ValueError or FloatingPointError (non-finite loss) this
+    package raises on purpose, or Lightning's MisconfigurationException (e.g. trainer.accelerator=gpu, no GPU)."""
     seen: BaseException | None = error
     for _ in range(10):
         if seen is None:
@@ -211,7 +171,6 @@ def report_failure(cli: str, error: BaseException) -> None:
 
 
 def fail(cli: str, error: BaseException) -> NoReturn:
-    """report_failure, then exit status 2."""
     report_failure(cli, error)
     raise SystemExit(2)
 

@@ -1,36 +1,40 @@
-"""Config plumbing shared by the entry points: the config directory, OmegaConf resolvers, and check_config, the
-job's check of its config (the schema's values, then the rules that need the network class) before any data loads."""
+"""Config plumbing shared by the entry points: the config directory, OmegaConf resolvers, Hydra's override parser,
+and check_config, the job's check of its config (the schema's values, then the rules that need the network class)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.schema import ConfigError, check
 
-__all__ = ["CONFIG_DIR", "ConfigError", "check_accelerator", "check_config", "check_predict_input",
-           "check_predict_values", "resume_run_dir"]
+# The Hydra configs: fer_lightning/conf in an installed wheel (pyproject.toml packages the top-level conf/ there),
+# else the checkout's conf/ (source tree, editable install)
+_PACKAGED = Path(__file__).resolve().parent / "conf"
+CONFIG_DIR = str(_PACKAGED if (_PACKAGED / "train.yaml").is_file() else _PACKAGED.parent.parent / "conf")
 
 
-def _config_dir() -> str:
-    """The Hydra configs: `fer_lightning/conf` inside an installed wheel (the top-level conf/ is packaged there,
-    see pyproject.toml), else the checkout's top-level conf/ (source tree, editable install)."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return str(packaged if (packaged / "train.yaml").is_file() else here.parent / "conf")
-
-
-CONFIG_DIR = _config_dir()
+def parse_overrides(lines: Iterable[str]) -> list[Override]:
+    """Hydra's own parse of `key=value` override lines (command lines, .hydra/overrides.yaml, run records);
+    ValueError naming the line, with Hydra's first line, for one it cannot parse."""
+    parser, parsed = OverridesParser.create(), []
+    for line in map(str, lines):
+        try:
+            parsed += parser.parse_overrides([line])
+        except OverrideParseException as error:
+            raise ValueError(f"{line}: {str(error).strip().splitlines()[0]}") from None
+    return parsed
 
 
 def fast_precision() -> str:
-    """bf16 autocast where the hardware runs it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32.
-
-    Measured on this project's 2-core CPU: channels_last + bf16 autocast 3.4x faster than fp32 NCHW
-    (benchmarks/bench_pipeline.py); the same val accuracy at equal budget (docs/results.md).
-    """
+    """bf16 autocast where the hardware runs it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32:
+    3.4x faster than fp32 on a 2-core CPU (benchmarks/bench_pipeline.py), the same val accuracy (docs/results.md)."""
     import torch  # here, not at module level: the CLIs' config checks run before torch is imported
 
     if torch.cuda.is_available():
@@ -54,14 +58,8 @@ def resume_run_dir(ckpt_path: str | None, default: str) -> str:
 def register_resolvers() -> None:
     from fer_lightning.dashboard import tensorboard_save_dir, tensorboard_version
 
-    if not OmegaConf.has_resolver("fer.fast_precision"):
-        OmegaConf.register_new_resolver("fer.fast_precision", fast_precision)
-    if not OmegaConf.has_resolver("fer.resume_run_dir"):
-        OmegaConf.register_new_resolver("fer.resume_run_dir", resume_run_dir)
-    if not OmegaConf.has_resolver("fer.tensorboard_save_dir"):
-        OmegaConf.register_new_resolver("fer.tensorboard_save_dir", tensorboard_save_dir)
-    if not OmegaConf.has_resolver("fer.tensorboard_version"):
-        OmegaConf.register_new_resolver("fer.tensorboard_version", tensorboard_version)
+    for resolver in (fast_precision, resume_run_dir, tensorboard_save_dir, tensorboard_version):
+        OmegaConf.register_new_resolver(f"fer.{resolver.__name__}", resolver, replace=True)
 
 
 def check_predict_input(value: object) -> None:
@@ -75,7 +73,6 @@ def check_predict_input(value: object) -> None:
 
 
 def check_predict_values(cfg: DictConfig) -> None:
-    """The predict config's numbers, checked before the model loads (one line, naming the key)."""
     check(cfg, "predict")
 
 
@@ -92,7 +89,6 @@ def check_accelerator(value: object, key: str) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Every value by the schema, then the rules that need the network class or the machine. Raises ConfigError."""
-
     check(cfg, "train")
     check_accelerator(cfg.trainer.get("accelerator", "auto"), "trainer.accelerator")
     net_class = get_class(cfg.model.net._target_)

@@ -1,20 +1,13 @@
 """What TensorBoard shows of a run: where its logs go, the name a sweep's job gets there, its HPARAMS settings.
 
-A single run logs to `<run dir>/tensorboard`. A sweep's jobs log to `<sweep dir>/tensorboard/<name>`, where the
-name is the job's overrides of the keys the sweep varies (`optimizer=sgd,seed=2`), written like Hydra's
-`hydra.job.override_dirname` and without its `exclude_keys` (paths, run control: conf/hydra/default.yaml), so that
-`tensorboard --logdir <sweep dir>/tensorboard` lists the runs by what tells them apart, not `0/tensorboard`.
-The same overrides are the HPARAMS tab's settings; the full config stays in each job's .hydra/config.yaml.
-
-Which keys a sweep varies is known only to the process that launched it: the jobs read it from
-`<sweep dir>/multirun.yaml` (Hydra's basic sweeper writes it; `SaveSweepConfig` writes it for the others, such
-as Optuna's). Without that file a job shows all of its own overrides.
-
-Kept free of torch/Lightning imports: its resolvers are registered before Hydra composes the config.
+A single run logs to `<run dir>/tensorboard`; a sweep's job to `<sweep dir>/tensorboard/<name>`, named like Hydra's
+`override_dirname` by its overrides of the keys the sweep varies (`optimizer=sgd,seed=2`), which it reads from
+`<sweep dir>/multirun.yaml`. Torch-free: its resolvers are registered before Hydra composes the config.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,35 +24,17 @@ SWEEP_CONFIG = "multirun.yaml"
 MAX_NAME = 200
 
 
-def _parse(lines: Iterable[str]) -> list[Override]:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create().parse_overrides(list(lines))
-
-
 def swept_keys(sweep_config: DictConfig) -> set[str]:
     """The keys a sweep varies, from its launching config: `hydra.sweeper.params` (an experiment's sweep, an
     Optuna search space), then the command line, whose `key=value` fixes a key and whose `key=a,b` sweeps it,
     as both Hydra's basic sweeper and Optuna's read them."""
+    from fer_lightning.config import parse_overrides  # not at the top: config registers this module's resolvers
+
     params = OmegaConf.select(sweep_config, "hydra.sweeper.params") or {}
     lines = [f"{key}={value}" for key, value in params.items()]
     lines += list(OmegaConf.select(sweep_config, "hydra.overrides.task") or [])
-    swept: dict[str, bool] = {}
-    for override in _parse(lines):
-        swept[override.key_or_group] = override.is_sweep_override()
+    swept = {override.key_or_group: override.is_sweep_override() for override in parse_overrides(lines)}
     return {key for key, is_swept in swept.items() if is_swept}
-
-
-def read_swept_keys(sweep_dir: Path) -> set[str] | None:
-    """`swept_keys` of the sweep in `sweep_dir`, or None where its multirun.yaml is missing or unreadable."""
-    try:
-        return swept_keys(OmegaConf.load(sweep_dir / SWEEP_CONFIG))
-    except Exception:  # a missing or foreign file only loses the filter, never the run
-        return None
-
-
-def _path_like(value: str) -> bool:
-    return "/" in value or "\\" in value
 
 
 def shown_overrides(task_overrides: Iterable[str], swept: set[str] | None,
@@ -67,14 +42,16 @@ def shown_overrides(task_overrides: Iterable[str], swept: set[str] | None,
     """The overrides a run is named and compared by: those of the swept keys (all of them when unknown), minus
     Hydra's config overrides, the excluded keys and any whose value is a path (it would nest directories).
     Also says whether a swept key was left out, in which case the name alone may not tell two jobs apart."""
+    from fer_lightning.config import parse_overrides
+
     excluded = set(exclude_keys)
     shown, dropped = [], False
-    for override in _parse(task_overrides):
+    for override in parse_overrides(task_overrides):
         key = override.key_or_group
         if swept is not None and key not in swept:
             continue
-        if (key in excluded or key.startswith(("hydra.", "hydra/")) or override.is_delete()
-                or _path_like(override.get_value_element_as_str())):
+        value = override.get_value_element_as_str()
+        if key in excluded or override.is_hydra_override() or override.is_delete() or "/" in value or "\\" in value:
             dropped = dropped or swept is not None
             continue
         shown.append(override)
@@ -124,7 +101,9 @@ def job_overrides(hydra_cfg: DictConfig | None) -> tuple[list[Override], bool]:
         return [], False
     exclude = list(OmegaConf.select(hydra_cfg, "job.config.override_dirname.exclude_keys") or [])
     task = list(hydra_cfg.overrides.task)
-    swept = read_swept_keys(sweep_dir(hydra_cfg)) if _is_multirun(hydra_cfg) else None
+    swept = None
+    with contextlib.suppress(Exception):  # a missing or foreign multirun.yaml only loses the filter, never the run
+        swept = swept_keys(OmegaConf.load(sweep_dir(hydra_cfg) / SWEEP_CONFIG)) if _is_multirun(hydra_cfg) else None
     shown, dropped = shown_overrides(task, swept, exclude)
     if swept is not None and not shown:  # a "sweep" of one job (or of paths only): its own overrides name it
         shown = shown_overrides(task, None, exclude)[0]
@@ -158,12 +137,10 @@ def override_hparams(cfg: DictConfig) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for override in shown:
         key = override.key_or_group
-        if key in choices:
-            value: Any = choices[key]
-        else:
-            value = OmegaConf.select(cfg, key, default=override.get_value_element_as_str())
-            if OmegaConf.is_config(value):
-                value = str(OmegaConf.to_container(value, resolve=True))
+        written = override.get_value_element_as_str()
+        value = choices[key] if key in choices else OmegaConf.select(cfg, key, default=written)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
         if value is None or not isinstance(value, bool | int | float | str):
             value = "null" if value is None else str(value)
         settings[key] = value

@@ -2,8 +2,8 @@
 
     python -m fer_lightning.export ckpt_path=.../best.ckpt format=onnx|torchscript [output=model.onnx] [fold_tta=true]
 
-This entry point imports only Hydra: `--help`, a rejected override and a missing ckpt_path answer before torch
-loads (docs/performance.md); the job itself runs in `fer_lightning.jobs.export`.
+This entry point imports only Hydra, so `--help`, a rejected override and a missing ckpt_path answer before torch
+loads; the job runs in `fer_lightning.jobs.export`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from fer_lightning.config import CONFIG_DIR
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    """Every failure the export can name (bad checkpoint, format, output, a failed verification) is one line,
-    exit 2."""
+    """Every failure the export can name (bad checkpoint, format, output, a failed verification): one line, exit 2."""
     problem = schema.problem(cfg, "export")
     if problem:
         fail("export", schema.ConfigError(problem))

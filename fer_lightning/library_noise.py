@@ -8,14 +8,10 @@ from __future__ import annotations
 import logging
 import warnings
 
-LIGHTNING_TIP = "💡 Tip:"
 
-
-class _DropAdverts(logging.Filter):
-    """Lightning 2.6 logs a litlogger advert on every Trainer: an advert, not a diagnosis."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(LIGHTNING_TIP)
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    """Lightning 2.6 logs a litlogger advert ("💡 Tip: ...") on every Trainer: an advert, not a diagnosis."""
+    return not str(record.msg).startswith("💡 Tip:")
 
 
 def silence_known_noise() -> None:
@@ -27,9 +23,7 @@ def silence_known_noise() -> None:
         for handler in list(lightning_logger.handlers):
             if type(handler) is logging.StreamHandler:
                 lightning_logger.removeHandler(handler)
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
-        rank_zero.addFilter(_DropAdverts())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)  # added once, like a set
     # Lightning 2.6's _pytree calls torch's deprecated LeafSpec; nothing this package can change (torch 2.14).
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # Under bf16-mixed the parameters are fp32, so the summary's "using 32 bits instead" estimate is the true size.

@@ -1,8 +1,6 @@
-"""Evaluation metrics (torchmetrics) and the classification-report record built from them.
-
-The record is what `metrics.json`, `evaluate` and `report` share: overall accuracy, macro and weighted F1,
-per-class precision/recall/F1/support and the confusion matrix, the layout of the report's Tables 2-3.
-"""
+"""Evaluation metrics (torchmetrics) and the classification-report record built from them, which `metrics.json`,
+`evaluate` and `report` share: accuracy, macro and weighted F1, per-class precision/recall/F1/support, confusion
+matrix."""
 
 from __future__ import annotations
 
@@ -49,26 +47,12 @@ def classification_report(results: Mapping[str, torch.Tensor], class_names: Sequ
     """Plain-Python record (JSON-ready) of one evaluation: per class, averages, confusion matrix."""
     confmat = results["confmat"].long().cpu()
     support = confmat.sum(dim=1)
-    per_class = {
-        name: {
-            "precision": float(results["precision"][i]),
-            "recall": float(results["recall"][i]),
-            "f1": float(results["f1"][i]),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(class_names)
-    }
+    per_class = {name: {**{metric: float(results[metric][i]) for metric in PER_CLASS}, "support": int(support[i])}
+                 for i, name in enumerate(class_names)}
     averages = {f"{kind}_avg": {name: float(results[f"{kind}_{name}"]) for name in PER_CLASS} for kind in AVERAGES}
-    return {
-        "accuracy": float(results["acc"]),
-        "macro_f1": float(results["macro_f1"]),
-        "weighted_f1": float(results["weighted_f1"]),
-        "support": int(support.sum()),
-        "per_class": per_class,
-        **averages,
-        "confusion_matrix": confmat.tolist(),
-        "class_names": list(class_names),
-    }
+    return {"accuracy": float(results["acc"]), "macro_f1": float(results["macro_f1"]),
+            "weighted_f1": float(results["weighted_f1"]), "support": int(support.sum()), "per_class": per_class,
+            **averages, "confusion_matrix": confmat.tolist(), "class_names": list(class_names)}
 
 
 def report_of(probabilities: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:

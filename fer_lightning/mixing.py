@@ -1,8 +1,7 @@
 """Mixup / CutMix on training batches (torchvision.transforms.v2) and the soft-target loss they need.
 
-timm's recipe surface: `mixup_alpha`, `cutmix_alpha` (0 turns either off), `mix_prob` (share of batches mixed);
-with both alphas set, each mixed batch uses one of the two, chosen at random. Mixed batches carry label
-distributions instead of class indices, so the loss takes either.
+timm's recipe surface: `mixup_alpha`, `cutmix_alpha` (0: off), `mix_prob` (share of batches mixed); with both
+alphas set, each mixed batch uses one of the two at random.
 """
 
 from __future__ import annotations
@@ -23,11 +22,8 @@ def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, nu
             raise ValueError(f"{key}={value}: expected >= 0 (0 turns it off)")
     if not 0.0 <= mix_prob <= 1.0:
         raise ValueError(f"model.mix_prob={mix_prob}: expected a probability in [0, 1]")
-    mixes: list[v2.Transform] = []
-    if mixup_alpha > 0:
-        mixes.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
-    if cutmix_alpha > 0:
-        mixes.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+    mixes = [mix(alpha=alpha, num_classes=num_classes)
+             for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha)) if alpha > 0]
     if not mixes or mix_prob == 0:
         return None
     mix = mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)

@@ -1,12 +1,7 @@
-"""Predict emotions of the faces in an image, a folder or a video with a trained checkpoint.
+"""Predict emotions of the faces in an image, a folder or a video with a trained checkpoint (usage: USAGE below).
 
-    python -m fer_lightning.predict photo.jpg                     (a bare path is input=photo.jpg)
-    python -m fer_lightning.predict input=photo.jpg|folder|clip.mp4|camera:0 [ckpt_path=.../last.ckpt] [output_dir=...]
-    (without ckpt_path: the model released inside the package, fer_lightning/weights/fer_cnn.pt)
-    fer-predict ...   (the same, installed as a script)
-
-This entry point imports only Hydra: `--help`, a rejected override and a missing input answer before torch loads;
-the job itself runs in `fer_lightning.jobs.predict`.
+This entry point imports only Hydra, so `--help`, a rejected override and a missing input answer before torch loads;
+the job runs in `fer_lightning.jobs.predict`.
 """
 
 from __future__ import annotations
@@ -31,8 +26,7 @@ _FLAGS_WITH_VALUE = frozenset({"--cfg", "-c", "--package", "-p", "--config-path"
 
 
 def options_help() -> str:
-    """predict's own options: conf/predict.yaml up to its hydra block, comments included (they describe each key),
-    so the help cannot drift from the config."""
+    """predict's own options: conf/predict.yaml up to its hydra block, with the comments that describe each key."""
     lines = (Path(CONFIG_DIR) / "predict.yaml").read_text().split("\nhydra:", 1)[0].splitlines()
     start = lines.index("defaults:") + 1
     while lines[start].startswith("  "):  # the defaults list
@@ -56,8 +50,7 @@ def command_line(args: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    """A user-caused failure (missing input, unreadable checkpoint) exits 2 after one line; a bug keeps its
-    traceback."""
+    """A user-caused failure (missing input, unreadable checkpoint): one line, exit 2; a bug keeps its traceback."""
     try:
         check_predict_input(cfg.get("input"))
         check_predict_values(cfg)
@@ -71,8 +64,7 @@ def main(cfg: DictConfig) -> None:
 
 
 def run() -> None:
-    """Command-line entry: predict's own --help, a bare path as input=, a bad override rejected in one line, then
-    Hydra."""
+    """Command-line entry: predict's own --help, a bare path as input=, a bad override rejected in one line."""
     if {"--help", "-h"} & set(sys.argv[1:]):
         print(options_help(), end="")
         return

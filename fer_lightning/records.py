@@ -1,6 +1,5 @@
-"""Finding training jobs on disk: each job's metrics.json (its run record) and .hydra/ folder, read into a `Job`
-with its status, overrides, group choices and config, so tables can be rebuilt from what runs leave behind; and
-the records `evaluate` leaves (<split>_evaluation.json: one checkpoint or an ensemble)."""
+"""Finding what runs leave on disk: each training job's metrics.json (its run record) and .hydra/ folder, read into a
+`Job` (status, overrides, group choices, config), and `evaluate`'s <split>_evaluation.json records."""
 
 from __future__ import annotations
 
@@ -10,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from fer_lightning.config import parse_overrides
 from fer_lightning.runrecord import RECORD_NAME
+
+EVALUATION_SUFFIX = "_evaluation.json"
 
 
 @dataclass
@@ -29,20 +29,21 @@ class Job:
     config: DictConfig | None = None
     error: str = ""
 
+    def _config_value(self, key: str) -> Any:
+        if self.config is None:
+            return None
+        return OmegaConf.select(self.config, key, default=None, throw_on_resolution_failure=False)
+
     @property
     def seed(self) -> Any:
         seed = self.record.get("seed", self.overrides.get("seed"))
-        if seed is None and self.config is not None:
-            seed = OmegaConf.select(self.config, "seed", default=None, throw_on_resolution_failure=False)
-        return seed
+        return self._config_value("seed") if seed is None else seed
 
     def matches(self, key: str, value: str) -> bool:
         """`--where` semantics: equal setting, or for `tags` one of the run's tags."""
         if key == "tags":
             tags = self.record.get("tags")
-            if tags is None and self.config is not None:
-                tags = OmegaConf.select(self.config, "tags", default=None, throw_on_resolution_failure=False)
-            return value in [str(t) for t in (tags or [])]
+            return value in [str(t) for t in (self._config_value("tags") if tags is None else tags) or []]
         return self.setting(key) == value
 
     def setting(self, key: str) -> str:
@@ -51,21 +52,16 @@ class Job:
             return self.overrides[key]
         if key in self.choices:
             return str(self.choices[key])
-        if self.config is not None:
-            value = OmegaConf.select(self.config, key, default=None, throw_on_resolution_failure=False)
-            if value is not None:
-                return str(value)
-        return "-"
+        value = self._config_value(key)
+        return "-" if value is None else str(value)
 
 
-def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
-    """Hydra's parser: `['optimizer=sgd', '+trainer.limit_train_batches=2', '~x']` -> {'optimizer': 'sgd',
-    'trainer.limit_train_batches': '2', 'x': '(deleted)'}, hydra.* left out. Values are written as the config
-    prints them (`lr=1e-3` -> '0.001'), so an override and a config value compare equal. OverrideParseException
-    for a line that is not an override."""
-    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
-    return {o.key_or_group: "(deleted)" if o.is_delete() else str(o.value()) for o in parsed
-            if not o.key_or_group.startswith("hydra.")}
+def override_settings(overrides: Iterable[str]) -> dict[str, str]:
+    """`['optimizer=sgd', '+trainer.limit_train_batches=2', '~x']` -> {'optimizer': 'sgd',
+    'trainer.limit_train_batches': '2', 'x': '(deleted)'}, Hydra's own keys left out. Values are written as the
+    config prints them (`lr=1e-3` -> '0.001'), so an override and a config value compare equal."""
+    return {o.key_or_group: "(deleted)" if o.is_delete() else str(o.value()) for o in parse_overrides(overrides)
+            if not o.is_hydra_override()}
 
 
 def _load_yaml(path: Path) -> Any:
@@ -81,49 +77,45 @@ def _is_training_dir(path: Path) -> bool:
     return isinstance(config, DictConfig) and "trainer" in config and "task_name" in config
 
 
-def load_job(path: Path) -> Job:
-    """A job's status, overrides, group choices and config from its metrics.json and .hydra/."""
-    hydra_dir = path / ".hydra"
-    config = _load_yaml(hydra_dir / "config.yaml")
-    hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml")
-    chosen = OmegaConf.select(hydra_cfg, "hydra.runtime.choices") if isinstance(hydra_cfg, DictConfig) else None
-    # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode still has a value
-    choices = {k: v for k, v in (chosen or {}).items() if not str(k).startswith("hydra/")}
-    listed = _load_yaml(hydra_dir / "overrides.yaml")
-    record_file = path / RECORD_NAME
-    job = Job(path, "unfinished", {}, choices=choices, config=config if isinstance(config, DictConfig) else None,
-              error=f"no {RECORD_NAME} (still running, or killed)")
+def _read_record(job: Job) -> tuple[str, str]:
+    """Fills in the job's overrides and record; its status and, unless completed, why."""
+    listed = _load_yaml(job.path / ".hydra" / "overrides.yaml")
     try:
-        job.overrides = parse_overrides(listed if isinstance(listed, ListConfig) else [])
-    except OverrideParseException as error:
-        job.status, job.error = "failed", f".hydra/overrides.yaml unreadable: {str(error).splitlines()[0]}"
-        return job
-    if not record_file.is_file():
-        return job
+        job.overrides = override_settings(listed if isinstance(listed, ListConfig) else [])
+    except ValueError as error:
+        return "failed", f".hydra/overrides.yaml unreadable: {error}"
     try:
-        record = json.loads(record_file.read_text())
+        record = json.loads((job.path / RECORD_NAME).read_text())
+    except FileNotFoundError:
+        return "unfinished", f"no {RECORD_NAME} (still running, or killed)"
     except (OSError, ValueError) as error:
-        job.status, job.error = "failed", f"{RECORD_NAME} unreadable: {error}"
-        return job
+        return "failed", f"{RECORD_NAME} unreadable: {error}"
     if not isinstance(record, dict):  # a hand-made or foreign file: listed as failed, never read as a record
-        job.status, job.error = "failed", f"{RECORD_NAME} holds a JSON {type(record).__name__}, not a run record"
-        return job
+        return "failed", f"{RECORD_NAME} holds a JSON {type(record).__name__}, not a run record"
     job.record = record
     try:
         if isinstance(record.get("overrides"), list):
-            job.overrides = parse_overrides(record["overrides"])
-    except OverrideParseException as error:
-        job.status, job.error = "failed", f"{RECORD_NAME} overrides unreadable: {str(error).splitlines()[0]}"
-        return job
+            job.overrides = override_settings(record["overrides"])
+    except ValueError as error:
+        return "failed", f"{RECORD_NAME} overrides unreadable: {error}"
     status = record.get("status")
     if status == "failed":
-        job.status, job.error = "failed", str(record.get("error", "failed (no reason recorded)"))
-    elif status not in (None, "completed"):  # train.py writes "running" when a job starts
-        job.error = f"{RECORD_NAME} says {status!r} (still running, or killed)"
-    elif not isinstance(record.get("val"), dict):
-        job.status, job.error = "failed", f"{RECORD_NAME} has no val report"
-    else:
-        job.status, job.error = "completed", ""
+        return "failed", str(record.get("error", "failed (no reason recorded)"))
+    if status not in (None, "completed"):  # train.py writes "running" when a job starts
+        return "unfinished", f"{RECORD_NAME} says {status!r} (still running, or killed)"
+    if not isinstance(record.get("val"), dict):
+        return "failed", f"{RECORD_NAME} has no val report"
+    return "completed", ""
+
+
+def load_job(path: Path) -> Job:
+    """A job's status, overrides, group choices and config from its metrics.json and .hydra/."""
+    config, hydra_cfg = _load_yaml(path / ".hydra" / "config.yaml"), _load_yaml(path / ".hydra" / "hydra.yaml")
+    chosen = OmegaConf.select(hydra_cfg, "hydra.runtime.choices") if isinstance(hydra_cfg, DictConfig) else None
+    # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode still has a value
+    choices = {k: v for k, v in (chosen or {}).items() if not str(k).startswith("hydra/")}
+    job = Job(path, "unfinished", {}, choices=choices, config=config if isinstance(config, DictConfig) else None)
+    job.status, job.error = _read_record(job)
     return job
 
 
@@ -144,19 +136,12 @@ def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
     return [load_job(path) for path in found]
 
 
-EVALUATION_SUFFIX = "_evaluation.json"
-
-
 @dataclass
 class Evaluation:
     """One `evaluate` result as found on disk."""
 
     path: Path
     record: dict[str, Any]
-
-    @property
-    def members(self) -> list[dict[str, Any]]:
-        return list(self.record.get("members") or [])
 
 
 def find_evaluations(roots: Sequence[str | Path]) -> list[Evaluation]:

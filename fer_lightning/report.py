@@ -8,10 +8,8 @@
 per-epoch history), so recipes compare on cost; --baseline: every row's paired-seed difference against the named
 row (mean over shared seeds of row - baseline) with a 95 % t-interval.
 
-It reads only what runs leave on disk - each job's metrics.json (train.py's record) and its .hydra/ folder -
-so a table can be rebuilt at any time, also from several sweeps or single runs together. Jobs that failed or
-never finished are listed in their own section instead of silently shrinking a row's n. `evaluate` records
-(<split>_evaluation.json) under the same folders are listed too, ensembles with their members' accuracies.
+It reads only what runs leave on disk (fer_lightning.records), so a table can be rebuilt at any time, from several
+sweeps or single runs together. Failed or unfinished jobs are listed, not silently left out of a row's n.
 """
 
 from __future__ import annotations
@@ -28,27 +26,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
-from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
-from fer_lightning.records import Evaluation, Job, find_evaluations, find_jobs, parse_overrides
+from fer_lightning.records import Evaluation, Job, find_evaluations, find_jobs, override_settings
 from fer_lightning.runrecord import atomic_write_text
 from fer_lightning.stats import check_threshold, paired_difference, time_to
 from fer_lightning.tables import markdown_table, save_figure
 
-# Per-job numbers taken from a record: (column, split, key in the classification report).
-SUMMARY_METRICS = (("val_acc", "val", "accuracy"), ("val_macro_f1", "val", "macro_f1"),
-                   ("val_weighted_f1", "val", "weighted_f1"), ("test_acc", "test", "accuracy"),
-                   ("test_macro_f1", "test", "macro_f1"), ("test_weighted_f1", "test", "weighted_f1"))
-SUMMARY_LABELS = {"val_acc": "val acc", "val_macro_f1": "val macro-F1", "val_weighted_f1": "val weighted-F1",
-                  "test_acc": "test acc", "test_macro_f1": "test macro-F1", "test_weighted_f1": "test weighted-F1",
-                  "epochs": "epochs", "fit_time_s": "fit time (s)"}
-NOT_A_SETTING = ("seed",)  # aggregated over, never a column
-
-
-# ----------------------------------------------------------------------------------------------- tables
+# Per-job numbers taken from a record: column -> (split, key in the classification report, title), val_acc first.
+SUMMARY_METRICS = {f"{split}_{column}": (split, key, f"{split} {title}") for split in ("val", "test")
+                   for column, key, title in (("acc", "accuracy", "acc"), ("macro_f1", "macro_f1", "macro-F1"),
+                                              ("weighted_f1", "weighted_f1", "weighted-F1"))}
+BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
 
 
 def run_control_keys() -> tuple[str, ...]:
@@ -63,15 +54,9 @@ def run_control_keys() -> tuple[str, ...]:
 def varying_keys(jobs: Sequence[Job]) -> list[str]:
     """Override keys whose value differs between jobs; seed (what rows average over) and run-control keys (a job
     resumed with skip_completed=true is the same experiment) excluded."""
-    ignored = {*NOT_A_SETTING, *run_control_keys()}
+    ignored = {"seed", *run_control_keys()}
     keys = dict.fromkeys(k for job in jobs for k in job.overrides if k not in ignored)
     return [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
-
-
-def class_names(jobs: Sequence[Job]) -> list[str]:
-    """The classes as the records name them, in their order (the records, not this package, are the truth)."""
-    names = (n for job in jobs for split in ("val", "test") for n in (job.record.get(split) or {}).get("per_class", {}))
-    return list(dict.fromkeys(names))
 
 
 def time_to_columns(threshold: float) -> tuple[str, str]:
@@ -83,15 +68,12 @@ def job_metrics(job: Job, classes: Sequence[str], thresholds: Sequence[float] = 
     row: dict[str, Any] = {}
     for threshold in thresholds:
         reached = time_to(job.record.get("history") or [], threshold)
-        epochs, seconds = time_to_columns(threshold)
-        row[epochs], row[seconds] = reached if reached else (None, None)
-    for column, split, key in SUMMARY_METRICS:
-        report = job.record.get(split) or {}
-        row[column] = report.get(key)
+        row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
+    for column, (split, key, _) in SUMMARY_METRICS.items():
+        row[column] = (job.record.get(split) or {}).get(key)
     for split in ("val", "test"):
         per_class = (job.record.get(split) or {}).get("per_class", {})
-        for name in classes:
-            row[f"{split}_f1_{name}"] = per_class.get(name, {}).get("f1")
+        row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
     row["epochs"], row["fit_time_s"] = job.record.get("epochs"), job.record.get("fit_time_s")
     return row
 
@@ -104,7 +86,9 @@ def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequenc
     """One row per setting: n, mean and sample std (`<metric>_std`) over the completed jobs of that setting.
     Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
     done = [job for job in jobs if job.status == "completed"]
-    classes = class_names(done)
+    # the classes as the records name them, in their order (the records, not this package, are the truth)
+    classes = list(dict.fromkeys(n for job in done for split in ("val", "test")
+                                 for n in (job.record.get(split) or {}).get("per_class", {})))
     rows = [{**{k: job.setting(k) for k in keys}, "seed": job.seed, **job_metrics(job, classes, thresholds)}
             for job in done]
     frame = pd.DataFrame(rows)
@@ -112,14 +96,11 @@ def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequenc
         return frame
     metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
     frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
-    by = list(keys) or (lambda _: "all jobs")
-    grouped = frame.groupby(by, sort=False)
-    table = grouped[metric_columns].mean()
-    spread = grouped[metric_columns].std().add_suffix("_std")
+    grouped = frame.groupby(list(keys) or (lambda _: "all jobs"), sort=False)
+    spread = grouped[metric_columns].agg(["mean", "std"])  # each metric's mean, then its std
+    spread.columns = [metric if stat == "mean" else f"{metric}_std" for metric, stat in spread.columns]
     reached = [grouped[time_to_columns(t)[1]].count().rename(f"reached_{t:g}") for t in thresholds]
-    table = pd.concat([grouped.size().rename("n"), table, spread, *reached], axis=1)
-    ordered = ["n"] + [c for m in metric_columns for c in (m, f"{m}_std")] + [f"reached_{t:g}" for t in thresholds]
-    table = table[ordered].dropna(axis=1, how="all").reset_index()
+    table = pd.concat([grouped.size().rename("n"), spread, *reached], axis=1).dropna(axis=1, how="all").reset_index()
     if not keys:
         table = table.rename(columns={"index": "setting"})
     failed = [[job.setting(k) for k in keys] for job in jobs if job.status != "completed"]
@@ -135,12 +116,11 @@ def _mean_std(mean: float, std: float, n: int, digits: int = 4) -> str:
 
 def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """Label columns, n, then 'mean ± std' cells for the metrics present."""
-    shown = table[list(labels)].copy()
-    shown["n"] = table["n"]
+    shown = table[[*labels, "n"]].copy()
     for column, title in columns:
         if column in table:
             digits = 1 if column in ("epochs", "fit_time_s") else 4
-            std = table[f"{column}_std"] if f"{column}_std" in table else pd.Series(float("nan"), index=table.index)
+            std = table.get(f"{column}_std", pd.Series(float("nan"), index=table.index))
             shown[title] = [_mean_std(m, s, n, digits) for m, s, n in zip(table[column], std, table["n"], strict=True)]
     return shown
 
@@ -152,16 +132,10 @@ def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str,
         epochs, seconds = time_to_columns(threshold)
         column = []
         for _, row in table.iterrows():
-            reached = int(row.get(f"reached_{threshold:g}", 0))
-            if not reached:
-                column.append(f"- (0/{int(row['n'])})")
-            else:
-                column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{int(row['n'])})")
+            reached, n = int(row.get(f"reached_{threshold:g}", 0)), int(row["n"])
+            column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{n})" if reached else f"- (0/{n})")
         cells[f"to val acc {threshold:g}"] = column
     return cells
-
-
-BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
 
 
 def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
@@ -185,17 +159,17 @@ def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[s
         rows = sorted({setting_label(keys, v) for v in label_of.values()})
         raise ValueError(f"--baseline {setting_label(keys, wanted)}: no completed row with that setting; "
                          f"rows: {'; '.join(rows)}")
-    metric = {column: {} for column, _ in BASELINE_METRICS}
-    for job in done:
-        for column, split, key in SUMMARY_METRICS:
-            if column in metric and isinstance(job.record.get(split), dict):
-                metric[column].setdefault(label_of[id(job)], {})[job.seed] = job.record[split].get(key)
+
+    def per_seed(label: tuple[str, ...], column: str) -> dict[Any, float]:
+        split, key, _ = SUMMARY_METRICS[column]
+        return {job.seed: job.record[split].get(key) for job in done
+                if label_of[id(job)] == label and isinstance(job.record.get(split), dict)}
+
     rows = []
-    for label in dict.fromkeys(label_of[id(job)] for job in done):
+    for label in dict.fromkeys(label_of.values()):
         row: dict[str, Any] = dict(zip(keys, label, strict=True))
         for column, title in BASELINE_METRICS:
-            values = metric[column]
-            interval = paired_difference(values.get(label, {}), values.get(wanted, {}))
+            interval = paired_difference(per_seed(label, column), per_seed(wanted, column))
             if label == wanted:
                 row[title] = "baseline"
             elif interval is None:
@@ -210,33 +184,24 @@ def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[s
     return pd.DataFrame(rows)
 
 
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root) if path.is_relative_to(root) else path)
+
+
 def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.DataFrame:
-    rows = []
-    for job in jobs:
-        if job.status == "completed":
-            continue
-        try:
-            where = str(job.path.relative_to(root))
-        except ValueError:
-            where = str(job.path)
-        rows.append({"job": where, "status": job.status, **{k: job.setting(k) for k in keys}, "seed": job.seed,
-                     "reason": job.error})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"job": _relative(job.path, root), "status": job.status, **{k: job.setting(k) for k in keys},
+                          "seed": job.seed, "reason": job.error} for job in jobs if job.status != "completed"])
 
 
 def evaluations_frame(evaluations: Sequence[Evaluation], root: Path) -> pd.DataFrame:
     """One row per evaluate record: a single checkpoint or an ensemble (with its members' own accuracies)."""
     rows = []
     for evaluation in evaluations:
-        record, members = evaluation.record, evaluation.members
+        record, members = evaluation.record, evaluation.record.get("members") or []
         checkpoint = record.get("ckpt_path")
         model = f"ensemble of {len(members)}" if members else Path(str(checkpoint)).name
-        try:
-            where = str(evaluation.path.relative_to(root))
-        except ValueError:
-            where = str(evaluation.path)
         interval = (record.get("bootstrap") or {}).get("accuracy")
-        rows.append({"evaluation": where, "model": model, "split": record.get("split"),
+        rows.append({"evaluation": _relative(evaluation.path, root), "model": model, "split": record.get("split"),
                      "TTA": "+".join(record.get("tta") or []), "accuracy": f"{record['report']['accuracy']:.4f}",
                      "95 % interval": f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "",
                      "macro-F1": f"{record['report']['macro_f1']:.4f}",
@@ -252,17 +217,16 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
     parts = [f"# Ablation: {', '.join(str(r) for r in roots)}{selection}\n",
              "val: the evaluated checkpoint's validation (PublicTest) report (the best or the last epoch, as the run's "
              "eval_weights says), the split used for model selection; test: PrivateTest, evaluated once on that "
-             "checkpoint. Cells are mean ± sample std over n completed "
-             "jobs (seeds); `failed` counts this setting's failed or unfinished jobs.\n"]
+             "checkpoint. Cells are mean ± sample std over n completed jobs (seeds); `failed` counts this setting's "
+             "failed or unfinished jobs.\n"]
     if table.empty:
         parts.append("No completed job.\n")
     else:
-        summary = [(c, SUMMARY_LABELS[c]) for c in (*(m for m, _, _ in SUMMARY_METRICS), "epochs", "fit_time_s")]
+        summary = [*((c, title) for c, (_, _, title) in SUMMARY_METRICS.items()), ("epochs", "epochs"),
+                   ("fit_time_s", "fit time (s)")]
         shown = _display(table, labels, summary)
         shown.insert(len(labels) + 1, "failed", table["failed"])
-        for title, cells in time_to_cells(table, thresholds).items():
-            shown[title] = cells
-        parts.append(markdown_table(shown, len(labels)))
+        parts.append(markdown_table(shown.assign(**time_to_cells(table, thresholds)), len(labels)))
         if thresholds:
             parts.append("`to val acc t`: mean epochs / seconds of training until the per-epoch val accuracy first "
                          "reached t, over the (reached/n) jobs that reached it.\n")
@@ -270,12 +234,10 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
             parts += ["\n## Paired difference against the baseline\n",
                       "Mean over the seeds both rows ran of (row - baseline), 95 % t-interval over those per-seed "
                       "differences; * marks an interval that excludes 0.\n", markdown_table(baseline, len(labels))]
-        prefixes = ("val_f1_", "test_f1_")
-        names = list(dict.fromkeys(c.removeprefix(p) for c in table.columns for p in prefixes
-                                   if c.startswith(p) and not c.endswith("_std")))
         for split in ("val", "test"):
-            per_class = [(f"{split}_f1_{name}", name) for name in names]
-            if any(c in table for c, _ in per_class):
+            prefix = f"{split}_f1_"
+            per_class = [(c, c.removeprefix(prefix)) for c in table if c.startswith(prefix) and not c.endswith("_std")]
+            if per_class:
                 parts += [f"\n## Per-class F1 ({split})\n", markdown_table(_display(table, labels, per_class),
                                                                           len(labels))]
     if not failures.empty:
@@ -285,9 +247,6 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
                   "`python -m fer_lightning.evaluate` records found beside the runs; an ensemble averages its "
                   "members' softmax probabilities.\n", markdown_table(evaluations, 4)]
     return "\n".join(parts)
-
-
-# ------------------------------------------------------------------------------------------------- plot
 
 
 def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
@@ -313,17 +272,14 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
     return fig
 
 
-# -------------------------------------------------------------------------------------------------- CLI
-
-
 def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str, str]:
     """`['scheduler=plateau']` -> {'scheduler': 'plateau'} (Hydra's override syntax, values written as the config
     prints them); ValueError (one line) for a condition that is not KEY=VALUE."""
     parsed: dict[str, str] = {}
     for condition in conditions:
         try:
-            override = parse_overrides([condition])
-        except OverrideParseException:
+            override = override_settings([condition])
+        except ValueError:
             override = {}
         if "=" not in condition or len(override) != 1 or "(deleted)" in override.values():
             raise ValueError(f"{option} {condition!r}: expected KEY=VALUE, e.g. scheduler=plateau")
@@ -340,13 +296,10 @@ def check_keys(jobs: Sequence[Job], keys: Sequence[str]) -> None:
                          f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
 
 
-def parse_thresholds(text: str | Sequence[float] | None) -> list[float]:
+def parse_thresholds(text: str | None) -> list[float]:
     """`'0.65,0.68'` -> [0.65, 0.68]; ValueError naming --time-to for anything outside (0, 1]."""
-    if text is None:
-        return []
-    parts = [p for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
     values = []
-    for part in parts:
+    for part in (p for p in (text or "").split(",") if p.strip()):
         try:
             value = float(part)
         except ValueError:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning.config import resume_run_dir
+from fer_lightning.config import parse_overrides, resume_run_dir
 from fer_lightning.runrecord import RECORD_NAME, completed_record, read_record
 
 TORCH_SAVE_HEADS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a legacy pickle
@@ -20,7 +19,7 @@ def _its_overrides(run_dir: Path, leave_out: tuple[str, ...] = RUN_CONTROL) -> l
     """The command-line overrides a run was started with (.hydra/overrides.yaml), without `leave_out` keys."""
     try:
         lines = [str(line) for line in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-        parsed = OverridesParser.create().parse_overrides(lines)
+        parsed = parse_overrides(lines)
     except Exception:
         return []
     return [o.input_line or "" for o in parsed if o.key_or_group not in leave_out]

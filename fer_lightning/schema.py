@@ -1,22 +1,20 @@
 """The type and range of every config key, declared once and checked on the composed config before torch loads.
 
-`problem(cfg, "train")` walks the composed config beside the table of its task and returns the first bad value as
-one line naming the key, the value and what is expected (`data.batch_size=0: expected an integer >= 1`), or None.
-The command-line entry points run it before Hydra creates a run directory; the jobs run it again on the config
-they get (a sweeper such as Optuna picks values after the command line was checked).
-
-Nodes are dicts: a key the table does not list is refused (it would reach a constructor as an unknown keyword).
-`Open` nodes (Lightning's Trainer, callbacks, loggers) take any key and check only those listed. Group options
-whose keys differ (optimizer, scheduler, model.net) are tables keyed by the option's `_target_`. A value that is
-an interpolation calling a resolver (`${fer.fast_precision:}`, `${hydra:...}`) is checked where it is computed.
+`problem(cfg, task)` returns the first bad value as one line naming the key, the value and what is expected
+(`data.batch_size=0: expected an integer >= 1`), or None: the CLIs run it before Hydra creates a run directory, the
+jobs again on the config they get (a sweeper such as Optuna picks values after the command line was checked).
+A node refuses a key its table does not list (it would reach a constructor as an unknown keyword), unless `Open`
+(Lightning's Trainer, callbacks); `ByTarget` tables follow the option's `_target_`. A value interpolated from a
+resolver (`${fer.fast_precision:}`) is checked where it is computed; a key whose rule is None by its constructor.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -43,17 +41,12 @@ class ConfigError(ValueError):
     """An impossible or inconsistent configuration; the message names the key and what is allowed."""
 
 
-def _is_number(value: Any, kind: type) -> bool:
-    """A finite int (or float, for kind float); never a bool, inf or nan."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and (
-        kind is float or isinstance(value, int))
-
-
 @dataclass(frozen=True)
 class Number:
-    """An int or float within bounds (open or closed); `optional`: null allowed."""
+    """A finite int (or int or float, for kind float; never a bool) within bounds, open or closed; `optional`: null
+    allowed."""
 
-    kind: type = float
+    kind: type
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -61,12 +54,11 @@ class Number:
     optional: bool = False
 
     def holds(self, value: Any) -> bool:
-        ok = _is_number(value, self.kind)
-        if ok and self.low is not None:
-            ok = value > self.low if self.low_open else value >= self.low
-        if ok and self.high is not None:
-            ok = value < self.high if self.high_open else value <= self.high
-        return ok
+        if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                and (self.kind is float or isinstance(value, int))):
+            return False
+        return (self.low is None or (value > self.low if self.low_open else value >= self.low)) and (
+            self.high is None or (value < self.high if self.high_open else value <= self.high))
 
     def bounds(self) -> str:
         """'>= 0 and <= 4294967295'"""
@@ -77,17 +69,11 @@ class Number:
     def __call__(self, value: Any) -> str | None:
         if (value is None and self.optional) or self.holds(value):
             return None
-        kind = "an integer" if self.kind is int else "a number"
-        return f"expected {kind}{' ' if self.bounds() else ''}{self.bounds()}"
+        return " ".join(filter(None, ["expected", "an integer" if self.kind is int else "a number", self.bounds()]))
 
 
-def Int(low: float | None = None, high: float | None = None, optional: bool = False) -> Number:
-    return Number(int, low, high, optional=optional)
-
-
-def Float(low: float | None = None, high: float | None = None, low_open: bool = False,
-          high_open: bool = False, optional: bool = False) -> Number:
-    return Number(float, low, high, low_open, high_open, optional)
+Int = partial(Number, int)  # Int(low, high, optional=...)
+Float = partial(Number, float)  # Float(low, high, low_open, high_open, optional)
 
 
 @dataclass(frozen=True)
@@ -172,18 +158,11 @@ class Items:
         return "expected a list of names"
 
 
-def unchecked(value: Any) -> str | None:
-    """A key that exists, whose value the constructor taking it judges."""
-    return None
-
-
 def _devices(value: Any) -> str | None:
     """Lightning's `devices`: a count >= 1, -1 (all), "auto", a list of device indices or "0,1"."""
-    if value == "auto" or value == -1 or (_is_number(value, int) and value >= 1):
+    if value in ("auto", -1) or Int(1).holds(value) or (isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value)):
         return None
-    if isinstance(value, list) and value and all(_is_number(v, int) and v >= 0 for v in value):
-        return None
-    if isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value):
+    if isinstance(value, list) and value and all(Int(0).holds(v) for v in value):
         return None
     return "expected a number of devices >= 1, -1 (all), auto, or a list of device indices"
 
@@ -200,76 +179,74 @@ class ByTarget:
     common: Mapping[str, Any]
 
 
-LR = Float(0, low_open=True)
+LR = POSITIVE = Float(0, low_open=True)
 DECAY = Float(0)
 PROBABILITY = Float(0, 1)
+BELOW_ONE = Float(0, 1, high_open=True)  # a dropout, a momentum
+OPEN_UNIT = Float(0, 1, True, True)
+SEED = Int(0, 2**32 - 1)  # what numpy's and torch's seeding take
+COUNT = Int(0, 10**7)
 FRACTION_PAIR = Items(item=Float(0, 1, low_open=True), length=2, increasing=True)
+RATIO_PAIR = Items(item=POSITIVE, length=2, increasing=True)
 BETAS = Items(item=Float(0, 1, high_open=True), length=2)
-ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": Float(0, low_open=True), "amsgrad": Bool()}
+CLASSES = OneOf((NUM_CLASSES,), "the FER-2013 classes")
+VIEWS = Items(TTA_VIEWS, optional=True)  # null: the checkpoint's own views
+OPEN_UNIT_OR_NULL = Float(0, 1, True, True, optional=True)  # null: the checkpoint's own value
+ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": POSITIVE, "amsgrad": Bool()}
 OPTIMIZER = ByTarget({
     "torch.optim.AdamW": ADAM,
     "torch.optim.Adam": ADAM,
-    "torch.optim.SGD": {"lr": LR, "momentum": Float(0, 1, high_open=True), "dampening": Float(0, 1),
-                        "nesterov": Bool(), "weight_decay": DECAY},
-    "fer_lightning.optim.MuonAdamW": {"lr": LR, "momentum": Float(0, 1, high_open=True), "weight_decay": DECAY,
-                                      "adam_lr": LR, "betas": BETAS, "eps": Float(0, low_open=True),
-                                      "adam_weight_decay": DECAY},
+    "torch.optim.SGD": {"lr": LR, "momentum": BELOW_ONE, "dampening": PROBABILITY, "nesterov": Bool(),
+                        "weight_decay": DECAY},
+    "fer_lightning.optim.MuonAdamW": {"lr": LR, "momentum": BELOW_ONE, "weight_decay": DECAY, "adam_lr": LR,
+                                      "betas": BETAS, "eps": POSITIVE, "adam_weight_decay": DECAY},
 }, common={"lr": LR, "weight_decay": DECAY})
 INTERVAL = {"interval": OneOf(("epoch", "step"))}
 SCHEDULER = ByTarget({
-    "fer_lightning.schedulers.cosine": INTERVAL,
-    "fer_lightning.schedulers.linear": INTERVAL,
-    "fer_lightning.schedulers.inverse_sqrt": INTERVAL,
+    **{f"fer_lightning.schedulers.{name}": INTERVAL for name in ("cosine", "linear", "inverse_sqrt")},
     "fer_lightning.schedulers.warmup_cosine": {**INTERVAL, "warmup_epochs": Float(0)},
     "fer_lightning.schedulers.plateau": {"monitor": OneOf(("val/acc", "val/macro_f1", "val/loss")),
-                                         "mode": OneOf(("max", "min")), "factor": Float(0, 1, True, True),
-                                         "patience": Int(0), "min_lr": Float(0)},
+                                         "mode": OneOf(("max", "min")), "factor": OPEN_UNIT, "patience": Int(0),
+                                         "min_lr": Float(0)},
 }, common={})
 NET = ByTarget({
-    "fer_lightning.models.FERCNN": {"num_classes": OneOf((NUM_CLASSES,), "the FER-2013 classes"),
-                                    "dropout": Float(0, 1, high_open=True), "in_channels": OneOf((1, 3)),
+    "fer_lightning.models.FERCNN": {"num_classes": CLASSES, "dropout": BELOW_ONE, "in_channels": OneOf((1, 3)),
                                     "init": OneOf(("default", "dirac"))},
-    "fer_lightning.models.ResNet18Classifier": {"num_classes": OneOf((NUM_CLASSES,), "the FER-2013 classes"),
-                                                "weights": Text(), "dropout": Float(0, 1, high_open=True)},
-}, common={"num_classes": OneOf((NUM_CLASSES,), "the FER-2013 classes")})
-# FERClassifier's arguments
-MODEL = {"net": NET, "optimizer": unchecked, "scheduler": unchecked, "label_smoothing": Float(0, 1, high_open=True),
+    "fer_lightning.models.ResNet18Classifier": {"num_classes": CLASSES, "weights": Text(), "dropout": BELOW_ONE},
+}, common={"num_classes": CLASSES})
+# FERClassifier's arguments (optimizer and scheduler: their groups' tables)
+MODEL = {"net": NET, "optimizer": None, "scheduler": None, "label_smoothing": BELOW_ONE,
          "class_weights": Items(item=Float(0), length=NUM_CLASSES, optional=True),
-         "backbone_lr": Float(0, optional=True), "tta": Items(TTA_VIEWS), "tta_crop": Float(0, 1, True, True),
+         "backbone_lr": Float(0, optional=True), "tta": Items(TTA_VIEWS), "tta_crop": OPEN_UNIT,
          "mixup_alpha": Float(0), "cutmix_alpha": Float(0), "mix_prob": PROBABILITY,
          "norm_bias_weight_decay": Bool(), "channels_last": Bool(),
          "compile": Bool(), "class_names": Items(length=NUM_CLASSES)}
 # AugmentProfile's fields
 AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3)),
-           "mean": Items(item=Float()), "std": Items(item=Float(0, low_open=True)),
+           "mean": Items(item=Float()), "std": Items(item=POSITIVE),
            "interpolation": OneOf(("bilinear", "bicubic", "nearest")), "hflip": PROBABILITY,
-           "translate_px": Int(0), "rotation": Float(0, 180), "scale": FRACTION_PAIR,
-           "ratio": Items(item=Float(0, low_open=True), length=2, increasing=True), "brightness": Float(0, 1),
-           "contrast": Float(0, 1), "erasing_p": PROBABILITY, "erasing_scale": FRACTION_PAIR,
-           "erasing_ratio": Items(item=Float(0, low_open=True), length=2, increasing=True)}
-VAL_FRACTION = Float(0, 1, low_open=True, high_open=True)
-# FERDataModule's arguments
-DATA = {"path": Text(), "synthetic": {"n_train": Int(0, 10**7), "n_val": Int(0, 10**7), "n_test": Int(0, 10**7),
-                                      "seed": Int(0, 2**32 - 1)},
-        "cache_dir": Text(), "val_fraction": VAL_FRACTION, "split_seed": Int(0, 2**32 - 1), "batch_size": Int(1),
-        "eval_batch_size": Int(1), "device_resident": OneOf((True, False, "auto")), "augment": unchecked,
-        "imbalance": unchecked, "imbalance_power": unchecked, "pin_memory": Bool(), "required_splits": unchecked}
+           "translate_px": Int(0), "rotation": Float(0, 180), "scale": FRACTION_PAIR, "ratio": RATIO_PAIR,
+           "brightness": PROBABILITY, "contrast": PROBABILITY, "erasing_p": PROBABILITY,
+           "erasing_scale": FRACTION_PAIR, "erasing_ratio": RATIO_PAIR}
+# FERDataModule's arguments (augment and imbalance: interpolated from their groups)
+DATA = {"path": Text(), "synthetic": {"n_train": COUNT, "n_val": COUNT, "n_test": COUNT, "seed": SEED},
+        "cache_dir": Text(), "val_fraction": OPEN_UNIT, "split_seed": SEED, "batch_size": Int(1),
+        "eval_batch_size": Int(1), "device_resident": OneOf((True, False, "auto")), "augment": None,
+        "imbalance": None, "imbalance_power": None, "pin_memory": Bool(), "required_splits": None}
 TRAINER = Open({"accelerator": OneOf(ACCELERATORS), "devices": _devices,
                 "precision": OneOf(PRECISIONS, aliases=PRECISION_ALIASES), "min_epochs": Int(0, optional=True),
                 "max_epochs": Int(1), "check_val_every_n_epoch": Int(1, optional=True), "log_every_n_steps": Int(1),
                 "deterministic": Bool(), "benchmark": Bool(), "num_sanity_val_steps": Int(-1),
                 "gradient_clip_val": Float(0, optional=True), "num_nodes": Int(1), "sync_batchnorm": Bool()})
-SEED = Int(0, 2**32 - 1)  # what numpy's and torch's seeding take
 # Distillation's arguments
 DISTILL = {"teachers": Text(optional=False, many=True, required="required: the teacher checkpoints, e.g. "
                                                                  "distill.teachers=[a.ckpt,b.ckpt]"),
-           "mode": OneOf(("online", "cached")), "weight": PROBABILITY, "temperature": Float(0, low_open=True),
-           "tta": Items(TTA_VIEWS, optional=True), "tta_crop": Float(0, 1, True, True, optional=True),
-           "cache_dir": Text(), "batch_size": Int(1)}
+           "mode": OneOf(("online", "cached")), "weight": PROBABILITY, "temperature": POSITIVE, "tta": VIEWS,
+           "tta_crop": OPEN_UNIT_OR_NULL, "cache_dir": Text(), "batch_size": Int(1)}
 
 TRAIN = Open({
     "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": Bool(), "force": Bool(),
-    "eval_weights": OneOf(("best", "last")), "final_tta": Items(TTA_VIEWS, optional=True), "ckpt_path": Text(),
+    "eval_weights": OneOf(("best", "last")), "final_tta": VIEWS, "ckpt_path": Text(),
     "skip_completed": Bool(), "deterministic": Bool(), "threads_per_job": Int(1, optional=True),
     "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
     "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
@@ -280,11 +257,10 @@ TRAIN = Open({
 EVALUATE = Open({
     "ckpt_path": Text(optional=False, many=True,
                       required="required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt"),
-    "split": OneOf(("val", "test")), "tta": Items(TTA_VIEWS, optional=True),
-    "tta_crop": Float(0, 1, True, True, optional=True), "raw_weights": Bool(),
+    "split": OneOf(("val", "test")), "tta": VIEWS, "tta_crop": OPEN_UNIT_OR_NULL, "raw_weights": Bool(),
     "precision": OneOf(PRECISIONS, optional=True, aliases=PRECISION_ALIASES), "accelerator": OneOf(ACCELERATORS),
     "bootstrap": Int(0, 100_000), "compare_ckpt_path": Text(), "output_dir": Text(optional=False),
-    "data": {"path": Text(), "cache_dir": Text(), "val_fraction": Float(0, 1, True, True, optional=True),
+    "data": {"path": Text(), "cache_dir": Text(), "val_fraction": OPEN_UNIT_OR_NULL,
              "split_seed": Int(0, 2**32 - 1, optional=True), "eval_batch_size": Int(1, optional=True)},
 })
 EXPORT = Open({
@@ -293,7 +269,7 @@ EXPORT = Open({
     "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": Bool(),
     "opset": Int(*ONNX_OPSETS), "verify": Bool(),
 })
-PREDICT = Open({"tta": Items(TTA_VIEWS, optional=True), "batch_size": Int(1), "video_stride": Int(1),
+PREDICT = Open({"tta": VIEWS, "batch_size": Int(1), "video_stride": Int(1),
                 "max_frames": Int(1, optional=True), "margin": Float(0, optional=True),
                 "threads": Int(1, optional=True), "detect_every": Int(1), "smooth": Float(0)})
 
@@ -323,13 +299,7 @@ def _train_combinations(cfg: DictConfig) -> str | None:
     return None
 
 
-SCHEMAS: dict[str, tuple[Open, Callable[[DictConfig], str | None] | None]] = {
-    "train": (TRAIN, _train_combinations), "evaluate": (EVALUATE, None), "export": (EXPORT, None),
-    "predict": (PREDICT, None)}
-
-
-def _unknown(path: str, key: str, allowed: list[str], owner: str) -> str:
-    return f"{path}{key}: {owner} has no key '{key}'; expected one of {', '.join(sorted(allowed))}"
+SCHEMAS = {"train": TRAIN, "evaluate": EVALUATE, "export": EXPORT, "predict": PREDICT}
 
 
 def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: str) -> str | None:
@@ -341,9 +311,9 @@ def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: 
     if not isinstance(table, Open):
         unknown = [k for k in raw if k not in table and not (k.startswith("_") and k.endswith("_"))]
         if unknown:
-            return _unknown(path, unknown[0], list(table), owner)
+            return f"{path}{unknown[0]}: {owner} has no key '{unknown[0]}'; expected one of {', '.join(sorted(table))}"
     for key, rule in table.items():
-        if key not in raw:
+        if key not in raw or rule is None:
             continue
         value = raw[key]
         if isinstance(value, str) and "${" in value:  # an interpolation: its value, unless a resolver makes it
@@ -372,10 +342,9 @@ def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: 
 
 def problem(cfg: DictConfig, task: str) -> str | None:
     """The first bad value of a composed `task` config (train, evaluate, export, predict) as one line, or None."""
-    table, combinations = SCHEMAS[task]
     raw = OmegaConf.to_container(cfg, resolve=False)
     raw.pop("hydra", None)
-    return _walk(cfg, raw, table, "") or (combinations(cfg) if combinations else None)
+    return _walk(cfg, raw, SCHEMAS[task], "") or (_train_combinations(cfg) if task == "train" else None)
 
 
 def check(cfg: DictConfig, task: str) -> None:

@@ -1,9 +1,6 @@
 """Statistics that decide whether one recipe beats another: time to an accuracy, paired-seed differences with a
-t-interval, bootstrap intervals over images, and McNemar's test between two classifiers on the same images.
-
-Pure functions on plain numbers and arrays (no Lightning, no files), so each one is tested against values
-computed by hand.
-"""
+t-interval, bootstrap intervals over images, and McNemar's test between two classifiers on the same images; pure
+functions on plain numbers (no Lightning, no files), each tested against values computed by hand."""
 
 from __future__ import annotations
 
@@ -55,10 +52,9 @@ def paired_difference(candidate: Mapping[Any, float], baseline: Mapping[Any, flo
     seeds = [s for s in candidate if s in baseline]
     if not seeds:
         return None
-    a = np.array([candidate[s] for s in seeds], dtype=np.float64)
-    b = np.array([baseline[s] for s in seeds], dtype=np.float64)
+    a, b = (np.array([values[s] for s in seeds], dtype=np.float64) for values in (candidate, baseline))
     if len(seeds) < 2:
-        return Interval(float((a - b).mean()), math.nan, math.nan, len(seeds))
+        return Interval(float((a - b).mean()), math.nan, math.nan, 1)
     ci = scipy_stats.ttest_rel(a, b).confidence_interval(confidence_level=confidence)
     return Interval(float((a - b).mean()), float(ci.low), float(ci.high), len(seeds))
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fer_lightning.records import parse_overrides
+from fer_lightning.records import override_settings
 from fer_lightning.report import build_report, main
 from fer_lightning.tables import markdown_table
 
@@ -145,7 +145,7 @@ def test_run_control_keys_do_not_split_a_row(tmp_path: Path) -> None:
 
 
 def test_helpers() -> None:
-    assert parse_overrides(["+a.b=1", "~c", "hydra.job.chdir=true", "lr=1e-3", "tta=[identity,hflip]"]) == {
+    assert override_settings(["+a.b=1", "~c", "hydra.job.chdir=true", "lr=1e-3", "tta=[identity,hflip]"]) == {
         "a.b": "1", "c": "(deleted)", "lr": "0.001", "tta": "['identity', 'hflip']"}
     frame = pd.DataFrame({"k": ["a|b"], "v": [0.5], "w": [float("nan")]})
     assert markdown_table(frame) == "| k | v | w |\n|---|---:|---:|\n| a\\|b | 0.5 |  |\n"

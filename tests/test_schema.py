@@ -14,7 +14,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning import schema
-from fer_lightning.cli import check_overrides, compose_task, override_settings
+from fer_lightning.cli import check_overrides, compose_task
 from tests.conftest import REPO_ROOT
 
 TRAIN_CASES = [
@@ -134,12 +134,6 @@ def test_interpolated_values_are_checked_where_they_are_set() -> None:
     cfg = compose_task("train", ["deterministic=true"])
     assert OmegaConf.to_container(cfg.trainer)["deterministic"] == "${deterministic}"
     assert schema.problem(cfg, "train") is None  # the interpolation resolves to true; precision's resolver is skipped
-
-
-def test_override_settings_keeps_values_as_written() -> None:
-    assert override_settings(["optimizer=sgd", "+trainer.limit_train_batches=2", "~model.tta", "hydra.run.dir=x",
-                              "tags=[a,b]"]) == {"optimizer": "sgd", "trainer.limit_train_batches": "2",
-                                                 "model.tta": "(deleted)", "tags": "[a,b]"}
 
 
 def test_the_cli_rejects_a_bad_value_before_torch_and_creates_no_directory(tmp_path: Path) -> None:

@@ -21,8 +21,7 @@ from fer_lightning.inference import pipeline as pipeline_module
 from fer_lightning.inference.draw import PALETTE
 from fer_lightning.inference.pipeline import PredictionRun, write_tables
 from fer_lightning.inference.predictor import FaceResult
-from fer_lightning.inference.track import FaceTracker
-from fer_lightning.inference.video import FrameClassifier, TrackedFace, open_writer, write_timeline
+from fer_lightning.inference.video import FaceTracker, FrameClassifier, TrackedFace, open_writer, write_timeline
 from fer_lightning.models import FERCNN
 from fer_lightning.module import FERClassifier
 

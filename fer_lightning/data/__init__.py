@@ -1,8 +1,5 @@
-"""Data layer: knows images and labels, never networks.
-
-FERDataModule (and with it Lightning) loads on first use, so `fer_lightning.inference`, which needs only the
-augmentation and the class names, imports no Lightning.
-"""
+"""Data layer: knows images and labels, never networks. FERDataModule (and with it Lightning) loads on first use,
+so `fer_lightning.inference`, which needs only the augmentation and the class names, imports no Lightning."""
 
 from __future__ import annotations
 

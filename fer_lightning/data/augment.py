@@ -40,11 +40,9 @@ class AugmentProfile:
     erasing_scale: Sequence[float] = (0.02, 0.1)
     erasing_ratio: Sequence[float] = (0.3, 3.3)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # the schema checks each field; this, how they fit together
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ValueError(f"augment: mean/std need {self.channels} values (channels={self.channels})")
-        if self.channels not in (1, 3):
-            raise ValueError(f"augment.channels must be 1 or 3, got {self.channels}")
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -99,11 +97,8 @@ class BatchAugment:
         angle = _uniform(b, -p.rotation, p.rotation, like, g) * (math.pi / 180.0)
         flip = torch.where(torch.rand(b, device=like.device, generator=g) < p.hflip, -1.0, 1.0)
         cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack(
-            [torch.stack([cos * w * flip, -sin * h, cx], dim=1), torch.stack([sin * w * flip, cos * h, cy], dim=1)],
-            dim=1,
-        )
-        return theta
+        rows = [torch.stack([cos * w * flip, -sin * h, cx], dim=1), torch.stack([sin * w * flip, cos * h, cy], dim=1)]
+        return torch.stack(rows, dim=1)
 
     def _erase(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         """Random erasing (value 0 after normalisation, as torchvision's default), vectorised over the batch."""

@@ -19,12 +19,10 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import CLASS_NAMES, NUM_CLASSES, DataFormatError, Split
 
-IMBALANCE_STRATEGIES = ("none", "sampler", "weighted_loss")
-
 
 class TensorBatchDataset(Dataset):
-    """Images and labels (and optionally per-image `targets`, e.g. a teacher's log-probabilities) as tensors;
-    `__getitems__` lets the DataLoader fetch a whole batch with one index."""
+    """Images, labels and optional per-image `targets` (a teacher's log-probabilities) as tensors; `__getitems__`
+    lets the DataLoader fetch a whole batch with one tensor index, not one image at a time."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> None:
         self.images, self.labels, self.targets = images, labels, targets
@@ -32,14 +30,12 @@ class TensorBatchDataset(Dataset):
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, ...]:
         extra = () if self.targets is None else (self.targets[index],)
         return self.images[index], self.labels[index], *extra
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        idx = torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)
-        extra = () if self.targets is None else (self.targets[idx],)
-        return self.images[idx], self.labels[idx], *extra
+        return self[torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)]
 
     def to(self, device: torch.device) -> TensorBatchDataset:
         return TensorBatchDataset(self.images.to(device), self.labels.to(device),
@@ -69,16 +65,12 @@ class FERDataModule(LightningDataModule):
     """Splits train = Training, val = PublicTest, test = PrivateTest from a data source, batched by indexing.
 
     Args:
-        path: FER-2013 on disk (challenge CSV, Kaggle folder or its tar; see `sources.load_splits`), or None
-            for the embedded synthetic faces (`synthetic` holds `make_splits` arguments).
-        cache_dir, val_fraction, split_seed: passed to `load_splits` (val hold-out only for folder layouts
-            without PublicTest files).
-        augment: the input profile (AugmentProfile fields) used for training and evaluation transforms (the
-            `augment` group, by interpolation in conf/data/*.yaml).
-        imbalance: the `imbalance` group's strategy: "none", "sampler" (WeightedRandomSampler, inverse-frequency,
-            with replacement, one epoch = len(train)) or "weighted_loss" (class weights N/(K*n_c) in
-            `class_weights`, which FERClassifier's loss takes in its `setup`).
-        imbalance_power: exponent on the inverse-frequency weights of either strategy (1: full correction).
+        path: FER-2013 on disk (see `sources.load_splits`, which also takes cache_dir, val_fraction and
+            split_seed), or None for the synthetic faces (`synthetic` holds `make_splits` arguments).
+        augment: the input profile (AugmentProfile fields; the `augment` group, interpolated in conf/data/*.yaml).
+        imbalance: "none", "sampler" (WeightedRandomSampler with replacement, one epoch = len(train)) or
+            "weighted_loss" (`class_weights`, which FERClassifier's loss takes in its `setup`), with inverse
+            frequency weights raised to `imbalance_power` (1: full correction).
         device_resident: keep the uint8 dataset on the training device (True), never (False), or on CUDA only
             ("auto"), so batches are indexed on the GPU without host-to-device copies of images.
         required_splits: the splits that must hold images: train and val to train; evaluation needs only the
@@ -106,10 +98,8 @@ class FERDataModule(LightningDataModule):
         profile = augment if isinstance(augment, AugmentProfile) else AugmentProfile(**dict(augment or {}))
         self.augment = BatchAugment(profile)
         self.imbalance, self.imbalance_power = imbalance, imbalance_power
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.device_resident = device_resident
-        self.required_splits = tuple(required_splits)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.device_resident, self.required_splits = device_resident, tuple(required_splits)
         self.datasets: dict[str, TensorBatchDataset] = {}
 
     def load_splits(self) -> Mapping[str, Split]:
@@ -124,32 +114,22 @@ class FERDataModule(LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
-            self._load()
-        device = self.trainer.strategy.root_device if self.trainer is not None else None
-        resident = self.device_resident is True or (self.device_resident == "auto" and device is not None
-                                                    and device.type == "cuda")
-        if resident and device is not None:
-            # ~80 MB of uint8 for all of FER-2013: moved once, then every batch is an index on the device
-            self.datasets = {k: d.to(device) for k, d in self.datasets.items()}
-
-    def _load(self) -> None:
-        splits = self.load_splits()
-        self.datasets = {
-            name: TensorBatchDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
-            for name, split in splits.items()
-        }
-        for name in self.required_splits:
-            if len(self.datasets.get(name, ())) == 0:
-                raise DataFormatError(f"data: split {name!r} has no images; "
-                                      f"{'training needs train and val' if name != 'test' else 'nothing to test'}")
-        if self.imbalance != "none":
+            self.datasets = {name: TensorBatchDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
+                             for name, split in self.load_splits().items()}
+            for name in self.required_splits:
+                if not self.has_split(name):
+                    raise DataFormatError(f"data: split {name!r} has no images; "
+                                          f"{'training needs train and val' if name != 'test' else 'nothing to test'}")
             counts = class_counts(self.datasets["train"].labels)
             missing = [CLASS_NAMES[i] for i in range(NUM_CLASSES) if counts[i] == 0]
-            if missing:
-                raise DataFormatError(
-                    f"data: class(es) {', '.join(missing)} have no training images; "
-                    f"imbalance={self.imbalance} needs every class present (use imbalance=none)"
-                )
+            if self.imbalance != "none" and missing:
+                raise DataFormatError(f"data: class(es) {', '.join(missing)} have no training images; "
+                                      f"imbalance={self.imbalance} needs every class present (use imbalance=none)")
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        auto = self.device_resident == "auto" and device is not None and device.type == "cuda"
+        if device is not None and (self.device_resident is True or auto):
+            # ~80 MB of uint8 for all of FER-2013: moved once, then every batch is an index on the device
+            self.datasets = {k: d.to(device) for k, d in self.datasets.items()}
 
     def has_split(self, name: str) -> bool:
         return len(self.datasets.get(name, ())) > 0
@@ -182,23 +162,23 @@ class FERDataModule(LightningDataModule):
             sampler = RandomSampler(dataset)
         return self._loader("train", self.batch_size, sampler)
 
-    def _eval_sampler(self, name: str) -> torch.utils.data.Sampler:
+    def _eval_loader(self, name: str) -> DataLoader:
         """In order; under DDP every world_size-th image per rank, without the padding of Lightning's default
         DistributedSampler (which repeats images to even out the ranks), so the metrics, summed over the ranks,
         count every image exactly once."""
-        dataset = self.datasets[name]
+        sampler = SequentialSampler(self.datasets[name])
         if self.trainer is not None and self.trainer.world_size > 1:
-            return UnrepeatedDistributedSampler(dataset, num_replicas=self.trainer.world_size,
-                                                rank=self.trainer.global_rank, shuffle=False)
-        return SequentialSampler(dataset)
+            sampler = UnrepeatedDistributedSampler(self.datasets[name], num_replicas=self.trainer.world_size,
+                                                   rank=self.trainer.global_rank, shuffle=False)
+        return self._loader(name, self.eval_batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, self._eval_sampler("val"))
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
         if not self.has_split("test"):
             raise DataFormatError("data: the test split (PrivateTest) is empty in this source; evaluate on val")
-        return self._loader("test", self.eval_batch_size, self._eval_sampler("test"))
+        return self._eval_loader("test")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment on the device the model runs on: random per sample while fitting, resize/normalise otherwise."""

@@ -1,9 +1,9 @@
-"""Readers for FER-2013 as users have it on disk: the challenge CSV, or the Kaggle folder layout (or its tar);
-and as arrays (`.npz`, what `python -m fer_lightning.data.pack` writes to carry the dataset to another machine).
+"""Readers for FER-2013 as users have it on disk: the challenge CSV, the Kaggle folder layout (or its tar), or
+arrays (`.npz`, the layout of the parse cache and of `python -m fer_lightning.data.pack`).
 
 Every reader returns ``{"train", "val", "test"}`` -> `Split`; bad input raises `DataFormatError` with one line
-naming the file, line or member, and what was expected. `load_splits` detects the format and caches the
-parsed arrays in one uncompressed ``.npz`` so later starts skip parsing (~0.1 s instead of seconds).
+naming the file, line or member, and what was expected. `load_splits` detects the format and caches the parsed
+arrays, so later starts skip parsing (~0.1 s instead of seconds).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import re
 import tarfile
 import time
 import warnings
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -36,29 +37,34 @@ from fer_lightning.data.splits import CLASS_NAMES, IMAGE_SIZE, SPLITS, USAGE_TO_
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # bump when parsing rules or the cache layout change: old cache files are then ignored
+STALE_TEMP_S = 3600.0  # a cache temp file older than this was left by a killed write
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 CHUNK_ROWS = 2048  # CSV rows parsed per vectorised batch (bounds peak memory to tens of MB)
 MAX_LINE_CHARS = 1 << 20  # a real row is < 10 kB: stop at garbage lines before buffering gigabytes
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-ARRAY_SUFFIXES = (".npz",)
+FORMATS = {CSV_SUFFIXES: "csv", TAR_SUFFIXES: "folders", (".npz",): "arrays"}
+# what fills each split in each format, for the message when a required split is empty
+_FILLED_BY = {
+    "csv": {split: f"{usage!r} rows" for usage, split in USAGE_TO_SPLIT.items()},
+    "arrays": {s: f"{s}_images and {s}_labels" for s in SPLITS},
+    "folders": {"train": "images in train/<class>/", "val": "val/<class>/ or test/<class>/PublicTest_* images, or a "
+                "train hold-out (val_fraction={val_fraction})",
+                "test": "test/<class>/PrivateTest_* images (or a test/ folder without PublicTest_ names)"},
+}
 _INT_TOKEN = re.compile(r"[+-]?[0-9]+")
 _LABELS = {str(i): i for i in range(len(CLASS_NAMES))}
 
 
-def _one_line(text: object, limit: int = 200) -> str:
-    """Exception texts can hold newlines or be huge (fuzzed input): keep error messages to one short line."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
 def _describe(e: BaseException) -> str:
-    """'UnidentifiedImageError: ...' or 'zlib.error: ...' (bare 'error' says nothing), on one line."""
+    """'UnidentifiedImageError: ...' or 'zlib.error: ...' (bare 'error' says nothing) on one short line: exception
+    texts of fuzzed input can hold newlines or be huge."""
     if isinstance(e, UnidentifiedImageError):
         return "not a JPEG or PNG image PIL can identify"
-    name = type(e).__name__
-    return f"{type(e).__module__ + '.' if name == 'error' else ''}{name}: {_one_line(e)}"
+    name, text = type(e).__name__, " ".join(str(e).split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(e).__module__ + '.' if name == 'error' else ''}{name}: {text}"
 
 
 def _show(token: str) -> str:
@@ -67,26 +73,13 @@ def _show(token: str) -> str:
 
 @contextmanager
 def _reading(where: object, what: str) -> Iterator[None]:
-    """Turn any unexpected failure (gzip, tarfile, PIL, OS...) into a DataFormatError naming the file."""
+    """Turn any unexpected failure (gzip, tarfile, zipfile, PIL, OS...) into a DataFormatError naming the file."""
     try:
         yield
     except (DataFormatError, MemoryError):
         raise
     except Exception as e:  # fuzzed inputs raise many types; callers only see DataFormatError
         raise DataFormatError(f"{where}: cannot {what}: {_describe(e)}") from e
-
-
-TRAINING_SPLITS = ("train", "val")
-
-
-def _check_nonempty(splits: dict[str, Split], where: object, hint: dict[str, str],
-                    required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
-    """The `required` splits must hold images: train and val for training (test may be empty: many copies lack
-    PrivateTest); only the evaluated split for evaluation (a PrivateTest-only CSV is a valid test set)."""
-    for name in required:
-        if len(splits[name]) == 0:
-            raise DataFormatError(f"{where}: the {name} split is empty; expected {hint[name]}")
-    return splits
 
 
 # --------------------------------------------------------------------------------------------- CSV
@@ -155,7 +148,7 @@ def _gzip_intact(path: Path) -> bool:
         return False
 
 
-def read_csv(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
+def read_csv(path: Path) -> dict[str, Split]:
     """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes).
 
     Usage Training -> train, PublicTest -> val, PrivateTest -> test. Blank lines are skipped; line numbers in
@@ -211,7 +204,9 @@ def read_csv(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str,
                     texts, lines = [], []
             if texts:
                 images.append(_parse_pixels(texts, lines, path))
-    except (DataFormatError, UnicodeDecodeError, csv.Error) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # fuzzed inputs raise many types; callers only see DataFormatError
         if is_gzip and not _gzip_intact(path):  # a damaged stream decodes to garbage rows before its CRC check
             raise DataFormatError(f"{path}: corrupt gzip file (the stream fails gzip's integrity check); "
                                   "re-download or re-compress the file") from e
@@ -220,61 +215,67 @@ def read_csv(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str,
         if isinstance(e, UnicodeDecodeError):
             raise DataFormatError(f"{path}: near line {line + 1}: expected UTF-8 text, found byte "
                                   f"0x{e.object[e.start]:02x}; is this the challenge CSV (or a binary file)?") from e
-        quote = ("unterminated quote (a field opened with \" runs on over the following lines)"
-                 if any(k in str(e) for k in ("EOF", "newline", "field limit")) else _describe(e))
-        raise DataFormatError(f"{path}: near line {line + 1}: {quote}; expected rows of emotion,pixels,Usage") from e
-    except MemoryError:
-        raise
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise DataFormatError(f"{path}: corrupt or truncated gzip file near line {line + 1} "
-                              f"({_describe(e)}); re-download or re-compress the file") from e
-    except Exception as e:  # anything else from corrupt files
-        raise DataFormatError(f"{path}: near line {line + 1}: cannot read CSV: {_describe(e)}") from e
+        problem = f"cannot read CSV: {_describe(e)}"
+        if isinstance(e, csv.Error) and any(k in str(e) for k in ("EOF", "newline", "field limit")):
+            problem = "unterminated quote (a field opened with \" runs on over the following lines)"
+        raise DataFormatError(f"{path}: near line {line + 1}: {problem}; expected rows of emotion,pixels,Usage") from e
     if not labels:
         raise DataFormatError(f"{path}: no data rows after the header; expected rows of emotion,pixels,Usage")
     all_images, all_labels, split_of = np.concatenate(images), np.array(labels, np.int64), np.array(usages)
-    splits = {s: Split(all_images[split_of == s], all_labels[split_of == s]) for s in SPLITS}
-    return _check_nonempty(splits, path, {"train": "'Training' rows", "val": "'PublicTest' rows",
-                                          "test": "'PrivateTest' rows"}, required)
+    return {s: Split(all_images[split_of == s], all_labels[split_of == s]) for s in SPLITS}
 
 
 # ------------------------------------------------------------------------------------------ arrays
 
 
-def read_arrays(path: Path, required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
+def read_arrays(path: Path) -> dict[str, Split]:
     """Read FER-2013 as arrays: an .npz (deflate- or LZMA-compressed members, or none) holding, per split
     (train, val, test), `<split>_images` uint8 [N, 48, 48] and `<split>_labels` integers in 0..6; a split with
-    neither key is empty. The layout of the parse cache and of `fer_lightning.data.pack`."""
+    neither key is empty."""
     path = Path(path)
     splits: dict[str, Split] = {}
-    z = np.load(path, allow_pickle=False)
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise DataFormatError(f"{path}: one bare array, not an .npz archive; expected <split>_images and "
-                              "<split>_labels arrays (python -m fer_lightning.data.pack writes them)")
-    with z:
+    with _reading(path, "read arrays"):
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise DataFormatError(f"{path}: one bare array, not an .npz archive; expected <split>_images and "
+                                  "<split>_labels arrays (python -m fer_lightning.data.pack writes them)")
+        with z:
+            for name in SPLITS:
+                keys = (f"{name}_images", f"{name}_labels")
+                present = [k for k in keys if k in z.files]
+                if len(present) == 1:
+                    raise DataFormatError(f"{path}: holds {present[0]} but no "
+                                          f"{(set(keys) - set(present)).pop()}; expected both keys of a split")
+                if not present:
+                    splits[name] = Split.empty()
+                    continue
+                images, labels = z[keys[0]], z[keys[1]]
+                if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+                    raise DataFormatError(f"{path}: {keys[0]} is {images.dtype} {list(images.shape)}; expected "
+                                          f"uint8 [N, {IMAGE_SIZE}, {IMAGE_SIZE}]")
+                if not np.issubdtype(labels.dtype, np.integer) or labels.shape != images.shape[:1]:
+                    raise DataFormatError(f"{path}: {keys[1]} is {labels.dtype} {list(labels.shape)}; expected "
+                                          f"{len(images)} integer labels, one per image of {keys[0]}")
+                bad = np.flatnonzero((labels < 0) | (labels >= len(CLASS_NAMES)))
+                if bad.size:
+                    raise DataFormatError(f"{path}: {keys[1]}[{bad[0]}] = {labels[bad[0]]} is not a class label "
+                                          f"in 0..{len(CLASS_NAMES) - 1}")
+                splits[name] = Split(images, labels.astype(np.int64))
+    return splits
+
+
+def write_arrays(splits: dict[str, Split], out: Path, compression: int = zipfile.ZIP_LZMA) -> Path:
+    """Write the non-empty splits as .npy members of a zip (what `read_arrays` reads), atomically: a killed run
+    leaves no half-written file under `out`. LZMA to carry the dataset; none (ZIP_STORED) for the fast cache."""
+    with atomic_open(out) as handle, zipfile.ZipFile(handle, "w", compression=compression) as archive:
         for name in SPLITS:
-            keys = (f"{name}_images", f"{name}_labels")
-            present = [k for k in keys if k in z.files]
-            if not present:
-                splits[name] = Split.empty()
+            split = splits.get(name)
+            if split is None or len(split) == 0:
                 continue
-            if len(present) == 1:
-                missing = next(k for k in keys if k not in z.files)
-                raise DataFormatError(f"{path}: holds {present[0]} but no {missing}; expected both keys of a split")
-            images, labels = z[keys[0]], z[keys[1]]
-            if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-                raise DataFormatError(f"{path}: {keys[0]} is {images.dtype} {list(images.shape)}; expected uint8 "
-                                      f"[N, {IMAGE_SIZE}, {IMAGE_SIZE}]")
-            if not np.issubdtype(labels.dtype, np.integer) or labels.shape != images.shape[:1]:
-                raise DataFormatError(f"{path}: {keys[1]} is {labels.dtype} {list(labels.shape)}; expected "
-                                      f"{len(images)} integer labels, one per image of {keys[0]}")
-            bad = np.flatnonzero((labels < 0) | (labels >= len(CLASS_NAMES)))
-            if bad.size:
-                raise DataFormatError(f"{path}: {keys[1]}[{bad[0]}] = {labels[bad[0]]} is not a class label in "
-                                      f"0..{len(CLASS_NAMES) - 1}")
-            splits[name] = Split(images, labels.astype(np.int64))
-    hint = {s: f"{s}_images and {s}_labels" for s in SPLITS}
-    return _check_nonempty(splits, path, hint, required)
+            for key, array in ((f"{name}_images", split.images), (f"{name}_labels", split.labels)):
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+    return out
 
 
 # ----------------------------------------------------------------------------------------- folders
@@ -309,14 +310,6 @@ def _child(root: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def _is_loop(link: Path) -> bool:
-    try:
-        link.stat()
-    except OSError as error:
-        return error.errno == errno.ELOOP
-    return False
-
-
 def _list_directory(root: Path) -> list[_Entry]:
     entries = []
     for top in SPLITS:
@@ -329,10 +322,12 @@ def _list_directory(root: Path) -> list[_Entry]:
             for f in sorted(cls_dir.iterdir()):
                 if f.name.startswith("."):
                     continue
-                if f.is_symlink() and not f.exists():
-                    what = ("a symbolic link loop" if _is_loop(f)
+                try:
+                    f.stat()
+                except OSError as e:  # listed but not there: a dangling or looping symbolic link
+                    what = ("a symbolic link loop" if e.errno == errno.ELOOP
                             else f"broken symbolic link (its target {os.readlink(f)} does not exist)")
-                    raise DataFormatError(f"{f}: {what}; expected an image file")
+                    raise DataFormatError(f"{f}: {what}; expected an image file") from e
                 if not f.is_file():
                     raise DataFormatError(f"{f}: expected {top}/<class>/<image>, found a nested folder")
                 entries.append(_entry(top, cls_dir.name, f.name, str(f), f.read_bytes))
@@ -340,8 +335,7 @@ def _list_directory(root: Path) -> list[_Entry]:
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    f = tar.extractfile(member)
-    return f.read() if f else b""
+    return tar.extractfile(member).read()  # type: ignore[union-attr]  # only regular files are listed
 
 
 def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
@@ -360,10 +354,8 @@ def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
     for m, p in zip(members, parts, strict=True):
         rel = p[depth:]
         ours = len(rel) >= 2 and (not depth or p[0] in tops) and rel[0].lower() in SPLITS
-        if not (m.isfile() and ours):
-            continue  # files beside train/ and test/ (README, other folders) are not ours
-        if any(x.startswith(".") for x in rel):
-            continue
+        if not (m.isfile() and ours) or any(x.startswith(".") for x in rel):
+            continue  # files beside train/ and test/ (README, other folders) and hidden files are not ours
         where = f"{path}:{m.name}"
         if len(rel) != 3:
             raise DataFormatError(f"{where}: expected {rel[0]}/<class>/<image>")
@@ -377,18 +369,17 @@ def _decode(entry: _Entry) -> np.ndarray:
         if im.size != (IMAGE_SIZE, IMAGE_SIZE):
             w, h = im.size
             raise DataFormatError(f"{entry.where}: expected 48x48, got {w}x{h}; resize your images to 48x48")
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit integer) gray: scale, not clip at 255
+        if im.mode.startswith("I"):  # 16-bit (or 32-bit integer) gray: scale, not clip at 255 as convert("L") does
             wide = np.asarray(im, dtype=np.float64)
             top = 65535.0 if im.mode.startswith("I;16") or wide.max() > 255 else 255.0
             return np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8)
         return np.asarray(im.convert("L"), np.uint8)
 
 
-def _holdout(train: list[tuple[_Entry, np.ndarray]], val_fraction: float, seed: int) -> np.ndarray:
-    """Stratified, seeded val mask over train: per class round-half-up(fraction * n), >= 1 if n >= 2, < n."""
-    labels = np.array([e.label for e, _ in train], np.int64)
+def _holdout(labels: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Stratified, seeded val mask: per class round-half-up(fraction * n), >= 1 if n >= 2, < n."""
     rng = np.random.default_rng(seed)
-    mask = np.zeros(len(train), bool)
+    mask = np.zeros(len(labels), bool)
     for c in range(len(CLASS_NAMES)):
         idx = np.flatnonzero(labels == c)
         k = int(np.floor(val_fraction * len(idx) + 0.5))
@@ -397,8 +388,7 @@ def _holdout(train: list[tuple[_Entry, np.ndarray]], val_fraction: float, seed: 
     return mask
 
 
-def read_folders(path: Path, val_fraction: float, seed: int,
-                 required: Sequence[str] = TRAINING_SPLITS) -> dict[str, Split]:
+def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]:
     """Read the Kaggle layout ``train/<class>/*.jpg|jpeg|png``, ``test/<class>/*`` (and the ImageFolder
     ``val/<class>/*``) from a folder or a tar.
 
@@ -414,21 +404,13 @@ def read_folders(path: Path, val_fraction: float, seed: int,
         else:
             decoded = [(e, _decode(e)) for e in _list_directory(path)]
     decoded.sort(key=lambda d: (d[0].label, d[0].name))
-    by_split = {s: [d for d in decoded if d[0].split == s] for s in SPLITS}
-    if not by_split["val"]:
-        mask = _holdout(by_split["train"], val_fraction, seed)
-        by_split["val"] = [d for d, m in zip(by_split["train"], mask, strict=True) if m]
-        by_split["train"] = [d for d, m in zip(by_split["train"], mask, strict=True) if not m]
-    splits = {
-        s: Split(np.stack([a for _, a in ds]), np.array([e.label for e, _ in ds], np.int64))
-        if ds else Split.empty()
-        for s, ds in by_split.items()
-    }
-    return _check_nonempty(splits, path, {
-        "train": "images in train/<class>/",
-        "val": f"val/<class>/ or test/<class>/PublicTest_* images, or a train hold-out (val_fraction={val_fraction})",
-        "test": "test/<class>/PrivateTest_* images (or a test/ folder without PublicTest_ names)",
-    }, required)
+    images = np.stack([a for _, a in decoded]) if decoded else Split.empty().images
+    labels = np.array([e.label for e, _ in decoded], np.int64)
+    split_of = np.array([e.split for e, _ in decoded], "U5")
+    if "val" not in split_of:
+        train = np.flatnonzero(split_of == "train")
+        split_of[train[_holdout(labels[train], val_fraction, seed)]] = "val"
+    return {s: Split(images[split_of == s], labels[split_of == s]) for s in SPLITS}
 
 
 # ------------------------------------------------------------------------------ detection and cache
@@ -438,134 +420,99 @@ def _detect(path: Path) -> tuple[Path, str]:
     """-> (source, "csv" | "folders" | "arrays"). In a folder: train/ wins, then a single CSV, then a single tar."""
     if not path.exists():
         raise DataFormatError(f"{path}: no such file or directory; expected a FER-2013 CSV, folder or tar")
-    name = path.name.lower()
-    if path.is_file() and name.endswith(CSV_SUFFIXES):
-        return path, "csv"
-    if path.is_file() and name.endswith(TAR_SUFFIXES):
+    for suffixes, fmt in FORMATS.items():
+        if path.is_file() and path.name.lower().endswith(suffixes):
+            return path, fmt
+    if path.is_dir() and _child(path, "train"):
         return path, "folders"
-    if path.is_file() and name.endswith(ARRAY_SUFFIXES):
-        return path, "arrays"
-    if path.is_dir():
-        if _child(path, "train"):
-            return path, "folders"
-        for suffixes in (CSV_SUFFIXES, TAR_SUFFIXES):
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
-            if len(found) > 1:
-                names = ", ".join(p.name for p in found)
-                raise DataFormatError(f"{path}: several candidate files ({names}); pass one as the path")
-            if found:
-                return _detect(found[0])
+    for suffixes in (CSV_SUFFIXES, TAR_SUFFIXES) if path.is_dir() else ():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
+        if len(found) > 1:
+            raise DataFormatError(f"{path}: several candidate files ({', '.join(p.name for p in found)}); "
+                                  "pass one as the path")
+        if found:
+            return _detect(found[0])
     raise DataFormatError(f"{path}: not a FER-2013 source; expected a .csv/.csv.gz, a .tar/.tar.gz/.tgz, an .npz "
                           "of arrays, or a folder holding train/ (or one such file)")
 
 
-def _hash_file(path: str | Path, digest: Any) -> None:
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-
-
-def _fingerprint(path: Path) -> dict[str, object]:
+def _fingerprint(path: Path) -> str:
     """What the cache is keyed on: the source's content, not its mtime (a same-size edit whose mtime was kept by
-    `cp -p`, `touch -r` or `tar x` must not load stale labels). A file: blake2b of its bytes; a folder tree: of
-    the relative name and bytes of every file the reader reads (the same listing, symlinks followed alike)."""
+    `cp -p`, `touch -r` or `tar x` must not load stale labels). A blake2b of the relative name and bytes of every
+    file the reader reads (for a folder: the same listing, symlinks followed alike)."""
     digest = hashlib.blake2b(digest_size=16)
-    if path.is_file():
-        _hash_file(path, digest)
-        return {"size": path.stat().st_size, "blake2b": digest.hexdigest()}
-    files = sorted(_list_directory(path), key=lambda e: e.where)
-    for entry in files:
-        digest.update(f"{os.path.relpath(entry.where, path)}\0".encode())
-        _hash_file(entry.where, digest)
-    return {"count": len(files), "blake2b": digest.hexdigest()}
-
-
-def _cache_file(cache_dir: Path, source: Path, fmt: str, val_fraction: float, seed: int) -> Path:
-    key: dict[str, object] = {"v": CACHE_VERSION, "fmt": fmt}
-    key.update(_fingerprint(source))
-    if fmt == "folders":
-        key.update(val_fraction=val_fraction, seed=seed)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir / f"fer2013-{fmt}-{digest}.npz"
-
-
-STALE_TEMP_S = 3600.0
-
-
-def _remove_stale_temps(cache_dir: Path) -> None:
-    """Temp files a killed cache write left behind (atomicio's `.<name>.*.tmp`), older than an hour."""
-    now = time.time()
-    for tmp in cache_dir.glob(".fer2013-*.tmp"):
-        try:
-            if now - tmp.stat().st_mtime > STALE_TEMP_S:
-                tmp.unlink()
-        except OSError:
-            pass
+    for file in [path] if path.is_file() else sorted(Path(e.where) for e in _list_directory(path)):
+        digest.update(f"{file.relative_to(path)}\0".encode())
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _load_cache(file: Path) -> dict[str, Split] | None:
     """The cached splits, or None when absent or unusable (truncated, corrupt, wrong layout): never raises."""
-    try:
-        with np.load(file, allow_pickle=False) as z:
-            splits = {s: Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in SPLITS}
-        for sp in splits.values():
-            ok = sp.images.dtype == np.uint8 and sp.images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE)
-            if not (ok and sp.labels.dtype == np.int64 and sp.labels.shape == sp.images.shape[:1]):
-                raise ValueError("arrays have unexpected dtypes or shapes")
-            if len(sp) and not 0 <= sp.labels.min() <= sp.labels.max() < len(CLASS_NAMES):
-                raise ValueError(f"labels outside 0..{len(CLASS_NAMES) - 1}")
-        return splits
-    except FileNotFoundError:
+    if not file.is_file():
         return None
-    except Exception as e:  # a broken cache is only a miss
-        warnings.warn(f"ignoring unreadable cache {file}: {_one_line(e)}", stacklevel=3)
+    try:
+        return read_arrays(file)
+    except DataFormatError as e:  # a broken cache is only a miss
+        warnings.warn(f"ignoring unreadable cache: {e}", stacklevel=3)
         return None
 
 
 def _save_cache(file: Path, splits: dict[str, Split]) -> None:
-    """Atomic write (temp file + os.replace), so readers never see half a cache; failures only warn."""
-    arrays = {f"{s}_{k}": getattr(splits[s], k) for s in SPLITS for k in ("images", "labels")}
+    """Uncompressed (loads in ~0.1 s) and atomic, so readers never see half a cache; failures only warn. First
+    removes the temp files that killed writes left behind (older than STALE_TEMP_S)."""
+    for tmp in file.parent.glob(".fer2013-*.tmp"):
+        with suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
     try:
-        with atomic_open(file) as f:
-            np.savez(f, **arrays)
+        write_arrays(splits, file, zipfile.ZIP_STORED)
     except OSError as e:
-        warnings.warn(f"could not write cache {file}: {_one_line(e)}", stacklevel=3)
+        warnings.warn(f"could not write cache {file}: {_describe(e)}", stacklevel=3)
 
 
 def load_splits(
     path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-    required: Sequence[str] = TRAINING_SPLITS,
+    required: Sequence[str] = ("train", "val"),
 ) -> dict[str, Split]:
-    """Detect the format from the path, parse once, cache; keys 'train','val','test' always present
-    ('test' may be empty).
+    """Detect the format from the path, parse once, cache; keys 'train','val','test' always present.
 
     `path`: a .csv/.csv.gz (challenge CSV), a .tar/.tar.gz/.tgz or a folder holding train/ (Kaggle layout),
     an .npz of arrays (`read_arrays`), or a folder holding one CSV (preferred) or else one tar.
-    `cache_dir`: None = no cache; otherwise one uncompressed .npz keyed by a blake2b hash of the source's content
-    (and val_fraction/seed for folders) is reused, so a moved or copied source still hits its cache and an edited
-    one never does; an .npz source is not cached again.
-    `val_fraction`, `seed`: the stratified val hold-out, only for folder layouts without val/ or PublicTest_ names.
-    Raises DataFormatError for any bad input (ValueError only for a val_fraction outside [0, 1)).
+    `cache_dir`: None = no cache; otherwise one .npz keyed by the source's content (`_fingerprint`; and
+    val_fraction/seed for folders), so a moved or copied source still hits its cache and an edited one never
+    does; an .npz source is not cached again. `val_fraction`, `seed`: the stratified val hold-out, only for
+    folder layouts without val/ or PublicTest_ names. `required`: the splits that must hold images: train and
+    val to train (many copies lack PrivateTest); the evaluated split to evaluate (PrivateTest rows alone will do).
     """
     with _reading(path, "open data source"):
         source, fmt = _detect(Path(path).expanduser())
-        cache = None if cache_dir is None else Path(cache_dir).expanduser()
-        # arrays load as fast as the cache would: not cached
-        file = None if cache is None or fmt == "arrays" else _cache_file(cache, source, fmt, val_fraction, seed)
-    if cache is not None and cache.is_dir():
-        _remove_stale_temps(cache)
-    if file is not None and (cached := _load_cache(file)) is not None:
-        return cached
-    log.info("parsing %s (%s layout)%s", source, fmt,
-             "" if file is None else f"; the first time for this content, cached afterwards in {file.parent}")
-    start = time.perf_counter()
-    readers: dict[str, Callable[[], dict[str, Split]]] = {
-        "csv": partial(read_csv, source, required), "arrays": partial(read_arrays, source, required),
-        "folders": partial(read_folders, source, val_fraction, seed, required)}
-    with _reading(source, "read"):
-        splits = readers[fmt]()
-    if file is not None:
+        file = None
+        if cache_dir is not None and fmt != "arrays":  # arrays load as fast as the cache would
+            key = {"v": CACHE_VERSION, "fmt": fmt, "content": _fingerprint(source)}
+            if fmt == "folders":
+                key.update(val_fraction=val_fraction, seed=seed)
+            digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+            file = Path(cache_dir).expanduser() / f"fer2013-{fmt}-{digest}.npz"
+    splits = cached = None if file is None else _load_cache(file)
+    if splits is None:  # a first parse takes seconds on the real data: announced; a cache hit is silent
+        log.info("parsing %s (%s layout)%s", source, fmt,
+                 "" if file is None else f"; the first time for this content, cached afterwards in {file.parent}")
+        start = time.perf_counter()
+        if fmt == "csv":
+            splits = read_csv(source)
+        elif fmt == "arrays":
+            splits = read_arrays(source)
+        else:
+            splits = read_folders(source, val_fraction, seed)
+        log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s) for s in splits.values()):,}",
+                 time.perf_counter() - start, ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
+    for name in required:
+        if len(splits[name]) == 0:
+            raise DataFormatError(f"{source}: the {name} split is empty; expected "
+                                  f"{_FILLED_BY[fmt][name].format(val_fraction=val_fraction)}")
+    if file is not None and cached is None:
         _save_cache(file, splits)
-    log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s) for s in splits.values()):,}",
-             time.perf_counter() - start, ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
     return splits

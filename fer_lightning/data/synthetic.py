@@ -14,9 +14,7 @@ import numpy as np
 
 from fer_lightning.data.splits import IMAGE_SIZE, NUM_CLASSES, SPLITS, Split
 
-_FER2013_TRAIN_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
-_TOTAL = sum(_FER2013_TRAIN_COUNTS)
-FER2013_TRAIN_PROPORTIONS: tuple[float, ...] = tuple(c / _TOTAL for c in _FER2013_TRAIN_COUNTS)
+FER2013_TRAIN_PROPORTIONS = tuple(c / 28709 for c in (3995, 436, 4097, 7215, 4830, 3171, 4965))  # Training rows
 
 # Expression shape at full intensity, one row per class in CLASS_NAMES order. Face units: the image spans
 # [-1, 1] and y points down, so a negative brow offset raises the brow and a negative mouth curve lifts the
@@ -169,12 +167,9 @@ def _render(p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
 
 
 def generate_faces(n: int, seed: int, proportions: Sequence[float] = FER2013_TRAIN_PROPORTIONS) -> Split:
-    """n images with labels drawn with those class proportions (deterministic for a given seed)."""
+    """n images with labels drawn with those class proportions (deterministic for a given seed); numpy refuses
+    a negative n or proportions that are not NUM_CLASSES non-negative numbers with a positive sum."""
     probs = np.asarray(proportions, dtype=np.float64)
-    if probs.shape != (NUM_CLASSES,) or (probs < 0).any() or probs.sum() <= 0:
-        raise ValueError(f"proportions must be {NUM_CLASSES} non-negative numbers with a positive sum")
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
     rng = np.random.default_rng(seed)
     labels = rng.choice(NUM_CLASSES, size=n, p=probs / probs.sum()).astype(np.int64)
     params = _draw_params(labels, rng)
@@ -186,19 +181,11 @@ def generate_faces(n: int, seed: int, proportions: Sequence[float] = FER2013_TRA
     return Split(images, labels)
 
 
-def make_splits(
-    n_train: int = 8000,
-    n_val: int = 1500,
-    n_test: int = 1500,
-    seed: int = 0,
-) -> dict[str, Split]:
+def make_splits(n_train: int = 8000, n_val: int = 1500, n_test: int = 1500, seed: int = 0) -> dict[str, Split]:
     """{'train','val','test'} -> Split; each split gets its own seed spawned from `seed`, so none overlap."""
     sizes = dict(zip(SPLITS, (n_train, n_val, n_test), strict=True))
     for name, n in sizes.items():
         if n < 0:
             raise ValueError(f"data.synthetic.n_{name}={n}: expected a number of images >= 0")
-    children = np.random.SeedSequence(seed).spawn(len(SPLITS))
-    return {
-        name: generate_faces(sizes[name], int(child.generate_state(1, np.uint64)[0]))
-        for name, child in zip(SPLITS, children, strict=True)
-    }
+    seeds = [int(child.generate_state(1, np.uint64)[0]) for child in np.random.SeedSequence(seed).spawn(len(SPLITS))]
+    return {name: generate_faces(n, split_seed) for (name, n), split_seed in zip(sizes.items(), seeds, strict=True)}

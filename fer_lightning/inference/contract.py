@@ -1,7 +1,6 @@
-"""The preprocessing contract: what a 48x48 gray face must go through to become the network's input.
-
-It is derived from the checkpoint's AugmentProfile (the same object `BatchAugment.eval` applies), written into
-prediction tables and export sidecars, so a consumer outside this package can reproduce the input exactly.
+"""The preprocessing contract: what a 48x48 gray face goes through to become the network's input, from the
+checkpoint's AugmentProfile (what `BatchAugment.eval` applies); written into prediction tables and export
+sidecars, so a consumer outside this package can reproduce the input exactly.
 """
 
 from __future__ import annotations
@@ -26,17 +25,10 @@ def preprocessing_contract(profile: AugmentProfile, class_names: Sequence[str], 
     return {
         "face": {"size": [IMAGE_SIZE, IMAGE_SIZE], "dtype": "uint8",
                  "color": "grayscale, ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B)"},
-        "input_shape": ["batch", channels, size, size],
-        "layout": "NCHW",
-        "dtype": "float32",
-        "image_size": size,
-        "channels": channels,
-        "mean": [float(m) for m in profile.mean],
-        "std": [float(s) for s in profile.std],
-        "interpolation": profile.interpolation,
-        "steps": steps,
-        "class_names": list(class_names),
-        "tta": list(tta),
+        "input_shape": ["batch", channels, size, size], "layout": "NCHW", "dtype": "float32",
+        "image_size": size, "channels": channels,
+        "mean": [float(m) for m in profile.mean], "std": [float(s) for s in profile.std],
+        "interpolation": profile.interpolation, "steps": steps, "class_names": list(class_names), "tta": list(tta),
         "tta_rule": ("average the logits over the views (hflip = flip the width axis; ten_crop = "
                      "fer_lightning.tta.ten_crops, exported folded only), then softmax"),
     }

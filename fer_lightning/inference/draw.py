@@ -1,16 +1,6 @@
-"""Annotation: a box per face and a card with its top label, its probability and a bar per class.
-
-Rules (tests/test_draw.py checks them on crowded, border and large layouts):
-- no card or tag covers any detected face, and each lies inside the output image;
-- with several faces, each card starts with the face's number (a video's: its track id), so it pairs with its
-  face wherever it sits: beside the face where the image has room, else in a margin added to the right of the
-  image, and then a tag with the same number goes beside the face (or, where a crowd leaves no room, into a
-  strip added above the image, over the face's column);
-- text size follows the image, not the box: a 4000x3000 photo gets text ~70 px high, whatever its faces' size.
-Small images (a 48x48 crop) are upscaled first. Video frames keep their size (a video has one frame size): a
-card that finds no room beside its face shrinks to its header line, then to the number tag, then is left out.
-
-Only OpenCV's built-in Hershey font is used, so drawing needs no font files.
+"""Annotation: a box per face and a card with its top label, its probability and a bar per class, placed by the
+rules of docs/predict.md ("Reading the annotated image"; tests/test_draw.py checks them). OpenCV's Hershey font:
+no font files needed.
 """
 
 from __future__ import annotations
@@ -27,18 +17,16 @@ from fer_lightning.inference.images import to_bgr
 from fer_lightning.inference.predictor import FaceResult
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-# BGR, one per class in CLASS_NAMES order; unknown names fall back to white.
 PALETTE: dict[str, tuple[int, int, int]] = {
     "angry": (40, 40, 220), "disgust": (40, 150, 40), "fear": (170, 60, 170), "happy": (0, 210, 255),
     "sad": (210, 120, 30), "surprise": (0, 140, 255), "neutral": (180, 180, 180),
 }
-# images whose shorter side is below this are upscaled (by a whole factor) before drawing
-MIN_DRAW_SIDE = 240
+MIN_DRAW_SIDE = 240  # images whose shorter side is below this are upscaled (by a whole factor) before drawing
 MARGIN_COLOR = (32, 32, 32)
 
 
 def _color(name: str) -> tuple[int, int, int]:
-    return PALETTE.get(name, (255, 255, 255))
+    return PALETTE.get(name, (255, 255, 255))  # BGR
 
 
 def text_scale(width: int, height: int) -> float:
@@ -66,8 +54,7 @@ class Rect:
 
 @dataclass(frozen=True)
 class Card:
-    """What is drawn for one face, at one text scale: a header (`3 happy 91%`), then one bar per class if `bars`;
-    header_only and tag_only give the smaller fallbacks (the header line; the number alone)."""
+    """What is drawn for one face: a header (`3 happy 91%`), then a bar per class if `bars`; tag_only: the number."""
 
     face: FaceResult
     number: int | None
@@ -90,21 +77,21 @@ class Card:
         return text_h, pad, text_h + 2 * pad
 
     @property
-    def size(self) -> tuple[int, int]:
-        text_h, pad, row = self.metrics
-        (header_w, _), _ = cv2.getTextSize(self.header, FONT, self.scale, self.thickness)
-        if not self.bars or self.tag_only:
-            return header_w + 2 * pad, row
-        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, self.name_thickness)
-        return max(header_w + 2 * pad, name_w + 4 * text_h + 3 * pad), row * (1 + len(self.face.probabilities))
-
-    @property
     def thickness(self) -> int:
         return max(1, round(self.scale * 1.6))
 
     @property
-    def name_thickness(self) -> int:
-        return max(1, round(self.scale))
+    def name_width(self) -> int:
+        """The longest class name's width, where the bars start."""
+        return cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, max(1, round(self.scale)))[0][0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        text_h, pad, row = self.metrics
+        header_w = cv2.getTextSize(self.header, FONT, self.scale, self.thickness)[0][0]
+        if not self.bars or self.tag_only:
+            return header_w + 2 * pad, row
+        return max(header_w + 2 * pad, self.name_width + 4 * text_h + 3 * pad), row * (1 + len(self.face.probabilities))
 
     def draw(self, canvas: np.ndarray, at: Rect) -> None:
         text_h, pad, row = self.metrics
@@ -114,12 +101,11 @@ class Card:
         if not self.bars or self.tag_only:
             return
         _shade(canvas, Rect(at.x, at.y + row, at.w, at.h - row))
-        (name_w, _), _ = cv2.getTextSize(max(self.face.probabilities, key=len), FONT, self.scale, self.name_thickness)
-        bar_x, bar_len = at.x + name_w + 2 * pad, at.w - name_w - 3 * pad
+        bar_x, bar_len = at.x + self.name_width + 2 * pad, at.w - self.name_width - 3 * pad
         for i, (name, p) in enumerate(self.face.probabilities.items()):
             top = at.y + (i + 1) * row
             cv2.putText(canvas, name, (at.x + pad, top + pad + text_h), FONT, self.scale, (235, 235, 235),
-                        self.name_thickness, cv2.LINE_AA)
+                        max(1, round(self.scale)), cv2.LINE_AA)
             cv2.rectangle(canvas, (bar_x, top + pad), (bar_x + max(1, round(bar_len * p)), top + row - pad),
                           _color(name), cv2.FILLED)
 
@@ -146,17 +132,12 @@ class Layout:
     # a line from a card or tag that is not right beside its face to that face: (card index, start, end)
     links: list[tuple[int, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
-    @property
-    def rects(self) -> list[Rect]:
-        return [rect for _, rect in self.cards]
-
 
 Link = tuple[tuple[int, int], tuple[int, int]]
 
 
 def _link(rect: Rect, box: Box) -> Link:
-    """The shortest segment from `rect` to `box` (from the rect's point nearest to the box's point nearest to
-    the rect's centre)."""
+    """The shortest segment from `rect` to the point of `box` nearest to the rect's centre."""
     end = (min(max(rect.x + rect.w // 2, box.x), box.x + box.w), min(max(rect.y + rect.h // 2, box.y), box.y + box.h))
     return (min(max(end[0], rect.x), rect.x + rect.w), min(max(end[1], rect.y), rect.y + rect.h)), end
 
@@ -170,9 +151,8 @@ def _crosses(link: Link, rects: Sequence[Rect]) -> bool:
 
 def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], faces: list[Rect], width: int, height: int,
                   gap: int, reach: int) -> tuple[Rect, Link | None] | None:
-    """The w x h rectangle closest to `box` (at most `reach` px from it) that lies inside width x height and
-    touches none of `blocked` (right of the box first, then left, below, above, then farther out), with the
-    line that links it to the box when it is not right beside it: a line that crosses none of `faces`."""
+    """The free w x h rectangle inside the image closest to `box` (at most `reach` px; right first, then left,
+    below, above), with its link line when it is not right beside the box: one that crosses none of `faces`."""
     step = max(2, min(w, h) // 3)
     xs = np.unique(np.clip(np.r_[box.x + box.w + gap, box.x - gap - w, box.x, box.x + box.w - w,
                                  np.arange(box.x - reach - w, box.x + box.w + reach + 1, step)], 0, max(0, width - w)))
@@ -202,8 +182,7 @@ def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], faces: list[Rec
 
 def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True, keep_size: bool = False,
          numbers: Sequence[int] | None = None) -> Layout:
-    """Place a card per face (see the module's rules) on a width x height image; numbers: the faces' numbers
-    (None: 1, 2, ... when there are several faces, none for one face)."""
+    """Place a card per face (the module's rules); numbers: None gives 1, 2, ... to several faces, none to one."""
     scale = text_scale(width, height)
     if numbers is None:
         numbers = list(range(1, len(faces) + 1)) if len(faces) > 1 else [None] * len(faces)
@@ -254,26 +233,16 @@ def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True
     return Layout(width + right, max(top + height, y), top, boxes, cards, links)
 
 
-def _upscaled(canvas: np.ndarray, faces: Sequence[FaceResult]) -> tuple[np.ndarray, list[FaceResult]]:
-    factor = math.ceil(MIN_DRAW_SIDE / max(1, min(canvas.shape[:2])))
-    if factor <= 1:
-        return canvas, list(faces)
-    canvas = cv2.resize(canvas, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-    return canvas, [replace(f, box=Box(f.box.x * factor, f.box.y * factor, f.box.w * factor, f.box.h * factor))
-                    for f in faces]
-
-
 def annotate(image: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, keep_size: bool = False,
              numbers: Sequence[int] | None = None) -> np.ndarray:
-    """A BGR copy of `image` with each face's box and card (see the module's rules); an image without faces gets
-    a 'no face found' note, so a missing detection is visible too.
-
-    keep_size: draw on the image as it is (video frames), never upscaling it or adding margins.
-    numbers: the faces' numbers on their cards (a video's track ids); None: 1, 2, ... when several.
-    """
+    """A BGR copy of `image` with each face's box and card, or a 'no face found' note. keep_size: draw on the image
+    as it is (video frames, with their track ids as `numbers`), never upscaling it or adding margins."""
     canvas = to_bgr(image)
-    if not keep_size:
-        canvas, faces = _upscaled(canvas, faces)
+    factor = 1 if keep_size else math.ceil(MIN_DRAW_SIDE / max(1, min(canvas.shape[:2])))
+    if factor > 1:
+        canvas = cv2.resize(canvas, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+        faces = [replace(f, box=Box(f.box.x * factor, f.box.y * factor, f.box.w * factor, f.box.h * factor))
+                 for f in faces]
     height, width = canvas.shape[:2]
     scale = text_scale(width, height)
     if not faces:

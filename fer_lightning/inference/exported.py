@@ -1,7 +1,5 @@
 """Run an exported model the way a consumer outside this package would: read the sidecar contract, apply it.
-
-Used by export verification, the parity tests and the inference benchmark; it needs numpy plus onnxruntime
-(ONNX) or torch (TorchScript), never the training code.
+Used by export verification, the parity tests and the benchmarks; numpy plus onnxruntime or torch, nothing else.
 """
 
 from __future__ import annotations
@@ -12,13 +10,10 @@ from typing import Any
 
 import numpy as np
 
-SIDECAR_SUFFIX = ".json"
-
 
 def sidecar_path(model_path: str | Path) -> Path:
     """model.onnx -> model.onnx.json (one sidecar per file, so an .onnx and a .pt of one stem never collide)."""
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.name + SIDECAR_SUFFIX)
+    return Path(f"{model_path}.json")
 
 
 def preprocess(faces: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
@@ -36,47 +31,32 @@ def preprocess(faces: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
 
 
 def _resize_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
-    """[n_out, n_in] weights of torch.nn.functional.interpolate(mode, align_corners=False, no antialias) along
-    one axis: the resize step of the contract as a matrix product."""
+    """[n_out, n_in] weights of torch.nn.functional.interpolate(mode, align_corners=False) along one axis."""
     dst, scale = np.arange(n_out), n_in / n_out
     weights = np.zeros((n_out, n_in), np.float32)
     if mode == "nearest":
         weights[dst, np.minimum(np.floor(dst * scale).astype(int), n_in - 1)] = 1.0
         return weights
-    src = (dst + 0.5) * scale - 0.5
-    if mode == "bilinear":
-        src = np.maximum(src, 0.0)
-        i0 = np.floor(src).astype(int)
-        t = src - i0
-        taps = {0: 1.0 - t, 1: t}
-    elif mode == "bicubic":  # cubic convolution, A = -0.75, edge pixels repeated (as torch)
-        i0 = np.floor(src).astype(int)
-        t, a = src - i0, -0.75
-
-        def near(d: np.ndarray) -> np.ndarray:
-            return ((a + 2) * d - (a + 3)) * d * d + 1
-
-        def far(d: np.ndarray) -> np.ndarray:
-            return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-
-        taps = {-1: far(t + 1), 0: near(t), 1: near(1 - t), 2: far(2 - t)}
-    else:
+    if mode not in ("bilinear", "bicubic"):
         raise ValueError(f"interpolation={mode!r}: the contract's resize supports nearest, bilinear, bicubic")
+    src = (dst + 0.5) * scale - 0.5
+    src = np.maximum(src, 0.0) if mode == "bilinear" else src
+    i0 = np.floor(src).astype(int)
+    t = src - i0
+    taps = {0: 1.0 - t, 1: t} if mode == "bilinear" else {k: _cubic(np.abs(t - k)) for k in (-1, 0, 1, 2)}
     for offset, w in taps.items():
-        np.add.at(weights, (dst, np.clip(i0 + offset, 0, n_in - 1)), w)
+        np.add.at(weights, (dst, np.clip(i0 + offset, 0, n_in - 1)), w)  # edge pixels repeat, as in torch
     return weights
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+def _cubic(d: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """torch's cubic convolution kernel (A = -0.75) at distances d in [0, 2]."""
+    return np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
 
 
 class ExportedModel:
-    """An exported network plus its contract. `probabilities(faces)` takes what `Predictor.probabilities` takes
-    (uint8 48x48 gray faces) and applies the contract's preprocessing and TTA; `input_probabilities(x)` starts
-    from the float network input; `logits(x)` is one plain call of the network."""
+    """An exported network plus its contract: `probabilities(faces)` as `Predictor.probabilities`;
+    `input_probabilities(x)` from the float network input; `logits(x)`: one plain call of the network."""
 
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
         self.path = Path(model_path)
@@ -122,5 +102,6 @@ class ExportedModel:
     def input_probabilities(self, x: np.ndarray) -> np.ndarray:
         """float32 [N, classes] for the preprocessed network input x [N, C, H, W], with the contract's TTA."""
         views = ["identity"] if self.contract["tta_folded"] else self.contract["preprocessing"]["tta"]
-        logits = [self.logits(x[..., ::-1] if view == "hflip" else x) for view in views]
-        return softmax(np.mean(logits, axis=0))
+        logits = np.mean([self.logits(x[..., ::-1] if view == "hflip" else x) for view in views], axis=0)
+        e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)

@@ -12,7 +12,6 @@ from fer_lightning.atomicio import atomic_open
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-_WRITABLE = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
 class ImageReadError(ValueError):
@@ -47,11 +46,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def to_gray(image: Any, channel_order: str = "bgr") -> np.ndarray:
-    """uint8 [H, W] from a path, a PIL image, or a uint8/uint16 array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4].
-
-    Colour uses ITU-R 601 luma weights, as PIL's convert("L") that the FER-2013 readers apply.
-    `channel_order` says how a 3/4-channel array is ordered: "bgr" (OpenCV, video frames) or "rgb".
-    """
+    """uint8 [H, W] from a path, a PIL image, or a uint8/uint16 array [H, W], [H, W, 1|3|4] whose channels are in
+    `channel_order` ("bgr": OpenCV, video frames; or "rgb"); ITU-R 601 luma, as the FER-2013 readers' PIL."""
     if isinstance(image, str | Path):
         image = read_image(image)
     elif not isinstance(image, np.ndarray) and hasattr(image, "convert"):  # PIL.Image: as a file's pixels would be
@@ -77,12 +73,6 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image.copy()
-
-
-def writable_suffix(path: Path) -> str:
-    """The input's suffix when OpenCV can encode it, else .png."""
-    suffix = path.suffix.lower()
-    return suffix if suffix in _WRITABLE else ".png"
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:

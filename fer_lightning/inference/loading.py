@@ -1,10 +1,6 @@
-"""Read a checkpoint written by fer_lightning.train for inference, without Lightning, torchmetrics or Hydra.
-
-A checkpoint holds plain values only: the LightningModule's `hyper_parameters` (TTA views, channels_last, class
-names), the run's resolved config (the network's class and arguments, the input profile) and a `state_dict`
-whose network keys start with `net.`. `load_network` rebuilds the plain nn.Module from those, so inference
-computes exactly what `FERClassifier.evaluation_logits` computes, at a fraction of the import time
-(Lightning alone took ~4 s of a 4.5 s `Predictor.from_pretrained()`).
+"""Read a checkpoint written by fer_lightning.train for inference, without Lightning, torchmetrics or Hydra
+(Lightning alone took ~4 s of a 4.5 s `Predictor.from_pretrained()`): the plain network is rebuilt from the run's
+config and `hyper_parameters`, so it computes exactly what `FERClassifier.evaluation_logits` computes.
 """
 
 from __future__ import annotations
@@ -35,8 +31,8 @@ class CheckpointError(ValueError):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors.
-    `pretrained` names the model released inside the package (fer_lightning/weights/fer_cnn.pt)."""
+    """torch.load with weights_only=True (our checkpoints hold plain values only), with one-line errors;
+    `pretrained`: the model released inside the package."""
     try:
         path = resolve(path)
     except FileNotFoundError as error:
@@ -66,28 +62,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 class EvalNetwork(nn.Module):
-    """A trained network with its evaluation views: `forward` is the mean of its logits over the TTA views,
-    what `FERClassifier.evaluation_logits` computes (same views, same channels_last memory format)."""
+    """A trained network whose `forward` is the mean of its logits over the TTA views, as evaluation computes it."""
 
     def __init__(self, net: nn.Module, tta: Sequence[str] = ("identity",), tta_crop: float = TEN_CROP_FRACTION,
                  channels_last: bool = True, class_names: Sequence[str] = CLASS_NAMES) -> None:
         super().__init__()
-        check_views(tta, tta_crop)
+        self.set_tta(tta, tta_crop, key="model.tta")
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
-        self.tta, self.tta_crop = list(tta), tta_crop
         self.channels_last = channels_last
         self.class_names = tuple(class_names)
 
     def set_tta(self, views: Sequence[str] | None = None, crop: float | None = None, key: str = "tta") -> None:
-        """Average other views from now on (None keeps the current ones), checked as the constructor checks them;
-        `key` names the setting in the one-line error."""
+        """Average other views from now on (None keeps the current ones); `key` names the setting in errors."""
         views = self.tta if views is None else list(views)
         crop = self.tta_crop if crop is None else crop
         check_views(views, crop, key)
         self.tta, self.tta_crop = views, crop
 
     def view_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's logits for one view batch."""
         return self.net(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,8 +94,8 @@ class LoadedNetwork:
 
 
 def build_net(net_config: dict[str, Any], path: Path) -> nn.Module:
-    """The network class named by the run config's `model.net._target_`, built with its arguments. Only classes of
-    fer_lightning.models are built: a checkpoint cannot name arbitrary code to run."""
+    """The network named by the run config's `model.net._target_`; only classes of fer_lightning.models, so a
+    checkpoint cannot name arbitrary code to run."""
     target = str(net_config.get("_target_", ""))
     module_name, _, name = target.rpartition(".")
     if not module_name.startswith(NETWORKS_MODULE):
@@ -111,24 +103,22 @@ def build_net(net_config: dict[str, Any], path: Path) -> nn.Module:
     net_class = getattr(importlib.import_module(module_name), name, None)
     if not isinstance(net_class, type) or not issubclass(net_class, nn.Module):
         raise CheckpointError(f"{path}: model.net._target_={target!r}: no such network in {module_name}")
-    kwargs = {k: v for k, v in net_config.items() if not k.startswith("_")}
-    if "weights" in kwargs:
-        kwargs["weights"] = None  # the trained weights come from the state dict, no ImageNet download
-    return net_class(**kwargs)
+    # the trained weights come from the state dict: no ImageNet download
+    return net_class(**{k: None if k == "weights" else v for k, v in net_config.items() if not k.startswith("_")})
 
 
 def load_network(path: str | Path) -> LoadedNetwork:
-    """The checkpoint's network with its trained weights and TTA views (eval mode, CPU) and its input profile."""
+    """The checkpoint's network with its weights and TTA views (eval mode, CPU), and its input profile."""
     checkpoint = read_checkpoint(path)
     path = resolve(path)
     config = checkpoint["fer_lightning"]["config"]
     hparams = checkpoint.get("hyper_parameters", {})
     net = build_net(config["model"]["net"], path)
-    weights = {k[len(NET_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
+    weights = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
     try:
         net.load_state_dict(weights)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: its weights do not fit its network ({str(error).splitlines()[0]})") from None
     network = EvalNetwork(net, hparams.get("tta", ("identity",)), hparams.get("tta_crop", TEN_CROP_FRACTION),
                           hparams.get("channels_last", True), hparams.get("class_names", CLASS_NAMES)).eval()
-    return LoadedNetwork(network, AugmentProfile(**config["augment"]), Path(path))
+    return LoadedNetwork(network, AugmentProfile(**config["augment"]), path)

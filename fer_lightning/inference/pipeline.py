@@ -1,21 +1,17 @@
-"""Run a Predictor over an image, a folder, a video or a webcam and write what it found: a CSV and a JSON table (one
-row per face, or one row saying no_face / error), annotated copies of the inputs and, per video, a timeline.
-
-Each image's result is printed to stdout as one line per face (`photo.jpg: happy 91% (neutral 5%, sad 2%) at
-x=40 y=32 120x120`), each video's as one summary line; the log keeps the same lines. A file that cannot be read
-becomes an `error` row with a one-line reason; the other inputs go on.
+"""Run a Predictor over an image, a folder, a video or a webcam and write what it found: predictions.csv and .json
+(one row per face, or one no_face / error row), annotated copies and, per video, a timeline. Results print one line
+per face (a video: one summary line) and go to the log too; an unreadable file becomes an `error` row, the rest go on.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import logging
 import math
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,18 +20,12 @@ import cv2
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from fer_lightning.inference import draw, video
-from fer_lightning.inference.images import (
-    IMAGE_SUFFIXES,
-    VIDEO_SUFFIXES,
-    ImageReadError,
-    read_image,
-    writable_suffix,
-    write_image,
-)
+from fer_lightning.atomicio import atomic_open
+from fer_lightning.inference import draw
+from fer_lightning.inference.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError, read_image, write_image
 from fer_lightning.inference.predictor import FaceResult, Predictor
-from fer_lightning.inference.video import FrameClassifier, TrackedFace, open_writer, write_timeline
-from fer_lightning.runrecord import atomic_write_json, atomic_write_text
+from fer_lightning.inference.video import FrameClassifier, TrackedFace, Writer, open_writer, write_timeline
+from fer_lightning.runrecord import atomic_write_json
 
 log = logging.getLogger(__name__)
 results_log = logging.getLogger(f"{__name__}.results")  # the printed result lines, for the log file
@@ -43,6 +33,7 @@ results_log.propagate = False  # printed by say(); a log-file handler is attache
 
 TABLE_CSV, TABLE_JSON, ANNOTATED_DIR, TIMELINE_DIR = "predictions.csv", "predictions.json", "annotated", "timeline"
 CAMERA_PREFIX = "camera:"
+WRITABLE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})  # else .png
 
 
 @dataclass
@@ -70,13 +61,18 @@ class Item:
                           for i, (f, t) in enumerate(zip(self.faces, tracks, strict=True))]}
 
 
+def failed(source: str, error: str, frame: int | None = None) -> Item:
+    """An error row, logged as it is made."""
+    log.error("%s", error)
+    return Item(source, frame, error=error)
+
+
 def open_capture(source: str | int) -> Any:
     """OpenCV's reader for a video file (path) or a camera (index); a module function so tests can stand in."""
     return cv2.VideoCapture(source)
 
 
 def camera_index(text: str) -> int:
-    """`camera:0` -> 0; anything else after the prefix is a one-line error."""
     index = text[len(CAMERA_PREFIX):]
     if not index.isdigit():
         raise ValueError(f"input={text}: expected {CAMERA_PREFIX}<index>, e.g. input={CAMERA_PREFIX}0")
@@ -84,8 +80,8 @@ def camera_index(text: str) -> int:
 
 
 def list_inputs(path: Path) -> tuple[list[Path], list[Path]]:
-    """(inputs, ignored): a file is an input whatever its name; a folder gives its images and videos,
-    recursively and sorted; other files in it are ignored (and counted)."""
+    """(inputs, ignored): a file is an input whatever its name; a folder gives its images and videos, recursively
+    and sorted, and ignores (counts) its other files."""
     if path.is_file():
         return [path], []
     if not path.is_dir():
@@ -97,9 +93,8 @@ def list_inputs(path: Path) -> tuple[list[Path], list[Path]]:
 
 
 def describe(faces: list[FaceResult], top: int = 3, hint: str | None = None) -> str:
-    """What a person wants on the terminal for one image, a line per face: its label and score, the runners-up
-    and where it is, e.g. `happy 91% (neutral 5%, sad 2%) at x=40 y=32 120x120` (numbered `face 2: ...` when there
-    are several, as in the annotated image); without a face, `no face found` and the detector's hint if any."""
+    """A line per face: `happy 91% (neutral 5%, sad 2%) at x=40 y=32 120x120`, numbered `face 2: ...` when there
+    are several (as in the annotated image); without a face, `no face found` and the detector's hint if any."""
     if not faces:
         return f"no face found ({hint})" if hint else "no face found"
     lines = []
@@ -113,23 +108,20 @@ def describe(faces: list[FaceResult], top: int = 3, hint: str | None = None) -> 
 
 
 def say(lines: list[str]) -> None:
-    """Print results to stdout above any progress bar (they are the output, not log records) and keep them in
-    the log (its file handler records them with time and module)."""
+    """Results go to stdout above any progress bar (they are the output, not log records), and to the log."""
     for line in lines:
         tqdm.write(line, file=sys.stdout)
     results_log.info("%s", "\n".join(lines))
 
 
-def video_line(source: str, frames: int, fps: float, items: list[Item]) -> str:
-    """A video's result in one line: frames, duration, the labels of its faces and, per track, its most frequent
-    label and when it was seen."""
-    labels = Counter(face.label for item in items for face in item.faces)
-    by_label = ", ".join(f"{name} {n}" for name, n in labels.most_common()) or "none"
+def video_line(frames: int, fps: float, summary: dict[str, Any]) -> str:
+    """A video's result line, from its input_summary."""
+    by_label = ", ".join(f"{name} {n}" for name, n in summary["labels"].items()) or "none"
     tracks = ", ".join(f"track {t['track']} {t['label']} {t['first_s']:.1f}-{t['last_s']:.1f} s"
-                       for t in track_summary(items))
-    annotated = next((item.annotated for item in items if item.annotated), None)
-    return (f"{source}: {frames} frames, {len(items)} classified; faces by label: {by_label}; "
-            f"{frames / fps:.1f} s at {fps:.3g} fps; {tracks or 'no face tracked'}; annotated video: {annotated}")
+                       for t in summary.get("tracks", []))
+    return (f"{summary['source']}: {frames} frames, {summary['items']} classified; faces by label: {by_label}; "
+            f"{frames / fps:.1f} s at {fps:.3g} fps; {tracks or 'no face tracked'}; "
+            f"annotated video: {summary['annotated']}")
 
 
 def track_summary(items: list[Item]) -> list[dict[str, Any]]:
@@ -148,34 +140,16 @@ def _one_line(error: BaseException) -> str:
 
 
 class PredictionRun:
-    """Predicts over inputs, writes annotated copies under `output_dir/annotated/`, collects the rows.
-
-    Args:
-        video_stride: classify every n-th video frame; the frames between show the last result.
-        detect_every: run the detector on every n-th classified video frame and classify the faces it found
-            there in the frames between (video.FrameClassifier).
-        smooth: time constant in seconds of each tracked face's exponential moving average of its probabilities
-            (a frame dt seconds later weighs the past by exp(-dt / smooth)); 0: none, each frame on its own.
-        progress: show a progress bar over files and over video frames.
-        max_frames: read at most this many frames of each video or camera (None: to the end, or Ctrl-C).
-    """
+    """Predicts over inputs, writes annotated copies under `output_dir/annotated/`, collects the rows. The
+    arguments are conf/predict.yaml's keys of the same names (described and checked there)."""
 
     def __init__(self, predictor: Predictor, output_dir: str | Path, annotate: bool = True, bars: bool = True,
                  video_stride: int = 1, progress: bool = True, max_frames: int | None = None,
                  detect_every: int = 1, smooth: float = 0.0) -> None:
-        self.predictor = predictor
-        self.output_dir = Path(output_dir)
-        self.annotate, self.bars = annotate, bars
-        self.video_stride = max(1, int(video_stride))
-        if smooth < 0:
-            raise ValueError(f"smooth={smooth}: expected a time constant in seconds >= 0 (0: no smoothing)")
-        self.detect_every, self.smooth = max(1, int(detect_every)), float(smooth)
-        self.progress = progress
-        self.max_frames = max_frames
+        self.predictor, self.output_dir = predictor, Path(output_dir)
+        self.annotate, self.bars, self.progress, self.max_frames = annotate, bars, progress, max_frames
+        self.video_stride, self.detect_every, self.smooth = video_stride, detect_every, smooth
         self.items: list[Item] = []
-
-    def _annotated_path(self, relative: Path, suffix: str) -> Path:
-        return self.output_dir / ANNOTATED_DIR / relative.with_suffix(suffix)
 
     def image(self, path: Path, relative: Path) -> Item:
         item = Item(str(path))
@@ -185,7 +159,8 @@ class PredictionRun:
             hint = None if item.faces else getattr(self.predictor.detector, "hint", None)  # e.g. the smallest face size
             say([f"{path}: {line}" for line in describe(item.faces, hint=hint).splitlines()])
             if self.annotate:
-                out = self._annotated_path(relative, writable_suffix(path))
+                suffix = path.suffix.lower() if path.suffix.lower() in WRITABLE_SUFFIXES else ".png"
+                out = self.output_dir / ANNOTATED_DIR / relative.with_suffix(suffix)
                 write_image(out, draw.annotate(image, item.faces, self.bars))
                 item.annotated = str(out)
         except (ImageReadError, OSError, ValueError, cv2.error) as error:
@@ -198,32 +173,28 @@ class PredictionRun:
         capture = open_capture(str(path))
         if not capture.isOpened():
             capture.release()
-            item = Item(str(path), error=f"{path}: cannot open video (not a video, or a codec OpenCV cannot read)")
-            log.error("%s", item.error)
-            return [item]
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        return self.frames(capture, str(path), self._annotated_path(relative, ".mp4"), total,
-                           self.output_dir / TIMELINE_DIR / relative.with_suffix(".csv"))
+            return [failed(str(path), f"{path}: cannot open video (not a video, or a codec OpenCV cannot read)")]
+        return self.frames(capture, str(path), relative, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
 
     def camera(self, index: int) -> list[Item]:
-        """A webcam through OpenCV, frame by frame until Ctrl-C or max_frames, written like a video file."""
+        """A webcam, frame by frame until Ctrl-C or max_frames, written like a video file."""
         capture = open_capture(index)
         if not capture.isOpened():
             capture.release()
             raise OSError(f"input=camera:{index}: cannot open camera {index} (no such device, or it is in use)")
-        limit = f"{self.max_frames} frames or " if self.max_frames else ""
-        log.info("camera %d: classifying frames until %sCtrl-C", index, limit)
-        return self.frames(capture, f"camera:{index}", self.output_dir / ANNOTATED_DIR / f"camera{index}.mp4", None,
-                           self.output_dir / TIMELINE_DIR / f"camera{index}.csv")
+        log.info("camera %d: classifying frames until %sCtrl-C", index,
+                 f"{self.max_frames} frames or " if self.max_frames else "")
+        return self.frames(capture, f"camera:{index}", Path(f"camera{index}"), 0)
 
-    def frames(self, capture: Any, source: str, out: Path, total: int | None, timeline: Path) -> list[Item]:
-        """Read `capture` to its end, to max_frames or to Ctrl-C; classify every video_stride-th frame, write the
-        annotated frames to `out` (through a temp file, renamed at the end) and the timeline."""
+    def frames(self, capture: Any, source: str, name: Path, total: int) -> list[Item]:
+        """Read `capture` to its end, max_frames or Ctrl-C; classify every video_stride-th frame; write the annotated
+        video `annotated/<name>.mp4` (through a temp file) and the timeline `timeline/<name>.csv`."""
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        out = self.output_dir / ANNOTATED_DIR / name.with_suffix(".mp4")
         tmp = out.with_name(f".{out.stem}.partial.mp4")
-        writer: video.Writer | None = None
         past = math.exp(-self.video_stride / (fps * self.smooth)) if self.smooth > 0 else 0.0
         classify = FrameClassifier(self.predictor, self.detect_every, past)
+        writer: Writer | None = None
         items: list[Item] = []
         tracked: list[TrackedFace] = []
         timed: list[tuple[int, float, list[TrackedFace]]] = []
@@ -231,12 +202,10 @@ class PredictionRun:
         if self.max_frames and total:
             total = min(total, self.max_frames)
         try:
-            with tqdm(total=total, desc=Path(source).name, unit="frame", disable=not self.progress,
+            with tqdm(total=total or None, desc=Path(source).name, unit="frame", disable=not self.progress,
                       leave=False) as bar:
-                while not self.max_frames or frames < self.max_frames:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
+                # capture.read() gives (False, None) at the end of the stream
+                for _, frame in itertools.islice(iter(capture.read, (False, None)), self.max_frames):
                     if frames % self.video_stride == 0:
                         tracked = classify(frame)
                         timed.append((frames, frames / fps, tracked))
@@ -253,15 +222,13 @@ class PredictionRun:
         except KeyboardInterrupt:  # the way a camera run ends: keep what was classified
             log.info("%s: stopped by Ctrl-C after %d frames", source, frames)
         except (OSError, ValueError, cv2.error) as error:
-            items.append(Item(source, frames, error=f"{source}: frame {frames}: {_one_line(error)}"))
-            log.error("%s", items[-1].error)
+            items.append(failed(source, f"{source}: frame {frames}: {_one_line(error)}", frames))
         finally:
             capture.release()
             if writer is not None:
                 writer.release()
         if frames == 0 and not items:
-            items.append(Item(source, error=f"{source}: no frame could be decoded"))
-            log.error("%s", items[-1].error)
+            items.append(failed(source, f"{source}: no frame could be decoded"))
         elif total and frames < total - 1:  # containers may round their count by a frame
             log.warning("%s: decoded %d of the %d frames the file announces (damaged or truncated); the results "
                         "cover those %d", source, frames, total, frames)
@@ -271,10 +238,11 @@ class PredictionRun:
                 item.annotated = str(out)
         tmp.unlink(missing_ok=True)
         if timed:
+            timeline = self.output_dir / TIMELINE_DIR / name.with_suffix(".csv")
             write_timeline(timed, self.predictor.class_names, timeline, timeline.with_suffix(".png"), draw.PALETTE)
             for item in items:
                 item.timeline = str(timeline)
-        say([video_line(source, frames, fps, items)])
+        say([video_line(frames, fps, input_summary(source, items))])
         return items
 
     def run(self, input_path: str | Path) -> list[Item]:
@@ -300,63 +268,45 @@ class PredictionRun:
                 self.items.append(self.image(path, relative))
 
 
-def csv_rows(items: Iterable[Item], class_names: tuple[str, ...]) -> tuple[list[str], list[list[Any]]]:
-    """One row per face; an item without faces gives one row with an empty face column and its status. Video
-    rows carry the frame's time in seconds and the face's track id."""
-    header = ["source", "frame", "time_s", "face", "track", "status", "x", "y", "w", "h", "label", "score",
-              *(f"p_{name}" for name in class_names), "error"]
-    rows: list[list[Any]] = []
-    for item in items:
-        frame = "" if item.frame is None else item.frame
-        time = "" if item.time is None else f"{item.time:.3f}"
-        if not item.faces:
-            rows.append([item.source, frame, time, "", "", item.status, "", "", "", "", "", "",
-                         *([""] * len(class_names)), item.error or ""])
-        for i, face in enumerate(item.faces):
-            b = face.box
-            track = item.tracks[i] if item.tracks else ""
-            rows.append([item.source, frame, time, i, track, item.status, b.x, b.y, b.w, b.h, face.label,
-                         f"{face.score:.6f}", *(f"{face.probabilities[n]:.6f}" for n in class_names), ""])
-    return header, rows
-
-
 def summarize(items: list[Item]) -> dict[str, int]:
     counts = Counter(item.status for item in items)
     return {"items": len(items), "faces": sum(len(i.faces) for i in items), "ok": counts["ok"],
             "no_face": counts["no_face"], "error": counts["error"]}
 
 
-def summarize_inputs(items: list[Item]) -> list[dict[str, Any]]:
-    """The summary of each input file or camera on its own, in input order: counts and labels, and for a video
-    its classified frames' time span, its tracks and its annotated video and timeline."""
-    by_source: dict[str, list[Item]] = {}
-    for item in items:
-        by_source.setdefault(item.source, []).append(item)
-    inputs = []
-    for source, group in by_source.items():
-        labels = Counter(face.label for item in group for face in item.faces)
-        entry: dict[str, Any] = {"source": source, **summarize(group), "labels": dict(labels.most_common())}
-        if any(item.frame is not None for item in group):
-            times = [item.time for item in group if item.time is not None]
-            entry.update(last_s=max(times, default=0.0), tracks=track_summary(group),
-                         timeline=next((i.timeline for i in group if i.timeline), None))
-        entry["annotated"] = next((item.annotated for item in group if item.annotated), None)
-        inputs.append(entry)
-    return inputs
+def input_summary(source: str, items: list[Item]) -> dict[str, Any]:
+    """One input file or camera: counts and labels; for a video its classified frames' time span, its tracks and
+    its timeline; its annotated copy."""
+    labels = Counter(face.label for item in items for face in item.faces)
+    summary: dict[str, Any] = {"source": source, **summarize(items), "labels": dict(labels.most_common())}
+    if any(item.frame is not None for item in items):
+        summary.update(last_s=max((i.time for i in items if i.time is not None), default=0.0),
+                       tracks=track_summary(items), timeline=next((i.timeline for i in items if i.timeline), None))
+    summary["annotated"] = next((item.annotated for item in items if item.annotated), None)
+    return summary
 
 
 def write_tables(items: list[Item], output_dir: str | Path, class_names: tuple[str, ...],
                  meta: dict[str, Any]) -> tuple[Path, Path]:
-    """predictions.csv (flat) and predictions.json (meta, the summary over all inputs and per input, nested faces),
-    both written atomically."""
+    """predictions.csv: a row per face (an item without faces: one row with its status; video rows carry the
+    frame's time and the face's track); predictions.json: meta, the summaries and the items, nested."""
     output_dir = Path(output_dir)
-    header, rows = csv_rows(items, class_names)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic_write_text(output_dir / TABLE_CSV, buffer.getvalue())
-    atomic_write_json(output_dir / TABLE_JSON, {**meta, "class_names": list(class_names),
-                                                "summary": summarize(items), "inputs": summarize_inputs(items),
-                                                "items": [i.as_dict() for i in items]})
+    rows: list[list[Any]] = [["source", "frame", "time_s", "face", "track", "status", "x", "y", "w", "h", "label",
+                              "score", *(f"p_{name}" for name in class_names), "error"]]
+    for item in items:
+        frame = "" if item.frame is None else item.frame
+        time = "" if item.time is None else f"{item.time:.3f}"
+        if not item.faces:
+            rows.append([item.source, frame, time, *[""] * 2, item.status, *[""] * (6 + len(class_names)),
+                         item.error or ""])
+        for i, face in enumerate(item.faces):
+            b = face.box
+            track = item.tracks[i] if item.tracks else ""
+            rows.append([item.source, frame, time, i, track, item.status, b.x, b.y, b.w, b.h, face.label,
+                         f"{face.score:.6f}", *(f"{face.probabilities[n]:.6f}" for n in class_names), ""])
+    with atomic_open(output_dir / TABLE_CSV, "w") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    inputs = [input_summary(source, list(group)) for source, group in itertools.groupby(items, lambda i: i.source)]
+    atomic_write_json(output_dir / TABLE_JSON, {**meta, "class_names": list(class_names), "summary": summarize(items),
+                                                "inputs": inputs, "items": [i.as_dict() for i in items]})
     return output_dir / TABLE_CSV, output_dir / TABLE_JSON

@@ -1,13 +1,7 @@
 """Predictor: face boxes -> 48x48 gray crops -> the checkpoint's own evaluation transform -> class probabilities.
 
-    predictor = Predictor.from_pretrained()  # or .from_checkpoint("outputs/runs/.../checkpoints/last.ckpt")
-    for face in predictor.predict("photo.jpg"):
-        print(face.box, face.label, face.score)
-
-The network input is made by `BatchAugment(profile).eval` of the checkpoint's AugmentProfile, never by a copy
-of it, so inference cannot drift from what evaluation measured. Nothing here imports Lightning, torchmetrics or
-Hydra (fer_lightning.inference.loading reads the checkpoint), so a cold `from_pretrained()` costs torch's import
-and little more.
+The network input is made by the checkpoint's own `BatchAugment(profile).eval`, never a copy of it, so inference
+cannot drift from what evaluation measured. No Lightning, torchmetrics or Hydra import: a fast cold start.
 """
 
 from __future__ import annotations
@@ -37,7 +31,7 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def checked_device(device: str | torch.device) -> torch.device:
-    """`device` as a torch.device that this machine has, else a one-line ValueError naming it."""
+    """`device` as a torch.device this machine has, else a one-line ValueError."""
     try:
         checked = torch.device(device)
     except (RuntimeError, TypeError):
@@ -51,7 +45,7 @@ def checked_device(device: str | torch.device) -> torch.device:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One detected face: its box in the input image, the class probabilities and the top class."""
+    """One detected face: its box in the input image and its class probabilities."""
 
     box: Box
     probabilities: dict[str, float]
@@ -86,34 +80,16 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.
 
 
 class Predictor:
-    """Detect faces, crop them and classify them in batches with a trained network.
+    """Detect faces, crop them and classify them in batches with a trained network (`load_network` reads one).
 
-    Args:
-        network: the network with its evaluation views (put in eval mode here), as `load_network` reads it.
-        profile: the checkpoint's input profile; its evaluation part makes the network input.
-        detector: anything with `detect(gray) -> list[Box]`; None: MTCNN with its default settings, predict's
-            default detector.
-        margin: fraction of the box side added on each side before the square crop; None: the detector's own
-            (its `margin` attribute: how much tighter than a FER-2013 crop its boxes are).
-        batch_size: faces per forward pass.
-        precision: "fp32" (exactly what evaluation computed) or "bf16" (autocast: on a CPU with AVX512-BF16
-            about 3x the throughput at batch 64; probabilities within 1.2e-2 of fp32 and the same top label for
-            511 of 512 synthetic faces with the demo CNN; see benchmarks/bench_inference.py).
-        tta: the test-time views to average (None: the checkpoint's own); fewer views cost proportionally less,
-            e.g. ["identity", "hflip"] is 2 forward passes per face where the released model's views are 12.
+    detector: anything with `detect(gray) -> list[Box]`; None: MTCNN, predict's default. margin, precision, tta:
+    as in conf/predict.yaml; bf16 autocast gave ~3x the throughput on a CPU with AVX512-BF16 and the same top label
+    for 511 of 512 faces (benchmarks/bench_inference.py).
     """
 
-    def __init__(
-        self,
-        network: EvalNetwork,
-        profile: AugmentProfile,
-        detector: FaceDetector | None = None,
-        margin: float | None = None,
-        device: str | torch.device = "cpu",
-        batch_size: int = 64,
-        precision: str = "fp32",
-        tta: Sequence[str] | None = None,
-    ) -> None:
+    def __init__(self, network: EvalNetwork, profile: AugmentProfile, detector: FaceDetector | None = None,
+                 margin: float | None = None, device: str | torch.device = "cpu", batch_size: int = 64,
+                 precision: str = "fp32", tta: Sequence[str] | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -124,19 +100,15 @@ class Predictor:
             network.set_tta(tta)
         self.device = checked_device(device)
         self.network = network.to(self.device).eval()
-        self.precision = precision
-        self.profile = profile
-        self.augment = BatchAugment(profile)
-        self._detector = detector
-        self._margin = margin
-        self.batch_size = batch_size
+        self.precision, self.batch_size = precision, batch_size
+        self.profile, self.augment = profile, BatchAugment(profile)
+        self._detector, self._margin = detector, margin
         self.class_names: tuple[str, ...] = network.class_names
         self.checkpoint: Path | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, detector: FaceDetector | None = None, **kwargs: Any) -> Predictor:
-        """A predictor for a .ckpt written by fer_lightning.train (the network, weights and profile come from it)."""
-        checked_device(kwargs.get("device", "cpu"))  # a device this machine lacks fails before the weights load
+        """A predictor for a .ckpt written by fer_lightning.train (network, weights and profile)."""
         loaded = load_network(path)
         predictor = cls(loaded.network, loaded.profile, detector, **kwargs)
         predictor.checkpoint = loaded.path
@@ -144,8 +116,7 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, detector: FaceDetector | None = None, **kwargs: Any) -> Predictor:
-        """A predictor for the model released inside the package (fer_lightning/weights/fer_cnn.pt; its card,
-        with the recipe and val accuracy: `fer_lightning.release.released_card()`)."""
+        """A predictor for the model released inside the package (its card: `fer_lightning.release.released_card()`)."""
         return cls.from_checkpoint(PRETRAINED, detector, **kwargs)
 
     @property
@@ -177,30 +148,22 @@ class Predictor:
             out.append(logits.float().softmax(dim=-1).cpu())
         return torch.cat(out).numpy()
 
-    def detect(self, image: Any, channel_order: str = "bgr") -> tuple[np.ndarray, list[Box]]:
-        if channel_order not in CHANNEL_ORDERS:
-            raise ValueError(f"channel_order={channel_order!r}: expected one of {', '.join(CHANNEL_ORDERS)}")
-        gray = to_gray(image, channel_order)
-        return gray, self.detector.detect(gray)
-
     def predict(self, image: Any, channel_order: str = "bgr") -> list[FaceResult]:
         """Faces in one image (a path, a PIL image or a uint8 array; arrays in `channel_order`), left to right."""
         return self.predict_batch([image], channel_order)[0]
 
     def predict_batch(self, images: Sequence[Any], channel_order: str = "bgr") -> list[list[FaceResult]]:
         """Faces of several images, classified together in batches of `batch_size` faces."""
+        if channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f"channel_order={channel_order!r}: expected one of {', '.join(CHANNEL_ORDERS)}")
         boxes_per_image: list[list[Box]] = []
         crops: list[np.ndarray] = []
         for image in images:
-            gray, boxes = self.detect(image, channel_order)
-            boxes_per_image.append(boxes)
-            crops.extend(crop_face(gray, box, self.margin) for box in boxes)
-        faces = np.stack(crops) if crops else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-        probs = self.probabilities(faces)
-        results, i = [], 0
-        for boxes in boxes_per_image:
-            rows = probs[i : i + len(boxes)]
-            i += len(boxes)
-            results.append([FaceResult(box, dict(zip(self.class_names, map(float, p), strict=True)))
-                            for box, p in zip(boxes, rows, strict=True)])
-        return results
+            gray = to_gray(image, channel_order)
+            boxes_per_image.append(self.detector.detect(gray))
+            crops.extend(crop_face(gray, box, self.margin) for box in boxes_per_image[-1])
+        rows = iter(self.probabilities(np.stack(crops) if crops else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)))
+        return [[self.face_result(box, next(rows)) for box in boxes] for boxes in boxes_per_image]
+
+    def face_result(self, box: Box, probabilities: np.ndarray) -> FaceResult:
+        return FaceResult(box, dict(zip(self.class_names, map(float, probabilities), strict=True)))

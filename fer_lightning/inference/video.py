@@ -1,30 +1,74 @@
-"""Video frames to faces over time: detection every n-th frame with tracked boxes between, the annotated video's
-encoder, and the per-video timeline (a CSV of time x track x class probabilities and a plot of it).
-
-The encoder is H.264 in MP4 through PyAV when it is installed (its wheels bundle FFmpeg with libx264: the video
-plays in a browser), else OpenCV's MPEG-4 Part 2 ('mp4v', which browsers do not play).
+"""Video frames to faces over time: detection every n-th frame with tracked boxes between, a track id per face with
+its probabilities smoothed by a moving average, so its label does not flicker (benchmarks/bench_video.py measures
+label changes per minute), the annotated video's encoder (H.264 through PyAV when installed, playable in a browser;
+else OpenCV's mp4v, which browsers do not play) and the per-video timeline (a CSV and its plot).
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import logging
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
-from fer_lightning.atomicio import atomic_open, atomic_write_text
+from fer_lightning.atomicio import atomic_open
+from fer_lightning.inference.detect import Box
 from fer_lightning.inference.images import to_gray
 from fer_lightning.inference.predictor import FaceResult, Predictor, crop_face
-from fer_lightning.inference.track import FaceTracker
 
-log = logging.getLogger(__name__)
+
+@dataclass
+class Track:
+    """One face followed across frames: its id, where it was last seen, and its smoothed probabilities."""
+
+    id: int
+    box: Box
+    last_frame: int
+    probabilities: np.ndarray | None = None
+
+
+class FaceTracker:
+    """Gives each box the id of the track it overlaps most (IoU >= min_iou, one box per track: scipy's Hungarian
+    solver), or a new id; a track missed by more than `max_missed` successive calls ends. past_weight: of the
+    moving average, p_smoothed = past_weight * p_previous + (1 - past_weight) * p_frame; 0: each frame's own."""
+
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 10, past_weight: float = 0.0) -> None:
+        if not 0.0 <= past_weight < 1.0:
+            raise ValueError(f"past_weight={past_weight}: expected a weight in [0, 1) (0: no smoothing)")
+        self.min_iou, self.max_missed, self.past_weight = min_iou, max_missed, past_weight
+        self.tracks: list[Track] = []
+        self._ids = itertools.count(1)
+
+    def assign(self, boxes: Sequence[Box], frame: int) -> list[Track]:
+        """The track of each box (in the order of `boxes`), updated to this frame (the detection's number)."""
+        self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= self.max_missed]
+        iou = np.array([[t.box.iou(b) for b in boxes] for t in self.tracks]).reshape(len(self.tracks), len(boxes))
+        from scipy.optimize import linear_sum_assignment  # here: scipy.optimize is 0.37 s of a photo's cold start
+
+        matched = {col: self.tracks[row] for row, col in zip(*linear_sum_assignment(-iou), strict=True)
+                   if iou[row, col] >= self.min_iou}
+        result = []
+        for col, box in enumerate(boxes):
+            track = matched.get(col)
+            if track is None:
+                track = Track(next(self._ids), box, frame)
+                self.tracks.append(track)
+            track.box, track.last_frame = box, frame
+            result.append(track)
+        return result
+
+    def smoothed(self, track: Track, probabilities: np.ndarray) -> np.ndarray:
+        """This frame's probabilities of `track` folded into its moving average (returned and kept)."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if track.probabilities is not None and self.past_weight:
+            probabilities = self.past_weight * track.probabilities + (1.0 - self.past_weight) * probabilities
+        track.probabilities = probabilities
+        return probabilities
 
 
 @dataclass
@@ -36,20 +80,16 @@ class TrackedFace:
 
 
 class FrameClassifier:
-    """Classifies the faces of consecutive frames of one video.
-
-    The detector runs on every `detect_every`-th call; the calls between classify the crops of the boxes found
-    last (a face moves little in a few frames, and the detector costs several times the classifier). Boxes get
-    track ids by IoU between detections; `past_weight` is the weight of the past in each track's moving
-    average of probabilities (track.FaceTracker).
-    """
+    """Classifies the faces of consecutive frames of one video. The detector runs on every `detect_every`-th call;
+    the calls between classify the boxes found last (a face moves little in a few frames, and the detector costs
+    several times the classifier). `past_weight`: of each track's moving average (FaceTracker)."""
 
     def __init__(self, predictor: Predictor, detect_every: int = 1, past_weight: float = 0.0) -> None:
         self.predictor = predictor
         self.detect_every = max(1, int(detect_every))
         self.tracker = FaceTracker(past_weight=past_weight)
         self.calls = 0
-        self.current: list = []  # the tracks found by the last detection
+        self.current: list[Track] = []  # the tracks found by the last detection
 
     def __call__(self, frame: np.ndarray) -> list[TrackedFace]:
         gray = to_gray(frame)
@@ -60,9 +100,7 @@ class FrameClassifier:
         if not self.current:
             return []
         crops = np.stack([crop_face(gray, track.box, self.predictor.margin) for track in self.current])
-        names = self.predictor.class_names
-        return [TrackedFace(FaceResult(track.box, dict(zip(names, map(float, self.tracker.smoothed(track, p)),
-                                                               strict=True))), track.id)
+        return [TrackedFace(self.predictor.face_result(track.box, self.tracker.smoothed(track, p)), track.id)
                 for track, p in zip(self.current, self.predictor.probabilities(crops), strict=True)]
 
 
@@ -74,6 +112,7 @@ class _PyAVWriter:
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
         import av
 
+        self.to_frame = av.VideoFrame.from_ndarray
         self.container = av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001),
                                                 options={"preset": "veryfast", "crf": "23"})
@@ -83,11 +122,9 @@ class _PyAVWriter:
         self.stream.pix_fmt = "yuv420p"
 
     def write(self, frame: np.ndarray) -> None:
-        import av
-
         if any(self.pad):
             frame = cv2.copyMakeBorder(frame, 0, self.pad[0], 0, self.pad[1], cv2.BORDER_REPLICATE)
-        self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        self.container.mux(self.stream.encode(self.to_frame(frame, format="bgr24")))
 
     def release(self) -> None:
         self.container.mux(self.stream.encode())  # flush the frames the encoder holds back
@@ -113,49 +150,33 @@ Writer = _PyAVWriter | _OpenCVWriter
 
 
 def open_writer(path: Path, fps: float, size: tuple[int, int]) -> Writer:
-    """A writer of BGR frames of `size` (width, height) into the MP4 file `path`: H.264 if PyAV is installed,
-    else OpenCV's mp4v."""
+    """A writer of BGR frames of `size` (width, height) into the MP4 file `path`: H.264 if PyAV is installed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        import av  # noqa: F401
+        return _PyAVWriter(path, fps, size)
     except ImportError:
         return _OpenCVWriter(path, fps, size)
-    return _PyAVWriter(path, fps, size)
-
-
-def timeline_rows(frames: Sequence[tuple[int, float, list[TrackedFace]]], class_names: Sequence[str]
-                  ) -> tuple[list[str], list[list[Any]]]:
-    """One row per classified frame and track: time_s, frame, track, label, then one probability per class."""
-    header = ["time_s", "frame", "track", "label", *class_names]
-    rows = [[f"{time:.3f}", frame, tracked.track, tracked.face.label,
-             *(f"{tracked.face.probabilities[name]:.4f}" for name in class_names)]
-            for frame, time, faces in frames for tracked in faces]
-    return header, rows
 
 
 def write_timeline(frames: Sequence[tuple[int, float, list[TrackedFace]]], class_names: Sequence[str],
                    csv_path: Path, png_path: Path, colors: dict[str, tuple[int, int, int]]) -> None:
-    """The timeline as CSV, and as a PNG with one panel per track (the longest 8), a line per class over time.
-
-    matplotlib loads only here, and draws through its Agg canvas without pyplot (no global backend state)."""
-    header, rows = timeline_rows(frames, class_names)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic_write_text(csv_path, buffer.getvalue())
+    """The timeline as CSV (a row per classified frame and track: time, frame, track, label, a probability per
+    class) and as a PNG with a panel per track (the longest 8). matplotlib loads only here."""
+    rows = [[f"{time:.3f}", frame, tracked.track, tracked.face.label,
+             *(f"{tracked.face.probabilities[name]:.4f}" for name in class_names)]
+            for frame, time, faces in frames for tracked in faces]
+    with atomic_open(csv_path, "w") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([["time_s", "frame", "track", "label", *class_names], *rows])
     tracks: dict[int, list[tuple[float, FaceResult]]] = {}
     for _, time, faces in frames:
         for tracked in faces:
             tracks.setdefault(tracked.track, []).append((time, tracked.face))
     if not tracks:
         return
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # without pyplot: no global backend state
 
     shown = sorted(sorted(tracks, key=lambda t: -len(tracks[t]))[:8])
     figure = Figure(figsize=(9, 1.0 + 1.8 * len(shown)), layout="constrained")
-    FigureCanvasAgg(figure)
     axes = figure.subplots(len(shown), 1, sharex=True, squeeze=False)[:, 0]
     for ax, track in zip(axes, shown, strict=True):
         times = [t for t, _ in tracks[track]]
