@@ -29,6 +29,7 @@ from fer_lightning.inference.exported import ExportedModel, sidecar_path
 from fer_lightning.inference.loading import EvalNetwork
 from fer_lightning.release import sha256
 from fer_lightning.runrecord import atomic_write_json, environment_info, package_versions
+from fer_lightning.schema import ONNX_OPSETS
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,11 @@ def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any
 def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_tta: bool = True, opset: int = 18,
                       check: bool = True) -> dict[str, Any]:
     """`output` and `<output>.json` (returned), written and verified beside `output`, moved into place when done."""
-    if fmt not in FORMATS:  # the command line's values (opset's range too) are checked by schema.EXPORT
+    if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    low, high = ONNX_OPSETS  # the range is declared once, in the schema (why: see there)
+    if fmt == "onnx" and not low <= opset <= high:
+        raise ValueError(f"opset={opset}: expected {low}..{high} (the ONNX exporter writes opset {low} or newer)")
     loaded = load_classifier(ckpt_path)
     output = Path(output)
     if output.is_dir():
