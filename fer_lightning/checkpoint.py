@@ -1,9 +1,5 @@
-"""Checkpoints: rebuild a trained classifier (and its input profile) from one, write them atomically, pick one
-to resume from.
-
-Checkpoints written by `fer_lightning.train` carry the run's resolved config (ConfigInCheckpoint), so
-evaluation, prediction and export need nothing but the .ckpt file.
-"""
+"""Checkpoints: rebuild a trained classifier and its input profile from one (it carries its run's config, so
+evaluation and export need nothing else), write them atomically, pick one to resume from."""
 
 from __future__ import annotations
 
@@ -15,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.data.augment import AugmentProfile
-from fer_lightning.inference.loading import CheckpointError, read_checkpoint
+from fer_lightning.inference.loading import CheckpointError, build_net, read_checkpoint
 from fer_lightning.module import FERClassifier
 from fer_lightning.pretrained import resolve
 
@@ -40,14 +35,9 @@ class LoadedCheckpoint:
     path: Path
 
 
-
-
 def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckpoint:
-    """The network with its trained weights (eval mode, CPU) plus the config and input profile of its run.
-
-    A run with callbacks=ema saves the averaged weights as `state_dict` and the raw ones beside them;
-    `raw_weights=True` loads the raw ones, to measure what the average adds.
-    """
+    """The network with its trained weights (eval mode, CPU) plus the config and input profile of its run;
+    `raw_weights`: a callbacks=ema run's raw weights instead of the averaged ones, to measure what averaging adds."""
     checkpoint = read_checkpoint(path)
     path = resolve(path)
     if raw_weights:
@@ -56,10 +46,7 @@ def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckp
                                   "drop raw_weights=true")
         checkpoint["state_dict"] = checkpoint["current_model_state"]
     config = OmegaConf.create(checkpoint["fer_lightning"]["config"])
-    net_config = OmegaConf.to_container(config.model.net, resolve=True)
-    if "weights" in net_config:
-        net_config["weights"] = None  # the trained weights come from the state dict, no ImageNet download
-    net = instantiate(net_config)
+    net = build_net(checkpoint["fer_lightning"]["config"]["model"]["net"], path)
     hparams = {**checkpoint.get("hyper_parameters", {}), "compile": False}
     hparams.pop("norm_bias_lr_scale", None)  # a retired learning-rate setting: no effect on the weights
     model = FERClassifier(net, optimizer=None, **hparams)
@@ -88,25 +75,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def find_resume_checkpoint(target: str | Path) -> Path:
-    """The checkpoint to resume from: `target` itself, or for a run directory its checkpoints/last.ckpt.
-
-    Unreadable (e.g. truncated) candidates are reported and skipped in favour of the newest readable
-    checkpoint of the same run.
-    """
+    """The checkpoint to resume from: `target` itself, or for a run directory its checkpoints/last.ckpt; an
+    unreadable (e.g. truncated) one is reported and skipped for the newest readable checkpoint of the same run."""
     target = Path(target)
-    folder = target / "checkpoints" if target.is_dir() else target.parent
     if not target.exists():
         raise CheckpointError(f"ckpt_path={target}: no such checkpoint file or run directory")
-    others = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    first = [target] if target.is_file() else [folder / "last.ckpt"] if (folder / "last.ckpt").is_file() else []
-    candidates = list(dict.fromkeys(first + others))
+    folder = target / "checkpoints" if target.is_dir() else target.parent
+    newest = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    first = target if target.is_file() else folder / "last.ckpt"
+    candidates = list(dict.fromkeys(p for p in (first, *newest) if p.is_file()))
     if not candidates:
         raise CheckpointError(f"ckpt_path={target}: no .ckpt files in {folder}")
     for candidate in candidates:
         try:
             read_checkpoint(candidate)
+            return candidate
         except CheckpointError as error:
             log.warning("skipping unreadable checkpoint: %s", error)
-            continue
-        return candidate
     raise CheckpointError(f"ckpt_path={target}: no readable checkpoint among {', '.join(c.name for c in candidates)}")

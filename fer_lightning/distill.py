@@ -1,14 +1,7 @@
-"""Knowledge distillation: a student trained against a teacher's temperature-softened probabilities.
-
-Loss = (1 - weight) * label loss + weight * T^2 * KL(teacher_T || student_T) (Hinton et al., 2015); the T^2 keeps
-the soft term's gradients on the label term's scale whatever the temperature. The teacher is one checkpoint or
-several (an ensemble: the mean of their probabilities, `ensemble.py`), consulted either
-
-- online: on every augmented training batch, so teacher and student see the same view (one teacher forward pass
-  per member and step), or
-- cached: once per training image before the fit, with the teacher's test-time views. Those probabilities travel
-  with each image through the sampler (`FERDataModule.attach_train_targets`) and are stored under `cache_dir`,
-  keyed by the teacher checkpoints' and the images' content, so a rerun or a resume reads them back.
+"""Knowledge distillation (Hinton et al., 2015): loss = (1 - weight) * label loss + weight * T^2 *
+KL(teacher_T || student_T), the T^2 keeping the soft term's gradients on the label term's scale. The teacher (one
+checkpoint or an ensemble) is consulted online, on every augmented batch, or cached: once per training image before
+the fit, with its test-time views, stored under `cache_dir` keyed by the teachers' and the images' content.
 """
 
 from __future__ import annotations
@@ -24,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from fer_lightning.atomicio import atomic_open
-from fer_lightning.ensemble import checkpoint_paths, input_signature, load_ensemble
+from fer_lightning.ensemble import check_members, checkpoint_paths, load_ensemble
 from fer_lightning.inference.loading import CheckpointError
 
 if TYPE_CHECKING:
@@ -49,19 +42,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Ten
 
 
 class Distillation:
-    """The teacher and how the student learns from it (`distill` config group; FERClassifier's `distillation`).
-
-    Args:
-        teachers: teacher checkpoints: one .ckpt, a list (an ensemble) or a folder of runs.
-        mode: "online" (teacher on each augmented batch) or "cached" (once per training image, before the fit).
-        weight: share of the soft term; the label loss (with the recipe's class weights and smoothing) gets the rest.
-        temperature: softmax temperature of teacher and student in the soft term.
-        tta, tta_crop: the teacher's views (null: each teacher's own). Cached mode needs views that a horizontal
-            flip maps onto themselves (both or neither of identity and hflip), so a training image and its mirror,
-            which the student's augmentation shows it, share one cached target.
-        cache_dir: where cached teacher probabilities are kept (null: recomputed every run).
-        batch_size: images per teacher forward pass while caching.
-    """
+    """The teacher (one .ckpt, a list or a folder of runs) and how the student learns from it (`distill` config group).
+    Cached mode needs teacher views that a mirror maps onto themselves (identity with hflip, or neither), so a
+    training image and its mirror, which the student's augmentation shows it, share one cached target."""
 
     def __init__(self, teachers: Any, mode: str = "cached", weight: float = 0.5, temperature: float = 4.0,
                  tta: Sequence[str] | None = None, tta_crop: float | None = None, cache_dir: str | None = None,
@@ -82,15 +65,10 @@ class Distillation:
         """Check the teacher against the student's classes and input, then move it to `device`; cached mode also
         hands the teacher's log-probabilities of every training image to the data module."""
         teacher = self.teacher
-        if tuple(teacher.class_names) != tuple(class_names):
-            raise DistillationError(f"{KEY}: {teacher.paths[0]} predicts classes {list(teacher.class_names)}, the "
-                                    f"student {list(class_names)}; a teacher needs the student's classes in its order")
-        student = datamodule.augment.profile
-        if input_signature(teacher.profile) != input_signature(student):
-            raise DistillationError(
-                f"{KEY}: {teacher.paths[0]} takes {teacher.profile.image_size} px x {teacher.profile.channels} "
-                f"channel input, the student {student.image_size} px x {student.channels}; a teacher needs the "
-                "student's input profile (the same network family)")
+        check_members(["the student", teacher.paths[0]], [datamodule.augment.profile, teacher.profile],
+                      [class_names, teacher.class_names], KEY, error=DistillationError,
+                      rules=("a teacher needs the student's classes in its order",
+                             "a teacher needs the student's input profile (the same network family)"))
         teacher.network.to(device)
         if self.mode == "cached":
             datamodule.attach_train_targets(self.cached_log_probs(datamodule, device))
@@ -127,9 +105,8 @@ class Distillation:
                 log.info("teacher probabilities of %d training images read from %s", len(images), cache)
                 return log_probs
         started = time.perf_counter()
-        chunks = [self.teacher.network(datamodule.augment.eval(batch.to(device))).float().cpu()
-                  for batch in images.split(self.batch_size)]
-        log_probs = torch.cat(chunks)
+        log_probs = torch.cat([self.teacher.network(datamodule.augment.eval(batch.to(device))).float().cpu()
+                               for batch in images.split(self.batch_size)])
         log.info("teacher probabilities of %d training images (%d teacher checkpoint(s)) computed in %.0f s",
                  len(images), len(self.teacher.paths), time.perf_counter() - started)
         if cache is not None:

@@ -1,11 +1,5 @@
-"""Ensembles: several trained checkpoints as one classifier whose probabilities are the mean of its members'.
-
-Each member keeps its own test-time views (its logits averaged over them, as when it is evaluated alone); the
-ensemble then averages the members' softmax probabilities, the usual deep-ensemble rule. `Ensemble` returns the
-log of that mean, so a softmax of its output gives the mean back and a cross-entropy on it is the ensemble's
-negative log-likelihood. Evaluation (`jobs/evaluate.py`) and distillation teachers (`distill.py`) share it.
-Lightning-free, like the rest of inference.
-"""
+"""Ensembles (for evaluation and distillation teachers): several checkpoints, each with its own TTA views, as one
+classifier whose probabilities are the mean of its members' softmax probabilities (the deep-ensemble rule)."""
 
 from __future__ import annotations
 
@@ -36,12 +30,11 @@ def input_signature(profile: AugmentProfile) -> tuple[Any, ...]:
 
 
 class Ensemble(nn.Module):
-    """Members (networks returning logits, e.g. EvalNetwork with its TTA views) -> log of their mean probability."""
+    """Members (networks returning logits, e.g. EvalNetwork) -> log of their mean probability, so a softmax of its
+    output gives the mean back and a cross-entropy on it is the ensemble's negative log-likelihood."""
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,17 +49,20 @@ class LoadedEnsemble:
     paths: list[Path]
 
 
-def check_members(paths: Sequence[Path], profiles: Sequence[AugmentProfile],
-                  class_names: Sequence[Sequence[str]], key: str = "ckpt_path") -> None:
-    """One line naming the first member whose classes or input differ from the first member's."""
+MEMBER_RULES = ("every member needs the same classes in the same order",
+                "every member needs the same input profile (network family)")
+
+
+def check_members(paths: Sequence[Path | str], profiles: Sequence[AugmentProfile],
+                  class_names: Sequence[Sequence[str]], key: str = "ckpt_path", rules: tuple[str, str] = MEMBER_RULES,
+                  error: type[ValueError] = CheckpointError) -> None:
+    """One line naming the first member whose classes or input differ from the first one's, and the rule."""
     for path, profile, names in zip(paths[1:], profiles[1:], class_names[1:], strict=True):
         if tuple(names) != tuple(class_names[0]):
-            raise CheckpointError(f"{key}: {path} predicts classes {list(names)}, {paths[0]} predicts "
-                                  f"{list(class_names[0])}; every member needs the same classes in the same order")
+            raise error(f"{key}: {path} predicts classes {list(names)}, {paths[0]} {list(class_names[0])}; {rules[0]}")
         if input_signature(profile) != input_signature(profiles[0]):
-            raise CheckpointError(f"{key}: {path} takes {profile.image_size} px x {profile.channels} channel input, "
-                                  f"{paths[0]} takes {profiles[0].image_size} px x {profiles[0].channels}; every "
-                                  "member needs the same input profile (network family)")
+            raise error(f"{key}: {path} takes {profile.image_size} px x {profile.channels} channel input, {paths[0]} "
+                        f"{profiles[0].image_size} px x {profiles[0].channels}; {rules[1]}")
 
 
 def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None, tta_crop: float | None = None,
@@ -85,10 +81,8 @@ def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None,
 def run_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint a finished training run reported (its metrics.json `evaluated.ckpt_path`), else its last.ckpt."""
     evaluated = ((completed_record(run_dir) or {}).get("evaluated") or {}).get("ckpt_path")
-    if evaluated and Path(evaluated).is_file():
-        return Path(evaluated)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    return last if last.is_file() else None
+    found = [Path(p) for p in (evaluated, run_dir / "checkpoints" / "last.ckpt") if p and Path(p).is_file()]
+    return found[0] if found else None
 
 
 def checkpoint_paths(spec: Any, key: str = "ckpt_path") -> list[str]:

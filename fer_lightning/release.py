@@ -3,12 +3,9 @@
     python -m fer_lightning.release RUN_DIR [--ckpt checkpoints/last.ckpt] [--tta identity,hflip]
         [--out fer_lightning/weights/fer_cnn.pt] [--ten-crop-val ACC,F1]
 
-writes a stripped copy of a run's checkpoint (the evaluated weights, the run's config - network and input
-profile - and the class names and TTA views; no optimizer state, no raw weights beside the averaged ones) and a
-JSON card beside it (recipe, command, commit, seed, the data it was trained on, val accuracy and macro-F1 with
-their TTA, sha256). The file is an ordinary fer_lightning checkpoint, so `ckpt_path=pretrained` works wherever a
-checkpoint does: predict, evaluate, export, `Predictor.from_pretrained()`. Only the run's own checkpoints are
-released: the card's numbers and the weights come from the same run.
+writes a stripped copy of a run's own checkpoint (evaluated weights, run config, classes, TTA views; no optimizer
+state) and a JSON card beside it (recipe, command, commit, seed, training data, val numbers, sha256). The file is
+an ordinary checkpoint: `ckpt_path=pretrained` works wherever a checkpoint does.
 """
 
 from __future__ import annotations
@@ -25,10 +22,10 @@ from typing import Any
 import torch
 
 from fer_lightning.atomicio import atomic_open
-from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card, resolve
+from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json
 
-__all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card", "resolve"]
+__all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card"]
 MAX_BYTES = 3 * 1024 * 1024
 
 
@@ -37,8 +34,7 @@ def sha256(path: Path) -> str:
 
 
 def strip_checkpoint(checkpoint: dict[str, Any], tta: Sequence[str]) -> dict[str, Any]:
-    """What inference needs from a training checkpoint: the (averaged) weights in fp32, hyper-parameters with the
-    released TTA views, the run config and the epoch."""
+    """What inference needs: the (averaged) weights in fp32, hyper-parameters with the released views, config, epoch."""
     hparams = {**checkpoint.get("hyper_parameters", {}), "tta": list(tta), "compile": False}
     state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
     return {"state_dict": state, "hyper_parameters": hparams, "epoch": checkpoint.get("epoch"),
@@ -106,24 +102,15 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
     config = released["fer_lightning"]["config"]
     val = record["val"]
     card = {
-        "name": out.stem,
-        "file": out.name,
-        "sha256": sha256(out),
-        "bytes": out.stat().st_size,
-        "network": config["model"]["net"]["_target_"].rsplit(".", 1)[-1],
-        "parameters": record["model"]["parameters"],
+        "name": out.stem, "file": out.name, "sha256": sha256(out), "bytes": out.stat().st_size,
+        "network": config["model"]["net"]["_target_"].rsplit(".", 1)[-1], "parameters": record["model"]["parameters"],
         "classes": list(released["hyper_parameters"].get("class_names", [])),
-        "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")},
-        "tta": list(tta),
+        "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")}, "tta": list(tta),
         "recipe": recipe_name(record, config),
         "command": "python -m fer_lightning.train " + " ".join(record.get("overrides") or []),
-        "seed": record.get("seed"),
-        "git_commit": record.get("git_commit"),
-        "trained_on": data_description(config, record),
-        "teacher": teacher_description(config),
-        "epoch": released["epoch"],
-        "fit_time_s": record.get("fit_time_s"),
-        "machine": record.get("machine"),
+        "seed": record.get("seed"), "git_commit": record.get("git_commit"),
+        "trained_on": data_description(config, record), "teacher": teacher_description(config),
+        "epoch": released["epoch"], "fit_time_s": record.get("fit_time_s"), "machine": record.get("machine"),
         "val": {"split": "val", "images": val.get("support"), "tta": record.get("evaluated", {}).get("tta"),
                 "accuracy": val["accuracy"], "macro_f1": val["macro_f1"]},
         **(extra_results or {}),
@@ -133,8 +120,7 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
 
 
 def teacher_description(config: dict[str, Any]) -> dict[str, Any] | None:
-    """A distilled model's teacher (checkpoints, how it was consulted, loss weight and temperature); None for a model
-    trained on labels alone."""
+    """A distilled model's teacher (checkpoints, mode, loss weight, temperature); None for labels alone."""
     distill = config.get("distill")
     if not distill:
         return None
@@ -145,10 +131,8 @@ def teacher_description(config: dict[str, Any]) -> dict[str, Any] | None:
 
 def recipe_name(record: dict[str, Any], config: dict[str, Any]) -> str | None:
     """The run's `experiment=` (a renamed task_name such as cnn_best_seed1 is a run's label, not its recipe)."""
-    for override in record.get("overrides") or []:
-        if override.startswith("experiment="):
-            return override.partition("=")[2]
-    return config.get("task_name")
+    chosen = [o.partition("=")[2] for o in record.get("overrides") or [] if o.startswith("experiment=")]
+    return chosen[0] if chosen else config.get("task_name")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

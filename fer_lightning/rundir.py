@@ -1,32 +1,18 @@
-"""What a command would do to the run directory it names, judged before Hydra creates it or rewrites its .hydra/.
-
-Hydra writes `.hydra/{config,hydra,overrides}.yaml` into the run directory before the job starts, so a refusal
-from the job itself comes too late: a completed run would already describe another config. Torch-free: reads
-only the run's metrics.json and .hydra/ YAML files.
-"""
+"""What a command would do to the run directory it names, judged before Hydra creates it: Hydra writes .hydra/
+there before the job starts, so a refusal from the job comes too late. Torch-free: reads metrics.json and .hydra/."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.config import parse_overrides, resume_run_dir
-from fer_lightning.runrecord import RECORD_NAME
+from fer_lightning.runrecord import RECORD_NAME, completed_record, read_record
 
 TORCH_SAVE_HEADS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a legacy pickle
 RUN_CONTROL = ("ckpt_path", "force", "hydra.run.dir")
-
-
-def _record(run_dir: Path) -> dict[str, Any]:
-    try:
-        record = json.loads((run_dir / RECORD_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
 
 
 def _its_overrides(run_dir: Path, leave_out: tuple[str, ...] = RUN_CONTROL) -> list[str]:
@@ -45,7 +31,7 @@ def resume_command(run_dir: Path) -> str:
 
 def continue_command(run_dir: Path) -> str:
     """Train a completed run longer, into a new directory: its own overrides, from its last.ckpt."""
-    epochs = _record(run_dir).get("epochs")
+    epochs = read_record(run_dir).get("epochs")
     more = 2 * epochs if isinstance(epochs, int) and epochs > 0 else "<more epochs>"
     return " ".join(["python -m fer_lightning.train", *_its_overrides(run_dir, (*RUN_CONTROL, "trainer.max_epochs")),
                      f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={run_dir}_continued",
@@ -78,11 +64,10 @@ def _resume_problem(cfg: DictConfig, target: Path) -> str | None:
     if target.is_dir() and not any((target / "checkpoints").glob("*.ckpt")):
         return f"ckpt_path={target}: no checkpoints/*.ckpt in this directory; expected a run directory of " \
                "fer_lightning.train or one of its .ckpt files"
-    run = Path(resume_run_dir(str(target), "")) if resume_run_dir(str(target), "") else None
-    saved_file = run / ".hydra" / "config.yaml" if run else None
-    if saved_file is None or not saved_file.is_file():
+    run = Path(resume_run_dir(str(target), "") or target)
+    if not (run / ".hydra" / "config.yaml").is_file():
         return None
-    saved = OmegaConf.load(saved_file)
+    saved = OmegaConf.load(run / ".hydra" / "config.yaml")
     for group in ("optimizer", "scheduler"):
         before = OmegaConf.select(saved, f"{group}._target_", default=None)
         now = OmegaConf.select(cfg, f"{group}._target_", default=None)
@@ -95,7 +80,7 @@ def _resume_problem(cfg: DictConfig, target: Path) -> str | None:
 def _train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
     ckpt_path = cfg.get("ckpt_path")
     problem = _resume_problem(cfg, Path(str(ckpt_path))) if ckpt_path else None
-    status = _record(run_dir).get("status")
+    status = read_record(run_dir).get("status")
     if problem or status is None or cfg.get("force") is True or cfg.get("skip_completed") is True:
         return problem
     named = f"ckpt_path={ckpt_path}" if ckpt_path else f"hydra.run.dir={run_dir}"
@@ -109,8 +94,7 @@ def _train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
 
 
 def problem(cfg: DictConfig, task: str) -> str | None:
-    """The first thing a single run of `task` would destroy or fail to create, as one line, or None. `cfg` is the
-    composed config with its `hydra` node."""
+    """The first thing a single run of `task` (its composed config) would destroy or fail to create, or None."""
     run_dir = Path(str(cfg.hydra.run.dir))
     key = "output_dir" if task == "evaluate" else "hydra.run.dir"
     found = _unwritable(run_dir, key)
@@ -126,15 +110,13 @@ def problem(cfg: DictConfig, task: str) -> str | None:
 
 
 def sweep_problem(cfg: DictConfig, task: str) -> str | None:
-    """What a sweep (-m) would destroy or fail to create in its `hydra.sweep.dir`, as one line, or None: Hydra
-    rewrites each job's .hydra/ before the job can refuse, so a rerun into a sweep with finished jobs is refused
-    here unless it skips them (skip_completed=true) or means to redo them (force=true)."""
+    """What a sweep (-m) would destroy or fail to create in `hydra.sweep.dir`: a rerun into finished jobs is refused
+    here, before Hydra rewrites their .hydra/, unless it skips (skip_completed) or redoes (force) them."""
     sweep_dir = Path(str(cfg.hydra.sweep.dir))
     found = _unwritable(sweep_dir, "hydra.sweep.dir")
     if found or task != "train" or cfg.get("skip_completed") is True or cfg.get("force") is True:
         return found
-    done = [p.parent for p in sweep_dir.rglob(RECORD_NAME) if _record(p.parent).get("status") == "completed"] \
-        if sweep_dir.is_dir() else []
+    done = [path for path in sweep_dir.rglob(RECORD_NAME) if completed_record(path.parent)]
     if done:
         return (f"hydra.sweep.dir={sweep_dir}: holds {len(done)} completed job(s) that this sweep would overwrite "
                 "(their .hydra/ and metrics.json); rerun it with skip_completed=true (finished jobs are skipped, "

@@ -22,40 +22,50 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def completed_record(run_dir: str | Path) -> dict[str, Any] | None:
-    """The record of a job that already finished in `run_dir`, if any."""
+def read_record(run_dir: str | Path) -> dict[str, Any]:
+    """The record in `run_dir`, or {} when there is none or it is unreadable."""
     try:
         record = json.loads((Path(run_dir) / RECORD_NAME).read_text())
     except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("status") == "completed" else None
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
-def git_commit(cwd: str | Path | None = None) -> str | None:
+def completed_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """The record of a job that already finished in `run_dir`, if any."""
+    record = read_record(run_dir)
+    return record if record.get("status") == "completed" else None
+
+
+def git_commit() -> str | None:
     """The commit of the code that ran (with '+dirty' if the tree had changes), or None outside git."""
-    root = cwd or Path(__file__).resolve().parent
+    def git(*args: str) -> str:
+        return subprocess.check_output(["git", *args], cwd=Path(__file__).parent, text=True, timeout=5,
+                                       stderr=subprocess.DEVNULL).strip()
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit.stdout.strip() + ("+dirty" if dirty else "")
+        return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def package_versions(*packages: str) -> dict[str, str | None]:
+    """The installed version of each package, None where it is not installed."""
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {package: version(package) for package in packages}
 
 
 def environment_info() -> dict[str, Any]:
     import torch
 
-    versions = {}
-    for package in ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics", "fer_lightning"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {
-        "versions": versions,
+        "versions": package_versions("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics",
+                                     "fer_lightning"),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
@@ -73,9 +83,8 @@ def failure_reason(error: BaseException) -> str:
 
 
 class RunRecord:
-    """metrics.json of one training run, rewritten atomically at each status: running, then completed, failed or
-    interrupted. Every status carries the run's identity (task, directory, seed, overrides, tags); under DDP only
-    rank 0 writes; a failure or interruption never replaces the record of a run that already completed."""
+    """metrics.json of one run at each status (running, completed, failed, interrupted), with its identity; under DDP
+    only rank 0 writes; a failure or interruption never replaces the record of a run that already completed."""
 
     def __init__(self, run_dir: str | Path, task_name: str, seed: int, overrides: Sequence[str] = (),
                  tags: Sequence[str] = (), rank: int = 0) -> None:
@@ -100,8 +109,7 @@ class RunRecord:
         return self._write("completed", **fields, **environment_info())
 
     def failed(self, error: BaseException) -> bool:
-        """failure.txt (failure_rank<r>.txt on the other DDP ranks) with the traceback, and a failed record; False
-        (nothing written) when the directory holds a completed run."""
+        """failure.txt (failure_rank<r>.txt on other DDP ranks) and a failed record; False over a completed run."""
         if self.is_completed():
             return False
         trace = "".join(traceback.format_exception(error))

@@ -1,11 +1,6 @@
-"""Train a FER model: seed -> data -> model -> fit -> evaluate the best (or last) checkpoint -> write metrics.json.
-
-    python -m fer_lightning.train [group=option ...] [key=value ...]
-    python -m fer_lightning.train -m optimizer=adamw,sgd        # a sweep; a failing job does not stop it
-
-This entry point imports only Hydra: `--help` and a rejected override answer before torch and Lightning load
-(docs/performance.md); the job itself runs in `fer_lightning.jobs.train`.
-"""
+"""Train a FER model: `python -m fer_lightning.train [group=option ...] [key=value ...]` (`-m`: a sweep, which a
+failing job does not stop). Imports only Hydra, so `--help` and a rejected override answer before torch loads; the
+job runs in `fer_lightning.jobs.train`."""
 
 from __future__ import annotations
 
@@ -37,7 +32,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         record = training.train(cfg)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into a graceful stop and sys.exit(1)
-        training.record_interrupted(cfg)
+        training.run_record(cfg).interrupted()
         raise
     except Exception as error:
         training.record_failure(cfg, error)
@@ -47,8 +42,7 @@ def main(cfg: DictConfig) -> float | None:
                 raise
             fail("train", expected)
         log.error("job failed: %s: %s", type(error).__name__, error)
-        # Optuna's sweeper aborts the whole study on None and leaves the trial RUNNING on NaN; -inf completes
-        # the trial as the worst value (both objectives are maximised) and the sweep goes on.
+        # Optuna aborts the study on None and leaves the trial RUNNING on NaN; -inf completes it as the worst value
         return float("-inf")
     return training.objective(record, cfg.optimized_metric)
 

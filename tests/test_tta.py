@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.transforms.v2.functional import ten_crop
 
-from fer_lightning.jobs.export import ExportNet
+from fer_lightning.inference.loading import EvalNetwork
 from fer_lightning.module import FERClassifier
 from fer_lightning.tta import average_logits, check_views, ten_crops, views_of
 
@@ -46,7 +46,7 @@ def test_views_are_averaged_in_order_and_counted() -> None:
     torch.testing.assert_close(average_logits(net, x, views), expected)
     model = FERClassifier(net, tta=views, channels_last=False)
     torch.testing.assert_close(model.evaluation_logits(x), expected)
-    torch.testing.assert_close(ExportNet(net, tuple(views)).forward(x), expected)
+    torch.testing.assert_close(EvalNetwork(net, views, channels_last=False)(x), expected)
 
 
 @pytest.mark.parametrize(("views", "crop", "message"), [

@@ -1,28 +1,18 @@
-"""The export job behind `python -m fer_lightning.export`: a trained network to ONNX or TorchScript, with its
-preprocessing contract in a JSON sidecar.
-
-The exported graph is the plain network (float32, NCHW, dynamic batch axis) returning logits; the input
-transform is not in the graph but in the contract (`<output>.json`, and ONNX metadata_props / TorchScript
-extra files), so any runtime can reproduce it. By default (`fold_tta=true`) the checkpoint's TTA views are
-averaged inside the graph, so one call gives the evaluated probabilities; `fold_tta=false` exports the plain
-network and records the views in the contract (the consumer averages their logits; identity/hflip only).
-Nothing is left at `output` unless the export completed and (with `verify`) reproduced PyTorch.
-
-Torch loads here, not in the entry point, so `--help` and a rejected override answer without it.
-"""
+"""The export job behind `python -m fer_lightning.export`: a trained network to ONNX or TorchScript (float32 NCHW
+logits, dynamic batch; `fold_tta`: the TTA views averaged inside the graph), with its preprocessing contract in a
+JSON sidecar and the file's own metadata, so any runtime can reproduce the input transform. Nothing is left at
+`output` unless the export completed and (with `verify`) reproduced PyTorch."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import io
 import json
 import logging
 import os
 import tempfile
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +26,10 @@ from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.exported import ExportedModel, sidecar_path
-from fer_lightning.runrecord import atomic_write_json, environment_info
+from fer_lightning.inference.loading import EvalNetwork
+from fer_lightning.release import sha256
+from fer_lightning.runrecord import atomic_write_json, environment_info, package_versions
 from fer_lightning.schema import ONNX_OPSETS
-from fer_lightning.tta import TEN_CROP_FRACTION, average_logits
 
 log = logging.getLogger(__name__)
 
@@ -52,53 +43,22 @@ class ExportError(RuntimeError):
     """The export ran but the exported model does not reproduce PyTorch's probabilities."""
 
 
-class ExportNet(nn.Module):
-    """The network alone, or (fold) the mean of its logits over the TTA views, as evaluation computes it."""
-
-    def __init__(self, net: nn.Module, views: tuple[str, ...] = ("identity",), crop: float = TEN_CROP_FRACTION) -> None:
-        super().__init__()
-        self.net, self.views, self.crop = net, views, crop
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return average_logits(self.net, x, self.views, self.crop)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _versions() -> dict[str, str | None]:
-    versions = dict(environment_info()["versions"])
-    for package in ("onnx", "onnxruntime", "onnxscript"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
 def build_contract(loaded: LoadedCheckpoint, fmt: str, output: Path, fold_tta: bool, opset: int) -> dict[str, Any]:
     """Everything a consumer needs besides the weights: input/output spec, preprocessing, classes, TTA, origin."""
+    environment = environment_info()
     pre = preprocessing_contract(loaded.profile, loaded.model.class_names, loaded.model.hparams.tta)
     return {
-        "format": fmt,
-        "file": output.name,
+        "format": fmt, "file": output.name,
         "input": {"name": INPUT_NAME, "shape": pre["input_shape"], "dtype": "float32", "layout": "NCHW",
                   "dynamic_axes": {"0": "batch"}},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(loaded.model.class_names)], "dtype": "float32",
                    "meaning": "logits in class_names order; softmax over the last axis gives probabilities"},
-        "preprocessing": pre,
-        "class_names": list(loaded.model.class_names),
-        "tta_folded": fold_tta,
+        "preprocessing": pre, "class_names": list(loaded.model.class_names), "tta_folded": fold_tta,
         "opset": opset if fmt == "onnx" else None,
-        "source_checkpoint": {"path": str(loaded.path.resolve()), "sha256": _sha256(loaded.path),
+        "source_checkpoint": {"path": str(loaded.path.resolve()), "sha256": sha256(loaded.path),
                               "epoch": loaded.epoch, "network": loaded.config.model.net._target_},
-        "versions": _versions(),
-        "git_commit": environment_info()["git_commit"],
+        "versions": {**environment["versions"], **package_versions("onnx", "onnxruntime", "onnxscript")},
+        "git_commit": environment["git_commit"],
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -121,19 +81,16 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, contract: dict[str, A
         log.warning("export: opset=%s requested, the ONNX exporter wrote opset %s; the contract records %s",
                     opset, written, written)
     contract["opset"], contract["opset_requested"] = written, opset
-    pre = contract["preprocessing"]
-    props = {CONTRACT_KEY: json.dumps(contract), "class_names": json.dumps(contract["class_names"]),
-             **{key: json.dumps(pre[key]) for key in ("image_size", "channels", "mean", "std", "interpolation", "tta")},
-             "tta_folded": json.dumps(contract["tta_folded"])}
-    onnx.helper.set_model_props(proto, props)
+    shown = {**contract["preprocessing"], **contract}  # the contract, and its main keys one by one for viewers
+    onnx.helper.set_model_props(proto, {CONTRACT_KEY: json.dumps(contract), **{key: json.dumps(shown[key]) for key in (
+        "class_names", "image_size", "channels", "mean", "std", "interpolation", "tta", "tta_folded")}})
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
 
 def _export_torchscript(module: nn.Module, example: torch.Tensor, contract: dict[str, Any]) -> bytes:
-    """torch.jit.trace (deprecated upstream but still the way to run without Python model code); the contract
-    is stored as an extra file inside the archive. Saved to memory: torch's file writer aborts the process on a
-    full disk, Python's write raises ENOSPC."""
+    """torch.jit.trace with the contract as an extra file, saved to memory: torch's file writer aborts the process on
+    a full disk, Python's write raises ENOSPC."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -157,9 +114,7 @@ def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any
 
 def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_tta: bool = True, opset: int = 18,
                       check: bool = True) -> dict[str, Any]:
-    """Export the checkpoint's network to `output` plus `<output>.json`; returns the contract. Both are written
-    (and verified) in a temp folder beside `output` and moved into place only when complete."""
-
+    """`output` and `<output>.json` (returned), written and verified beside `output`, moved into place when done."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
     low, high = ONNX_OPSETS  # the range is declared once, in the schema (why: see there)
@@ -175,9 +130,9 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
     if "ten_crop" in tta and not fold_tta:  # the contract's runtimes apply identity/hflip views only
         raise ValueError(f"{ckpt_path}: model.tta={list(tta)} includes ten_crop, which exported runtimes do not "
                          "apply; export with fold_tta=true")
-    module = ExportNet(net, tta if fold_tta else ("identity",), loaded.model.hparams.tta_crop).eval()
-    profile = loaded.profile
-    example = torch.zeros(2, profile.channels, profile.image_size, profile.image_size)
+    views = tta if fold_tta else ("identity",)
+    module = EvalNetwork(net, views, loaded.model.hparams.tta_crop, channels_last=False).eval()
+    example = torch.zeros(2, loaded.profile.channels, loaded.profile.image_size, loaded.profile.image_size)
     contract = build_contract(loaded, fmt, output, fold_tta, opset)
     data = (_export_onnx(module, example, contract, opset) if fmt == "onnx"
             else _export_torchscript(module, example, contract))

@@ -1,10 +1,5 @@
-"""The prediction job behind `python -m fer_lightning.predict`: detector and predictor from fer_lightning.inference,
-the loop and the tables from fer_lightning.inference.pipeline.
-
-Torch loads here, not in the entry point, so `--help`, a rejected override and a missing input answer without it.
-A run that fails writes nothing: the tables and predict.log are written only once there is something to report,
-so a failed run never replaces earlier results in the same output_dir.
-"""
+"""The prediction job behind `python -m fer_lightning.predict` (detector, predictor and tables from
+fer_lightning.inference). A run that fails writes nothing, so it never replaces earlier results in its output_dir."""
 
 from __future__ import annotations
 
@@ -38,9 +33,7 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "predict.log"
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-# threads=null: the cores no other process keeps busy, at most this many. 20 photos on 2 cores under a load average
-# of 11-14: 25-75 s with one thread, 104-209 s with two (torch's default, one per core: its threads wait on each
-# other whenever one is descheduled); docs/performance.md
+# threads=null: the idle cores, at most this many (20 photos on 2 busy cores: 25-75 s with 1 thread, 104-209 s with 2)
 MAX_DEFAULT_THREADS = 4
 
 
@@ -54,30 +47,17 @@ def build_detector(cfg: DictConfig) -> FaceDetector:
     return DETECTORS[name](**OmegaConf.to_container(cfg.get(name) or {}, resolve=True))
 
 
-def idle_cores() -> int:
-    """The cores this process may use less the 1-minute load average (what other processes keep busy), >= 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, cores - round(busy))
-
-
 def set_threads(threads: int | None) -> int:
-    """torch's and OpenCV's CPU threads: `threads`, else OMP_NUM_THREADS when set, else the idle cores (at most 4)."""
+    """torch's and OpenCV's CPU threads: `threads`, else OMP_NUM_THREADS, else the idle cores (load average off)."""
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         threads = torch.get_num_threads()  # torch has read it already
     elif threads is None:
-        threads = min(MAX_DEFAULT_THREADS, idle_cores())
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        threads = min(MAX_DEFAULT_THREADS, max(1, cores - round(busy)))
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     return threads
-
-
-def check_inputs(value: str) -> None:
-    """A camera index that parses, or a file or a folder holding at least one image or video."""
-    if value.startswith(CAMERA_PREFIX):
-        camera_index(value)
-    elif not list_inputs(Path(value))[0]:
-        raise ValueError(f"input={value}: no image or video found there (nothing was written)")
 
 
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
@@ -86,7 +66,10 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
     check_predict_input(cfg.get("input"))
     check_predict_values(cfg)
     source = str(cfg.input)
-    check_inputs(source)
+    if source.startswith(CAMERA_PREFIX):
+        camera_index(source)  # an index that parses; else a file or a folder holding at least one image or video
+    elif not list_inputs(Path(source))[0]:
+        raise ValueError(f"input={source}: no image or video found there (nothing was written)")
     output_dir = Path(cfg.output_dir)  # read once: its default holds ${now:...}
     threads = set_threads(cfg.get("threads"))
     ckpt_path = cfg.get("ckpt_path") or PRETRAINED
@@ -121,19 +104,14 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable",
                  summary)
         log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
-        write_log(records, output_dir / LOG_NAME)
+        handler = logging.FileHandler(output_dir / LOG_NAME, encoding="utf-8")  # appended: this run's records
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        records.setTarget(handler)
+        records.flush()
+        handler.close()
     finally:
         for logger in (logging.getLogger(), results_log):
             logger.removeHandler(records)
         records.close()
     return {**summary, "csv": str(csv_path), "json": str(json_path), "output_dir": str(output_dir)}
 
-
-def write_log(records: MemoryHandler, path: Path) -> None:
-    """Append this run's log records, with time, module and level, to `path`."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    records.setTarget(handler)
-    records.flush()
-    records.setTarget(None)
-    handler.close()

@@ -1,11 +1,9 @@
-"""One training job: build -> fit -> evaluate the best (or last) checkpoint -> record (metrics.json).
-
-The command-line entry is `fer_lightning.train` (kept free of torch/Lightning imports so that `--help` and a bad
-override answer at once); this module holds the work it hands over to.
-"""
+"""One training job behind the torch-free entry `fer_lightning.train`: build -> fit -> evaluate the best (or last)
+checkpoint -> record (metrics.json)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -47,7 +45,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     check_config(cfg)
     _configure_cpu(threads_per_job(cfg))
-    record = _run_record(cfg)
+    record = run_record(cfg)
     if record.is_completed() and not cfg.force:
         raise ConfigError(f"{record.run_dir}: this run already completed; re-running into it would overwrite its "
                           f"{RECORD_NAME} (use a new directory, or force=true)")
@@ -93,29 +91,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return outcome
 
 
-def _run_record(cfg: DictConfig) -> RunRecord:
+def run_record(cfg: DictConfig) -> RunRecord:
+    """metrics.json of this job; Ctrl-C marks it `interrupted` (resumable with ckpt_path=<run dir>)."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     return RunRecord(cfg.paths.output_dir, cfg.task_name, cfg.seed, overrides, list(cfg.get("tags") or []),
                      rank=rank_zero_only.rank)  # DDP: every rank runs train(); only rank 0 writes the record
 
 
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
-    """failure.txt and a failed metrics.json - never over a completed run's record (a refused or failed resume,
-    whose traceback goes to the log file only)."""
-    if not _run_record(cfg).failed(error):
+    """failure.txt and a failed metrics.json; over a completed run's record, the traceback goes to the log only."""
+    if not run_record(cfg).failed(error):
         log_to_files("".join(traceback.format_exception(error)))
-
-
-def record_interrupted(cfg: DictConfig) -> None:
-    """Ctrl-C: the record says `interrupted` (resumable with ckpt_path=<run dir>), not `running` forever."""
-    _run_record(cfg).interrupted()
 
 
 def objective(record: dict[str, Any], metric: str) -> float | None:
     """The number a sweeper optimises: `val/acc` or `val/macro_f1` of the evaluated checkpoint."""
     split, _, name = metric.partition("/")
-    report = record.get(split) or {}
-    return report.get({"acc": "accuracy"}.get(name, name))
+    return (record.get(split) or {}).get({"acc": "accuracy"}.get(name, name))
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -152,11 +144,9 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     """ckpt_path if given; with skip_completed, this job's own last.ckpt if an earlier attempt left one."""
     if cfg.get("ckpt_path"):
         return find_resume_checkpoint(cfg.ckpt_path)
-    if cfg.get("skip_completed") and (run_dir / "checkpoints").is_dir():
-        try:
+    with contextlib.suppress(ValueError):  # no readable checkpoint: start afresh
+        if cfg.get("skip_completed") and (run_dir / "checkpoints").is_dir():
             return find_resume_checkpoint(run_dir)
-        except ValueError:
-            return None
     return None
 
 
@@ -172,11 +162,11 @@ def _check_resume(checkpoint: Path, model: FERClassifier, datamodule: FERDataMod
     if differing:
         log.warning("resuming %s with settings that differ from the checkpoint's run in: %s", checkpoint,
                     ", ".join(differing))
-    weights, current = saved["state_dict"], {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    current = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if datamodule.imbalance == "weighted_loss":  # FERClassifier.setup fills them from the data
         current.setdefault("class_weights", (len(model.class_names),))
-    wrong = [k for k in current if k not in weights or tuple(weights[k].shape) != current[k]]
-    wrong += [k for k in weights if k not in current]
+    saved_shapes = {k: tuple(v.shape) for k, v in saved["state_dict"].items()}
+    wrong = sorted({key for key, _ in current.items() ^ saved_shapes.items()})  # missing, extra or reshaped
     if wrong:
         raise CheckpointError(f"ckpt_path={checkpoint}: its weights do not fit this run's network ({len(wrong)} "
                               f"tensors differ, e.g. {wrong[0]}); resume with the original run's overrides")
@@ -211,10 +201,9 @@ def _best_checkpoint(trainer: L.Trainer) -> dict[str, Any]:
 
 
 def _evaluate_checkpoint(trainer: L.Trainer, model: FERClassifier, datamodule: FERDataModule,
-                        results: EvaluationResults, ckpt_path: str | None,
-                        test: bool) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The val and (when asked, and the source has one) test reports of `ckpt_path` (None: the current weights),
-    logged as final/val/*, final/test/* (`FERClassifier.log_prefix`)."""
+                         results: EvaluationResults, ckpt_path: str | None,
+                         test: bool) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The val and (when asked, and the source has one) test reports of `ckpt_path` (None: the current weights)."""
     results.reports.clear()
     trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     if test and datamodule.has_split("test"):
@@ -222,44 +211,33 @@ def _evaluate_checkpoint(trainer: L.Trainer, model: FERClassifier, datamodule: F
     return results.reports.get("val"), results.reports.get("test")
 
 
+def _tensorboard(loggers: list[Logger]) -> TensorBoardLogger | None:
+    """This job's TensorBoard logger (fast_dev_run replaces it with Lightning's DummyLogger: None)."""
+    return next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
 def _tensorboard_dir(loggers: list[Logger]) -> str | None:
-    """Where this job's TensorBoard run is (in a sweep: beside the other jobs'), if it has one."""
-    tensorboard = next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+    tensorboard = _tensorboard(loggers)
     return str(Path(tensorboard.log_dir).absolute()) if tensorboard is not None else None
 
 
-def tensorboard_hint(loggers: list[Logger]) -> str | None:
-    """`tensorboard --logdir <absolute dir>`, working from any directory: a single run's directory, or the
-    sweep's tensorboard/ folder, where its runs are named by their overrides."""
-    tensorboard = next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
-    if tensorboard is None:
-        return None
-    root = Path(tensorboard.root_dir).absolute()  # <run dir>/tensorboard or <sweep dir>/tensorboard
-    return f"tensorboard --logdir {root if tensorboard.version else root.parent}"
-
-
 def _announce(record: dict[str, Any], loggers: list[Logger], settings: dict[str, Any]) -> None:
-    """The final numbers in the log, and in TensorBoard's HPARAMS tab beside `settings` (the run's overrides)."""
-    path = Path(record["run_dir"]) / RECORD_NAME
+    """The final numbers in the log, and in TensorBoard's HPARAMS tab beside `settings` (the swept overrides, not
+    ~45 constants of .hydra/config.yaml): the real final metrics, no placeholder hp_metric."""
+    path, tensorboard = Path(record["run_dir"]) / RECORD_NAME, _tensorboard(loggers)
     val, test = record["val"], record["test"]
     if val is None:  # trainer.limit_val_batches=0: nothing was evaluated, so no final metrics to show
         log.info("no validation ran (trainer.limit_val_batches=0); record: %s", path)
     else:
-        _log_final_hparams(loggers, settings, val, test)
         log.info("val acc %.4f macro-F1 %.4f; record: %s", val["accuracy"], val["macro_f1"], path)
-    hint = tensorboard_hint(loggers)
-    log.info("run directory: %s%s", path.parent.absolute(), f"\nTensorBoard: {hint}" if hint else "")
-
-
-def _log_final_hparams(loggers: list[Logger], settings: dict[str, Any], val: dict[str, Any],
-                      test: dict[str, Any] | None) -> None:
-    """TensorBoard's HPARAMS tab: this run's real final metrics (no placeholder hp_metric) beside the settings that
-    tell it apart (the swept overrides), not ~45 constants of .hydra/config.yaml."""
-    final = {"hparams/val_acc": val["accuracy"], "hparams/val_macro_f1": val["macro_f1"]}
-    if test:
-        final |= {"hparams/test_acc": test["accuracy"], "hparams/test_macro_f1": test["macro_f1"]}
-    for logger in loggers:  # fast_dev_run: Lightning's DummyLogger, skipped
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(settings, metrics=final)
-            logger.save()  # hparams.yaml beside the events: these settings, not the {} of the fit's end
-            logger.experiment.flush()
+    if val is not None and tensorboard is not None:
+        final = {f"hparams/{split}_{name}": report[key] for split, report in (("val", val), ("test", test)) if report
+                 for name, key in (("acc", "accuracy"), ("macro_f1", "macro_f1"))}
+        tensorboard.log_hyperparams(settings, metrics=final)
+        tensorboard.save()  # hparams.yaml beside the events: these settings, not the {} of the fit's end
+        tensorboard.experiment.flush()
+    hint = ""
+    if tensorboard is not None:  # an absolute --logdir: the run's own, or the sweep's (runs named by overrides)
+        root = Path(tensorboard.root_dir).absolute()
+        hint = f"\nTensorBoard: tensorboard --logdir {root if tensorboard.version else root.parent}"
+    log.info("run directory: %s%s", path.parent.absolute(), hint)
