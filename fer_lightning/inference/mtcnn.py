@@ -8,6 +8,8 @@ metadata pins torch<2.3 although its code runs on current torch. Changes, none a
 grayscale, so each network's first convolution has its three input channels summed into one (the RGB copy of a
 gray image gives the same sums, at a third of the first layer's work); the networks run channels-last (CPU
 max-pooling is far faster so); a batch holds same-sized images only (turned copies of one frame), so no padding.
+One addition, off unless asked (`mirror=True`, the package's detector asks): each final box's score is averaged
+with O-Net's score on its mirror image.
 tests/test_predict.py checks the boxes against facenet-pytorch where it is installed.
 """
 
@@ -104,11 +106,13 @@ class MTCNN:
     """The three-stage cascade on one grayscale image; `detect` returns corner boxes [N, 4] and scores [N]."""
 
     def __init__(self, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, device: str = "cpu", weights: str | Path = WEIGHTS) -> None:
+                 factor: float = 0.709, device: str = "cpu", weights: str | Path = WEIGHTS, mirror: bool = False
+                 ) -> None:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         self.pnet, self.rnet, self.onet = (_load(net, name, state).to(device, memory_format=torch.channels_last)
                                            for net, name in ((pnet(), "pnet"), (rnet(), "rnet"), (onet(), "onet")))
         self.min_face_size, self.thresholds, self.factor, self.device = min_face_size, thresholds, factor, device
+        self.mirror = mirror
 
     @torch.no_grad()
     def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +129,8 @@ class MTCNN:
             boxes, owner = self._refine(images, boxes, owner, self.rnet, 24, self.thresholds[1])
         if len(boxes):
             boxes, owner = self._refine(images, boxes, owner, self.onet, 48, self.thresholds[2], final=True)
+        if self.mirror and len(boxes):
+            boxes, owner = self._mirrored(images, boxes, owner)
         boxes, owner = boxes.cpu().numpy(), owner.cpu().numpy()
         return [(boxes[owner == k, :4], boxes[owner == k, 4]) for k in range(len(images))]
 
@@ -158,6 +164,14 @@ class MTCNN:
         side = rows[:, 2:4] - rows[:, 0:2]
         corners = torch.cat([rows[:, 0:2] + rows[:, 5:7] * side, rows[:, 2:4] + rows[:, 7:9] * side], dim=1)
         return _square(torch.cat([corners, rows[:, 4:5]], dim=1)), owner
+
+    def _mirrored(self, images: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each final box's score averaged with O-Net's score on the mirror image of its crop (an addition to the
+        cascade): a face stays a face when mirrored, and most textures O-Net mistakes for one do not."""
+        boxes, owner, crops = _crops(images, boxes, owner, 48)
+        _, probs = self.onet(_normalised(crops.flip(-1)))
+        return torch.cat([boxes[:, :4], (boxes[:, 4:5] + probs[:, 1:2]) / 2], dim=1), owner
 
     def _refine(self, images: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor, net: nn.Module, size: int,
                 threshold: float, final: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
