@@ -63,7 +63,7 @@ class _Stage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.chunk:
-            flatten = list(self.body.named_children()).index(("flatten", self.body.flatten))
+            flatten = [name for name, _ in self.body.named_children()].index("flatten")
             convolutions, dense = self.body[:flatten], self.body[flatten:]
             x = dense(torch.cat([convolutions(part) for part in x.split(self.chunk)]))
         else:
@@ -230,9 +230,10 @@ def _crops(tables: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor, size: i
 
 def _integral(gray: np.ndarray) -> np.ndarray:
     """The image's integral table [H + 1, W + 1] (entry y, x: the sum of the pixels above and left of y, x): int32
-    for uint8 pixels, exact, and the quickest to read (float64 tables made `_area_resized` 3x as slow)."""
+    for uint8 pixels while no sum can pass 2**31 (exact, and the quickest to read: float64 tables made
+    `_area_resized` 3x as slow), float64 otherwise (exact for integers up to 2**53)."""
     gray = np.ascontiguousarray(gray)
-    if gray.dtype == np.uint8:
+    if gray.dtype == np.uint8 and gray.size <= np.iinfo(np.int32).max // 255:
         return cv2.integral(gray, sdepth=cv2.CV_32S)
     return cv2.integral(gray.astype(np.float64), sdepth=cv2.CV_64F)
 
@@ -248,7 +249,8 @@ def _bins(start: np.ndarray | int, length: np.ndarray | int, count: int) -> tupl
 def _means(sums: np.ndarray, rows: tuple[np.ndarray, np.ndarray], columns: tuple[np.ndarray, np.ndarray]
            ) -> torch.Tensor:
     """Bin sums [N, h, w] into means [N, 1, h, w], rounded as `adaptive_avg_pool2d` does: float32 sum / rows /
-    columns. Sums of integer pixels are exact in any order, so these equal its output bit for bit."""
+    columns. Its float32 running sum of integer pixels is exact while under 2**24 (bins up to 256x256 pixels; a
+    640x480 frame's are at most 37x37), so these equal its output bit for bit; larger bins differ by its rounding."""
     heights, widths = (rows[1] - rows[0]).astype(np.float32), (columns[1] - columns[0]).astype(np.float32)
     return torch.from_numpy(sums.astype(np.float32) / heights[..., :, None] / widths[..., None, :])[:, None]
 
