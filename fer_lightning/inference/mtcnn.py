@@ -7,9 +7,11 @@ Caffe models via davidsandberg/facenet) ship here as `weights/mtcnn.pt`. Why not
 metadata pins torch<2.3 although its code runs on current torch. Changes, none altering a box: images are
 grayscale, so each network's first convolution has its three input channels summed into one (the RGB copy of a
 gray image gives the same sums, at a third of the first layer's work); the networks run channels-last (CPU
-max-pooling is far faster so); a batch holds same-sized images only (turned copies of one frame), so no padding.
-One addition, off unless asked (`mirror=True`, the package's detector asks): each final box's score is averaged
-with O-Net's score on its mirror image.
+max-pooling is far faster so); a batch holds same-sized images only (turned copies of one frame), so no padding;
+the pyramid levels and the crops are area averages read off each image's integral table (`_area_means`: the same
+numbers as `interpolate(mode="area")`, without a call per crop); R- and O-Net convolve their crops a chunk at a
+time (`_Stage.chunk`). One addition, off unless asked (`mirror=True`, the package's detector asks): each final
+box's score is averaged with O-Net's score on its mirror image.
 tests/test_predict.py checks the boxes against facenet-pytorch where it is installed.
 """
 
@@ -19,15 +21,16 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.functional import interpolate
 
 from fer_lightning.inference.nms import batched_nms
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mtcnn.pt"
 _PIXEL_SCALE = 0.0078125  # (x - 127.5) / 128, the networks' input scaling
+_CHUNK = 64  # crops per convolution call in R- and O-Net (see _Stage)
 
 
 class _Flatten(nn.Module):
@@ -47,14 +50,25 @@ def _conv_block(index: int, cin: int, cout: int, kernel: int, pool: tuple[int, i
 
 
 class _Stage(nn.Module):
-    """One network of the cascade: a body, then a face score (softmax over face / not face) and a box offset."""
+    """One network of the cascade: a body, then a face score (softmax over face / not face) and a box offset.
 
-    def __init__(self, body: list[tuple[str, nn.Module]], score: nn.Module, offset: nn.Module) -> None:
+    `chunk`: the convolutions (all layers before the flatten) take that many crops at a time, the dense layers all
+    of them at once. A frame sends 50-500 crops to R-Net, whose first activations (54 KB a crop) then outgrow the
+    CPU caches: in chunks of 64 the R-Net call took half the time (250 crops, 1 thread), each crop's numbers unchanged.
+    """
+
+    def __init__(self, body: list[tuple[str, nn.Module]], score: nn.Module, offset: nn.Module, chunk: int = 0
+                 ) -> None:
         super().__init__()
-        self.body, self.score, self.offset = nn.Sequential(OrderedDict(body)), score, offset
+        self.body, self.score, self.offset, self.chunk = nn.Sequential(OrderedDict(body)), score, offset, chunk
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.body(x)
+        if self.chunk:
+            flatten = [name for name, _ in self.body.named_children()].index("flatten")
+            convolutions, dense = self.body[:flatten], self.body[flatten:]
+            x = dense(torch.cat([convolutions(part) for part in x.split(self.chunk)]))
+        else:
+            x = self.body(x)
         return self.offset(x), self.score(x).softmax(dim=1)
 
 
@@ -68,7 +82,7 @@ def rnet() -> _Stage:
     """24x24 refinement network: rejects most proposals and corrects the rest."""
     body = (_conv_block(1, 1, 28, 3, (3, 2)) + _conv_block(2, 28, 48, 3, (3, 2)) + _conv_block(3, 48, 64, 2, None)
             + [("flatten", _Flatten()), ("dense4", nn.Linear(576, 128)), ("prelu4", nn.PReLU(128))])
-    return _Stage(body, nn.Linear(128, 2), nn.Linear(128, 4))
+    return _Stage(body, nn.Linear(128, 2), nn.Linear(128, 4), chunk=_CHUNK)
 
 
 def onet() -> _Stage:
@@ -76,7 +90,7 @@ def onet() -> _Stage:
     body = (_conv_block(1, 1, 32, 3, (3, 2)) + _conv_block(2, 32, 64, 3, (3, 2)) + _conv_block(3, 64, 64, 3, (2, 2))
             + _conv_block(4, 64, 128, 2, None)
             + [("flatten", _Flatten()), ("dense5", nn.Linear(1152, 256)), ("prelu5", nn.PReLU(256))])
-    return _Stage(body, nn.Linear(256, 2), nn.Linear(256, 4))
+    return _Stage(body, nn.Linear(256, 2), nn.Linear(256, 4), chunk=_CHUNK)
 
 
 # facenet-pytorch's names of each network's score and offset heads; its O-Net landmark head (dense6_3) is dropped
@@ -122,17 +136,16 @@ class MTCNN:
     def detect_batch(self, grays: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """`detect` on same-sized images at once (e.g. turned copies of one frame): one network call per pyramid
         level and per stage for all of them, instead of one per image; each image's boxes are its own."""
-        images = torch.as_tensor(np.stack([np.asarray(g, dtype=np.float32) for g in grays]),
-                                 device=self.device)[:, None]  # a copy
-        boxes, owner = self._propose(images)
+        tables = np.stack([_integral(gray) for gray in grays])
+        boxes, owner = self._propose(tables)
         if len(boxes):
-            boxes, owner = self._refine(images, boxes, owner, self.rnet, 24, self.thresholds[1])
+            boxes, owner = self._refine(tables, boxes, owner, self.rnet, 24, self.thresholds[1])
         if len(boxes):
-            boxes, owner = self._refine(images, boxes, owner, self.onet, 48, self.thresholds[2], final=True)
+            boxes, owner = self._refine(tables, boxes, owner, self.onet, 48, self.thresholds[2], final=True)
         if self.mirror and len(boxes):
-            boxes, owner = self._mirrored(images, boxes, owner)
+            boxes, owner = self._mirrored(tables, boxes, owner)
         boxes, owner = boxes.cpu().numpy(), owner.cpu().numpy()
-        return [(boxes[owner == k, :4], boxes[owner == k, 4]) for k in range(len(images))]
+        return [(boxes[owner == k, :4], boxes[owner == k, 4]) for k in range(len(grays))]
 
     def _scales(self, height: int, width: int) -> list[float]:
         """The image pyramid: the 12-px P-Net window at each scale covers faces from min_face_size upwards."""
@@ -142,42 +155,42 @@ class MTCNN:
             scale, shortest = scale * self.factor, shortest * self.factor
         return scales
 
-    def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _propose(self, tables: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 1: P-Net over the pyramid; rows (x0, y0, x1, y1, score), squared, and each row's image index."""
-        height, width = images.shape[2:]
+        height, width = tables.shape[1] - 1, tables.shape[2] - 1
         found, owners = [], []
         for scale in self._scales(height, width):
-            resized = interpolate(images, size=(int(height * scale + 1), int(width * scale + 1)), mode="area")
-            offsets, probs = self.pnet(_normalised(resized))
+            resized = _area_resized(tables, (int(height * scale + 1), int(width * scale + 1)))
+            offsets, probs = self.pnet(_normalised(resized.to(self.device)))
             score = probs[:, 1]
             ks, ys, xs = torch.nonzero(score >= self.thresholds[0], as_tuple=True)
-            cells = torch.stack([xs, ys], dim=1).to(images.dtype)
+            cells = torch.stack([xs, ys], dim=1).to(torch.float32)
             corners = torch.cat([((2 * cells + 1) / scale).floor(), ((2 * cells + 12) / scale).floor()], dim=1)
             rows = torch.cat([corners, score[ks, ys, xs, None], offsets[ks, :, ys, xs]], dim=1)
             keep = batched_nms(rows[:, :4], rows[:, 4], ks, 0.5)
             found.append(rows[keep])
             owners.append(ks[keep])
-        rows = torch.cat(found) if found else images.new_zeros((0, 9))
-        owner = torch.cat(owners) if owners else torch.zeros(0, dtype=torch.long)
+        rows = torch.cat(found) if found else torch.zeros((0, 9), device=self.device)
+        owner = torch.cat(owners) if owners else torch.zeros(0, dtype=torch.long, device=self.device)
         keep = batched_nms(rows[:, :4], rows[:, 4], owner, 0.7)
         rows, owner = rows[keep], owner[keep]
         side = rows[:, 2:4] - rows[:, 0:2]
         corners = torch.cat([rows[:, 0:2] + rows[:, 5:7] * side, rows[:, 2:4] + rows[:, 7:9] * side], dim=1)
         return _square(torch.cat([corners, rows[:, 4:5]], dim=1)), owner
 
-    def _mirrored(self, images: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor
+    def _mirrored(self, tables: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each final box's score averaged with O-Net's score on the mirror image of its crop (an addition to the
         cascade): a face stays a face when mirrored, and most textures O-Net mistakes for one do not."""
-        boxes, owner, crops = _crops(images, boxes, owner, 48)
-        _, probs = self.onet(_normalised(crops.flip(-1)))
+        boxes, owner, crops = _crops(tables, boxes, owner, 48)
+        _, probs = self.onet(_normalised(crops.flip(-1).to(self.device)))
         return torch.cat([boxes[:, :4], (boxes[:, 4:5] + probs[:, 1:2]) / 2], dim=1), owner
 
-    def _refine(self, images: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor, net: nn.Module, size: int,
+    def _refine(self, tables: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor, net: nn.Module, size: int,
                 threshold: float, final: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Stages 2 and 3: each box's crop through R-Net (24 px) or O-Net (48 px); keep, regress, NMS per image."""
-        boxes, owner, crops = _crops(images, boxes, owner, size)
-        offsets, probs = net(_normalised(crops))
+        boxes, owner, crops = _crops(tables, boxes, owner, size)
+        offsets, probs = net(_normalised(crops.to(self.device)))
         keep = probs[:, 1] > threshold
         boxes, owner = torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1), owner[keep]
         offsets = offsets[keep]
@@ -213,20 +226,68 @@ def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
                      dim=1)
 
 
-def _crops(images: torch.Tensor, boxes: torch.Tensor, owner: torch.Tensor, size: int
+def _crops(tables: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor, size: int
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The region under each box in its own image (clipped to the image; 1-based corners as in the Caffe code),
     resized to size x size by area averaging; boxes wholly outside the image are dropped."""
-    height, width = images.shape[2:]
+    height, width = tables.shape[1] - 1, tables.shape[2] - 1
     corners = boxes[:, :4].trunc().int().cpu().numpy()
     x0, y0 = np.maximum(corners[:, 0], 1), np.maximum(corners[:, 1], 1)
     x1, y1 = np.minimum(corners[:, 2], width), np.minimum(corners[:, 3], height)
     inside = np.flatnonzero((y1 > y0 - 1) & (x1 > x0 - 1))
-    source = owner.cpu().numpy()
-    crops = [interpolate(images[source[k], None, :, y0[k] - 1:y1[k], x0[k] - 1:x1[k]], size=(size, size),
-                         mode="area") for k in inside]
-    inside = torch.as_tensor(inside, dtype=torch.long)
-    return boxes[inside], owner[inside], (torch.cat(crops) if crops else images.new_zeros((0, 1, size, size)))
+    x0, y0, x1, y1 = x0[inside], y0[inside], x1[inside], y1[inside]
+    crops = _area_means(tables, owner.cpu().numpy()[inside], y0 - 1, x0 - 1, y1 - y0 + 1, x1 - x0 + 1, size)
+    inside = torch.as_tensor(inside, dtype=torch.long, device=boxes.device)
+    return boxes[inside], owner[inside], crops
+
+
+def _integral(gray: np.ndarray) -> np.ndarray:
+    """The image's integral table [H + 1, W + 1] (entry y, x: the sum of the pixels above and left of y, x): int32
+    for uint8 pixels while no sum can pass 2**31 (exact, and the quickest to read: float64 tables made
+    `_area_resized` 3x as slow), float64 otherwise (exact for integers up to 2**53)."""
+    gray = np.ascontiguousarray(gray)
+    if gray.dtype == np.uint8 and gray.size <= np.iinfo(np.int32).max // 255:
+        return cv2.integral(gray, sdepth=cv2.CV_32S)
+    return cv2.integral(gray.astype(np.float64), sdepth=cv2.CV_64F)
+
+
+def _bins(start: np.ndarray | int, length: np.ndarray | int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`adaptive_avg_pool2d`'s bins for `count` outputs over [start, start + length): output i averages the rows
+    (or columns) start + floor(i * length / count) .. start + ceil((i + 1) * length / count) - 1."""
+    step = np.arange(count)
+    start, length = np.asarray(start)[..., None], np.asarray(length)[..., None]
+    return start + step * length // count, start + ((step + 1) * length + count - 1) // count
+
+
+def _means(sums: np.ndarray, rows: tuple[np.ndarray, np.ndarray], columns: tuple[np.ndarray, np.ndarray]
+           ) -> torch.Tensor:
+    """Bin sums [N, h, w] into means [N, 1, h, w], rounded as `adaptive_avg_pool2d` does: float32 sum / rows /
+    columns. Its float32 running sum of integer pixels is exact while under 2**24 (bins up to 256x256 pixels; a
+    640x480 frame's are at most 37x37), so these equal its output bit for bit; larger bins differ by its rounding."""
+    heights, widths = (rows[1] - rows[0]).astype(np.float32), (columns[1] - columns[0]).astype(np.float32)
+    return torch.from_numpy(sums.astype(np.float32) / heights[..., :, None] / widths[..., None, :])[:, None]
+
+
+def _area_resized(tables: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Each image of `tables` resized to `size` by area averaging (= `interpolate(mode="area")`: 8 pyramid
+    levels of two 640x480 images took 1.4 ms against its 10 ms, 1 thread)."""
+    rows, columns = _bins(0, tables.shape[1] - 1, size[0]), _bins(0, tables.shape[2] - 1, size[1])
+    strips = tables[:, rows[1]] - tables[:, rows[0]]  # [N, h, W + 1]: the sums over each bin's rows
+    return _means(strips[:, :, columns[1]] - strips[:, :, columns[0]], rows, columns)
+
+
+def _area_means(tables: np.ndarray, owner: np.ndarray, top: np.ndarray, left: np.ndarray, height: np.ndarray,
+                width: np.ndarray, size: int) -> torch.Tensor:
+    """Region k (rows top[k] .. top[k] + height[k] - 1, columns left[k] .. of image owner[k]) resized to size x
+    size by area averaging (= `interpolate(mode="area")` on it), each bin's sum read off the integral tables with
+    four look-ups: one pass for all the regions instead of a call per region (250 crops: 6 ms against 15-21 ms,
+    1 thread)."""
+    rows, columns = _bins(top, height, size), _bins(left, width, size)
+    first = owner[:, None] * tables[0].size
+    upper, lower = (first + rows[0] * tables.shape[2])[:, :, None], (first + rows[1] * tables.shape[2])[:, :, None]
+    x0, x1 = columns[0][:, None], columns[1][:, None]
+    flat = tables.reshape(-1)
+    return _means(flat[lower + x1] - flat[upper + x1] - flat[lower + x0] + flat[upper + x0], rows, columns)
 
 
 def _nms_min(boxes: torch.Tensor, threshold: float) -> torch.Tensor:
