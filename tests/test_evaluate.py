@@ -114,6 +114,10 @@ def test_data_path_replaces_the_checkpoints_source() -> None:
     assert data_settings(run, {"path": None, "eval_batch_size": None}) == run
     given = data_settings(run, {"path": "fer2013.csv", "cache_dir": None})
     assert given["synthetic"] is None and given["cache_dir"] == "outputs/cache" and given["split_seed"] == 3
+    # what neither the run nor the request gives: training's data=fer2013 settings (conf/data/fer2013.yaml)
+    assert data_settings({}, {"path": "fer2013.csv"}) == {"path": "fer2013.csv", "synthetic": None,
+                                                          "cache_dir": "outputs/cache", "val_fraction": 0.1,
+                                                          "split_seed": 0, "eval_batch_size": 512}
 
 
 def fer_csv(path: Path, usages: list[str]) -> Path:

@@ -22,7 +22,7 @@ from fer_lightning.callbacks import EvaluationResults
 from fer_lightning.callbacks.figures import confusion_matrix_figure
 from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
 from fer_lightning.cli import expected_failure, report_failure
-from fer_lightning.config import check_accelerator, fast_precision
+from fer_lightning.config import CONFIG_DIR, check_accelerator, fast_precision
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.ensemble import check_members, checkpoint_paths, mean_probabilities
 from fer_lightning.library_noise import silence_known_noise
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = {"val": "PublicTest", "test": "PrivateTest"}
 DATA_KEYS = ("path", "synthetic", "cache_dir", "val_fraction", "split_seed", "eval_batch_size")
-DATA_DEFAULTS: dict[str, Any] = {"cache_dir": "outputs/cache", "val_fraction": 0.1, "split_seed": 0,
-                                 "eval_batch_size": 512}
 
 
 class EvaluationError(ValueError):
@@ -45,15 +43,18 @@ class EvaluationError(ValueError):
 
 
 def data_settings(run_data: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, Any]:
-    """The checkpoint run's data source with the requested (non-null) keys on top; a new path drops synthetic."""
+    """The checkpoint run's data source with the requested (non-null) keys on top; a new path drops synthetic. What
+    neither gives comes from training's data=fer2013 (conf/data, conf/paths)."""
     settings = {key: run_data.get(key) for key in DATA_KEYS}
     given = {key: value for key, value in requested.items() if value is not None}
+    conf = OmegaConf.create({group: OmegaConf.load(Path(CONFIG_DIR) / group / f"{name}.yaml")
+                             for group, name in (("data", "fer2013"), ("paths", "default"))})
     if "path" in given:
         settings["synthetic"] = None
-        settings["cache_dir"] = settings["cache_dir"] or DATA_DEFAULTS["cache_dir"]
+        settings["cache_dir"] = settings["cache_dir"] or str(Path(conf.data.cache_dir))  # outputs/cache (Path drops ./)
     settings.update(given)
     for key in ("val_fraction", "split_seed", "eval_batch_size"):
-        settings[key] = DATA_DEFAULTS[key] if settings[key] is None else settings[key]
+        settings[key] = conf.data[key] if settings[key] is None else settings[key]
     return settings
 
 
