@@ -29,6 +29,7 @@ from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.metrics import report_of
 from fer_lightning.module import FERClassifier
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
+from fer_lightning.schema import check
 from fer_lightning.stats import bootstrap_intervals, mcnemar
 from fer_lightning.tables import markdown_table, save_figure
 
@@ -39,7 +40,7 @@ DATA_KEYS = ("path", "synthetic", "cache_dir", "val_fraction", "split_seed", "ev
 
 
 class EvaluationError(ValueError):
-    """A request that cannot be evaluated (no checkpoint given, unknown or empty split, bad TTA view)."""
+    """A request that cannot be evaluated (an empty split, a bad TTA view, comparison images that differ)."""
 
 
 def data_settings(run_data: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,13 +161,8 @@ def markdown_report(table: pd.DataFrame, members: Sequence[Evaluated]) -> str:
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Evaluate `cfg.ckpt_path` (one checkpoint or an ensemble) on `cfg.split`, write its report, table, figure,
     per-image predictions and JSON record into `out_dir`; returns the record plus the Markdown table."""
-    if not cfg.get("ckpt_path"):
-        raise EvaluationError("ckpt_path is required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt")
+    check(cfg, "evaluate")  # the command line's rules (schema), which the CLI ran before Hydra started
     split, accelerator, resamples = str(cfg.split), str(cfg.get("accelerator", "auto")), cfg.get("bootstrap") or 0
-    if split not in SPLITS:
-        raise EvaluationError(f"split={split}: expected val or test")
-    if not isinstance(resamples, int) or resamples < 0:
-        raise EvaluationError(f"bootstrap={resamples}: expected 0 (off) or a number of resamples, e.g. 1000")
     check_accelerator(accelerator, "accelerator")
     raw_weights = bool(cfg.get("raw_weights", False))
     ckpt_spec = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path
