@@ -2,7 +2,7 @@
 
 `problem(cfg, task)` returns the first bad value as one line naming the key, the value and what is expected
 (`data.batch_size=0: expected an integer >= 1`), or None: the CLIs run it before Hydra creates a run directory, the
-jobs again on the config they get (a sweeper such as Optuna picks values after the command line was checked).
+jobs again for direct calls (and a sweeper such as Optuna picks values after the command line was checked).
 A node refuses a key its table does not list (it would reach a constructor as an unknown keyword), unless `Open`
 (Lightning's Trainer, callbacks); `ByTarget` tables follow the option's `_target_`. A value interpolated from a
 resolver (`${fer.fast_precision:}`) is checked where it is computed; a key whose rule is None by its constructor.
