@@ -46,13 +46,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
     started = time.perf_counter()
     record = run_record(cfg)
-    done = completed_record(record.run_dir) if cfg.get("skip_completed") else None
-    if done is not None:
+    if cfg.get("skip_completed") and (done := completed_record(record.run_dir)):
         log.info("skip_completed: %s already finished", record.run_dir)
         return done
     check_config(cfg)
-    problem = rundir.train_problem(cfg, record.run_dir)
-    if problem:
+    if problem := rundir.train_problem(cfg, record.run_dir):  # direct calls: the rules the CLI applies before Hydra
         raise ConfigError(problem)
     _configure_cpu(threads_per_job(cfg))
     resume_from, saved = _resume_checkpoint(cfg, record.run_dir)
