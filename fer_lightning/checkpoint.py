@@ -74,22 +74,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
-def find_resume_checkpoint(target: str | Path) -> Path:
-    """The checkpoint to resume from: `target` itself, or for a run directory its checkpoints/last.ckpt; an
-    unreadable (e.g. truncated) one is reported and skipped for the newest readable checkpoint of the same run."""
+def find_resume_checkpoint(target: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint to resume from (`target`, checked by rundir.train_problem) and its contents: the file itself,
+    or for a run directory its checkpoints/last.ckpt; an unreadable (e.g. truncated) one is reported and skipped for
+    the newest readable checkpoint of the same run."""
     target = Path(target)
-    if not target.exists():
-        raise CheckpointError(f"ckpt_path={target}: no such checkpoint file or run directory")
     folder = target / "checkpoints" if target.is_dir() else target.parent
     newest = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     first = target if target.is_file() else folder / "last.ckpt"
     candidates = list(dict.fromkeys(p for p in (first, *newest) if p.is_file()))
-    if not candidates:
-        raise CheckpointError(f"ckpt_path={target}: no .ckpt files in {folder}")
     for candidate in candidates:
         try:
-            read_checkpoint(candidate)
-            return candidate
+            return candidate, read_checkpoint(candidate)
         except CheckpointError as error:
             log.warning("skipping unreadable checkpoint: %s", error)
     raise CheckpointError(f"ckpt_path={target}: no readable checkpoint among {', '.join(c.name for c in candidates)}")

@@ -62,20 +62,6 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(f"fer.{resolver.__name__}", resolver, replace=True)
 
 
-def check_predict_input(value: object) -> None:
-    """The input must be given and exist (a `camera:<index>` is checked when the camera opens): answered before
-    torch or the model loads."""
-    if not value:
-        raise ValueError("input=... is required (python -m fer_lightning.predict "
-                         "input=photo.jpg|folder|clip.mp4|camera:0, or --help)")
-    if not str(value).startswith("camera:") and not Path(str(value)).exists():
-        raise FileNotFoundError(f"input={value}: no such file or folder (nothing was written)")
-
-
-def check_predict_values(cfg: DictConfig) -> None:
-    check(cfg, "predict")
-
-
 def check_accelerator(value: object, key: str) -> None:
     """A GPU asked for on a machine without one: one line naming the key, before any data loads (Lightning's own
     "No supported gpu backend found!" names neither the key nor the way out)."""

@@ -16,17 +16,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fer_lightning import schema
-from fer_lightning.cli import fail, run_checked
+from fer_lightning.cli import run_checked
 from fer_lightning.config import CONFIG_DIR
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Known bad input (a missing checkpoint, an unknown split) exits 2 after one line on stderr."""
-    problem = schema.problem(cfg, "evaluate")
-    if problem:
-        fail("evaluate", schema.ConfigError(problem))
     from fer_lightning.jobs import evaluate as evaluation
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)

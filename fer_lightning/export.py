@@ -14,7 +14,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fer_lightning import schema
 from fer_lightning.cli import fail, run_checked
 from fer_lightning.config import CONFIG_DIR
 
@@ -22,9 +21,6 @@ from fer_lightning.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     """Every failure the export can name (bad checkpoint, format, output, a failed verification): one line, exit 2."""
-    problem = schema.problem(cfg, "export")
-    if problem:
-        fail("export", schema.ConfigError(problem))
     from fer_lightning.jobs import export as exporting
 
     suffix = exporting.FORMATS.get(cfg.format, "")

@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.cli import expected_failure, fail, run_checked
-from fer_lightning.config import CONFIG_DIR, check_predict_input, check_predict_values
+from fer_lightning.config import CONFIG_DIR
 
 USAGE = """usage: python -m fer_lightning.predict PHOTO|FOLDER|VIDEO|camera:N [key=value ...]
        (the same as input=PHOTO ...; fer-predict once installed)
@@ -50,11 +50,10 @@ def command_line(args: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    """A user-caused failure (missing input, unreadable checkpoint): one line, exit 2; a bug keeps its traceback."""
+    """A user-caused failure (missing input, unreadable checkpoint): one line, exit 2; a bug keeps its traceback.
+    run() has checked the values (input included) before Hydra started; the job checks them for direct calls."""
     try:
-        check_predict_input(cfg.get("input"))
-        check_predict_values(cfg)
-        from fer_lightning.jobs import predict as prediction  # torch loads here, after the checks
+        from fer_lightning.jobs import predict as prediction
 
         prediction.predict(cfg)
     except (OSError, ValueError) as error:  # CheckpointError is a ValueError

@@ -77,7 +77,9 @@ def _resume_problem(cfg: DictConfig, target: Path) -> str | None:
     return None
 
 
-def _train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
+def train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The resume target's problem, or what a run into `run_dir` would overwrite: checked by the CLI before Hydra
+    starts and again by the job (for direct calls of jobs.train.train)."""
     ckpt_path = cfg.get("ckpt_path")
     problem = _resume_problem(cfg, Path(str(ckpt_path))) if ckpt_path else None
     status = read_record(run_dir).get("status")
@@ -101,7 +103,7 @@ def problem(cfg: DictConfig, task: str) -> str | None:
     if found or task == "predict":
         return found
     if task == "train":
-        return _train_problem(cfg, run_dir)
+        return train_problem(cfg, run_dir)
     if (run_dir / RECORD_NAME).exists():
         return (f"{key}={run_dir}: holds a training run ({RECORD_NAME}); {task} would replace its .hydra/ config. "
                 f"Choose another directory (or leave {key} out)")

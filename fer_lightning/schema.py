@@ -2,7 +2,7 @@
 
 `problem(cfg, task)` returns the first bad value as one line naming the key, the value and what is expected
 (`data.batch_size=0: expected an integer >= 1`), or None: the CLIs run it before Hydra creates a run directory, the
-jobs again on the config they get (a sweeper such as Optuna picks values after the command line was checked).
+jobs again for direct calls (and a sweeper such as Optuna picks values after the command line was checked).
 A node refuses a key its table does not list (it would reach a constructor as an unknown keyword), unless `Open`
 (Lightning's Trainer, callbacks); `ByTarget` tables follow the option's `_target_`. A value interpolated from a
 resolver (`${fer.fast_precision:}`) is checked where it is computed; a key whose rule is None by its constructor.
@@ -271,7 +271,9 @@ EXPORT = Open({
 })
 PREDICT = Open({"tta": VIEWS, "batch_size": Int(1), "video_stride": Int(1),
                 "max_frames": Int(1, optional=True), "margin": Float(0, optional=True),
-                "threads": Int(1, optional=True), "detect_every": Int(1), "smooth": Float(0)})
+                "threads": Int(1, optional=True), "detect_every": Int(1), "smooth": Float(0),
+                "input": Text(optional=False, required="required (python -m fer_lightning.predict "
+                                                       "input=photo.jpg|folder|clip.mp4|camera:0, or --help)")})
 
 
 def _train_combinations(cfg: DictConfig) -> str | None:
@@ -299,7 +301,16 @@ def _train_combinations(cfg: DictConfig) -> str | None:
     return None
 
 
+def _predict_input(cfg: DictConfig) -> str | None:
+    """The input must exist (a `camera:<index>` is checked when the camera opens)."""
+    source = str(cfg.input)
+    if not source.startswith("camera:") and not Path(source).exists():
+        return f"input={source}: no such file or folder (nothing was written)"
+    return None
+
+
 SCHEMAS = {"train": TRAIN, "evaluate": EVALUATE, "export": EXPORT, "predict": PREDICT}
+COMBINATIONS = {"train": _train_combinations, "predict": _predict_input}
 
 
 def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: str) -> str | None:
@@ -344,7 +355,7 @@ def problem(cfg: DictConfig, task: str) -> str | None:
     """The first bad value of a composed `task` config (train, evaluate, export, predict) as one line, or None."""
     raw = OmegaConf.to_container(cfg, resolve=False)
     raw.pop("hydra", None)
-    return _walk(cfg, raw, SCHEMAS[task], "") or (_train_combinations(cfg) if task == "train" else None)
+    return _walk(cfg, raw, SCHEMAS[task], "") or (COMBINATIONS[task](cfg) if task in COMBINATIONS else None)
 
 
 def check(cfg: DictConfig, task: str) -> None:

@@ -5,7 +5,6 @@ job runs in `fer_lightning.jobs.train`."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -14,7 +13,6 @@ from omegaconf import DictConfig
 
 from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
-from fer_lightning.runrecord import completed_record
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +23,6 @@ def main(cfg: DictConfig) -> float | None:
     from fer_lightning.jobs import train as training
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    done = completed_record(Path(cfg.paths.output_dir)) if cfg.get("skip_completed") else None
-    if done is not None:
-        log.info("skip_completed: %s already finished", cfg.paths.output_dir)
-        return training.objective(done, cfg.optimized_metric)
     try:
         record = training.train(cfg)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into a graceful stop and sys.exit(1)

@@ -74,7 +74,7 @@ def test_train_refuses_to_overwrite_a_completed_record(make_cfg: Callable[..., D
     run.mkdir(parents=True)
     record = {"status": "completed", "val": {"accuracy": 0.7}}
     (run / "metrics.json").write_text(json.dumps(record))
-    with pytest.raises(ConfigError, match="already completed") as error:
+    with pytest.raises(ConfigError, match="is a completed run.*force=true") as error:
         train(cfg)
     record_failure(cfg, error.value)  # what main() does with any failure: the completed record stays
     assert json.loads((run / "metrics.json").read_text()) == record

@@ -81,7 +81,7 @@ def test_best_checkpoint_reproduces_the_runs_report(trained: dict[str, Any], tmp
 def test_tta_override_is_applied_and_recorded(trained: dict[str, Any], tmp_path: Path) -> None:
     result = evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "tta=[identity,hflip]"), tmp_path)
     assert result["tta"] == ["identity", "hflip"] and result["report"]["support"] == 48
-    with pytest.raises(EvaluationError, match=r"tta=\['vflip'\]"):
+    with pytest.raises(ValueError, match=r"^tta=\['vflip'\]: expected a non-empty list of identity, hflip"):
         evaluate(eval_cfg(f"ckpt_path={trained['best']['ckpt_path']}", "tta=[vflip]"), tmp_path)
 
 
@@ -104,7 +104,7 @@ def test_tta_crop_override_reaches_the_model(trained: dict[str, Any], tmp_path: 
     assert evaluate(eval_cfg(ckpt, "tta=[ten_crop]", "tta_crop=0.5"), tmp_path / "half")["tta_crop"] == 0.5
     assert crops and all(crop == 0.5 for crop in crops)
     assert "ten_crop side 0.5" in (tmp_path / "half" / "val_report.md").read_text()
-    with pytest.raises(EvaluationError, match=r"tta_crop=1.5: expected a fraction"):
+    with pytest.raises(ValueError, match=r"^tta_crop=1.5: expected a number > 0 and < 1$"):
         evaluate(eval_cfg(ckpt, "tta_crop=1.5"), tmp_path / "bad")
 
 
@@ -114,6 +114,10 @@ def test_data_path_replaces_the_checkpoints_source() -> None:
     assert data_settings(run, {"path": None, "eval_batch_size": None}) == run
     given = data_settings(run, {"path": "fer2013.csv", "cache_dir": None})
     assert given["synthetic"] is None and given["cache_dir"] == "outputs/cache" and given["split_seed"] == 3
+    # what neither the run nor the request gives: training's data=fer2013 settings (conf/data/fer2013.yaml)
+    assert data_settings({}, {"path": "fer2013.csv"}) == {"path": "fer2013.csv", "synthetic": None,
+                                                          "cache_dir": "outputs/cache", "val_fraction": 0.1,
+                                                          "split_seed": 0, "eval_batch_size": 512}
 
 
 def fer_csv(path: Path, usages: list[str]) -> Path:
@@ -139,7 +143,7 @@ def test_errors_are_one_line(trained: dict[str, Any], tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(CheckpointError, match="not a fer_lightning checkpoint"):
         evaluate(eval_cfg(f"ckpt_path={foreign}"), tmp_path / "out")
-    with pytest.raises(EvaluationError, match="split=train: expected val or test"):
+    with pytest.raises(ValueError, match="^split=train: expected one of val, test$"):
         evaluate(eval_cfg(f"ckpt_path={ckpt}", "split=train"), tmp_path / "out")
     with pytest.raises(CheckpointError, match="no raw weights beside averaged ones"):
         evaluate(eval_cfg(f"ckpt_path={ckpt}", "raw_weights=true"), tmp_path / "out")
@@ -150,7 +154,7 @@ def test_errors_print_one_line_and_return_2(tmp_path: Path, capsys: pytest.Captu
     assert run(eval_cfg(f"ckpt_path={missing}"), tmp_path / "out") == 2
     assert capsys.readouterr().err == f"evaluate: error: {missing}: no such checkpoint file\n"
     assert run(eval_cfg(), tmp_path / "out") == 2
-    assert capsys.readouterr().err.startswith("evaluate: error: ckpt_path is required")
+    assert capsys.readouterr().err.startswith("evaluate: error: ckpt_path=... is required: python -m")
 
 
 @pytest.mark.slow
@@ -187,7 +191,7 @@ def test_bootstrap_and_mcnemar_agree_with_the_per_image_predictions(trained: dic
     assert 0.0 <= test["p_value"] <= 1.0
     markdown = (tmp_path / "a" / "val_report.md").read_text()
     assert "95 % bootstrap interval over images (48 images)" in markdown and "McNemar vs" in markdown
-    with pytest.raises(EvaluationError, match="bootstrap=-5: expected 0"):
+    with pytest.raises(ValueError, match="^bootstrap=-5: expected an integer >= 0 and <= 100000$"):
         evaluate(eval_cfg(ckpt, "bootstrap=-5"), tmp_path / "bad")
 
 

@@ -377,7 +377,7 @@ def test_predict_reports_a_missing_checkpoint_or_input_in_one_line(tiny_checkpoi
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         predict(predict_config(f"ckpt_path={tmp_path}/none.ckpt", f"input={tmp_path}",
                                f"output_dir={tmp_path}"))
-    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+    with pytest.raises(ValueError, match="no such file or folder"):
         predict(predict_config(f"ckpt_path={tiny_checkpoint}", f"input={tmp_path}/nothing", f"output_dir={tmp_path}"),
                 detector=WholeImageDetector())
 

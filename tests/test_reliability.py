@@ -71,15 +71,41 @@ def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path: Pa
     folder = tmp_path / "run" / "checkpoints"
     fake_checkpoint(folder / "epoch_003.ckpt", 3)
     fake_checkpoint(folder / "last.ckpt", 5)
-    assert find_resume_checkpoint(tmp_path / "run") == folder / "last.ckpt"
+    path, saved = find_resume_checkpoint(tmp_path / "run")
+    assert path == folder / "last.ckpt" and saved["epoch"] == 5  # read once: its contents come with it
     data = (folder / "last.ckpt").read_bytes()
     (folder / "last.ckpt").write_bytes(data[: len(data) // 2])
-    assert find_resume_checkpoint(tmp_path / "run") == folder / "epoch_003.ckpt"
+    assert find_resume_checkpoint(tmp_path / "run")[0] == folder / "epoch_003.ckpt"
     assert "last.ckpt: cannot read checkpoint" in caplog.text and "truncated" in caplog.text
     (folder / "epoch_003.ckpt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="no readable checkpoint"):
         find_resume_checkpoint(tmp_path / "run")
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_resuming_a_former_warmup_cosine_state_is_one_line(make_cfg: Callable[..., DictConfig]) -> None:
+    """warmup_cosine was a LambdaLR; torch's SequentialLR cannot load that state (a bare KeyError in Lightning)."""
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg("scheduler=warmup_cosine")
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    lambda_lr = {"base_lrs": [0.002], "last_epoch": 40, "_step_count": 41, "_get_lr_called_within_step": False,
+                 "_last_lr": [0.0019], "lr_lambdas": [None]}
+    config = OmegaConf.to_container(cfg, resolve=True)
+    AtomicCheckpointIO().save_checkpoint({"epoch": 3, "state_dict": {}, "fer_lightning": {"config": config},
+                                          "lr_schedulers": [lambda_lr]}, ckpt)
+    with pytest.raises(CheckpointError, match=rf"^ckpt_path={ckpt}: .*LambdaLR.*start a fresh run") as error:
+        train(make_cfg("scheduler=warmup_cosine", f"ckpt_path={ckpt}"))
+    assert "\n" not in str(error.value) and not (ckpt.parent.parent / "metrics.json").exists()
+
+
+def test_direct_calls_check_the_resume_target_as_the_cli_does(make_cfg: Callable[..., DictConfig],
+                                                              tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such checkpoint file or run directory"):
+        train(make_cfg(f"ckpt_path={tmp_path / 'typo'}"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no checkpoints/.*ckpt in this directory"):
+        train(make_cfg(f"ckpt_path={tmp_path / 'empty'}"))
 
 
 def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

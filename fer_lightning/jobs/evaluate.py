@@ -22,13 +22,14 @@ from fer_lightning.callbacks import EvaluationResults
 from fer_lightning.callbacks.figures import confusion_matrix_figure
 from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
 from fer_lightning.cli import expected_failure, report_failure
-from fer_lightning.config import check_accelerator, fast_precision
+from fer_lightning.config import CONFIG_DIR, check_accelerator, fast_precision
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.ensemble import check_members, checkpoint_paths, mean_probabilities
 from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.metrics import report_of
 from fer_lightning.module import FERClassifier
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
+from fer_lightning.schema import check
 from fer_lightning.stats import bootstrap_intervals, mcnemar
 from fer_lightning.tables import markdown_table, save_figure
 
@@ -36,24 +37,25 @@ log = logging.getLogger(__name__)
 
 SPLITS = {"val": "PublicTest", "test": "PrivateTest"}
 DATA_KEYS = ("path", "synthetic", "cache_dir", "val_fraction", "split_seed", "eval_batch_size")
-DATA_DEFAULTS: dict[str, Any] = {"cache_dir": "outputs/cache", "val_fraction": 0.1, "split_seed": 0,
-                                 "eval_batch_size": 512}
 
 
 class EvaluationError(ValueError):
-    """A request that cannot be evaluated (no checkpoint given, unknown or empty split, bad TTA view)."""
+    """A request that cannot be evaluated (an empty split, a bad TTA view, comparison images that differ)."""
 
 
 def data_settings(run_data: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, Any]:
-    """The checkpoint run's data source with the requested (non-null) keys on top; a new path drops synthetic."""
+    """The checkpoint run's data source with the requested (non-null) keys on top; a new path drops synthetic. What
+    neither gives comes from training's data=fer2013 (conf/data, conf/paths)."""
     settings = {key: run_data.get(key) for key in DATA_KEYS}
     given = {key: value for key, value in requested.items() if value is not None}
+    conf = OmegaConf.create({group: OmegaConf.load(Path(CONFIG_DIR) / group / f"{name}.yaml")
+                             for group, name in (("data", "fer2013"), ("paths", "default"))})
     if "path" in given:
         settings["synthetic"] = None
-        settings["cache_dir"] = settings["cache_dir"] or DATA_DEFAULTS["cache_dir"]
+        settings["cache_dir"] = settings["cache_dir"] or str(Path(conf.data.cache_dir))  # outputs/cache (Path drops ./)
     settings.update(given)
     for key in ("val_fraction", "split_seed", "eval_batch_size"):
-        settings[key] = DATA_DEFAULTS[key] if settings[key] is None else settings[key]
+        settings[key] = conf.data[key] if settings[key] is None else settings[key]
     return settings
 
 
@@ -159,13 +161,8 @@ def markdown_report(table: pd.DataFrame, members: Sequence[Evaluated]) -> str:
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Evaluate `cfg.ckpt_path` (one checkpoint or an ensemble) on `cfg.split`, write its report, table, figure,
     per-image predictions and JSON record into `out_dir`; returns the record plus the Markdown table."""
-    if not cfg.get("ckpt_path"):
-        raise EvaluationError("ckpt_path is required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt")
+    check(cfg, "evaluate")  # the command line's rules (schema), which the CLI ran before Hydra started
     split, accelerator, resamples = str(cfg.split), str(cfg.get("accelerator", "auto")), cfg.get("bootstrap") or 0
-    if split not in SPLITS:
-        raise EvaluationError(f"split={split}: expected val or test")
-    if not isinstance(resamples, int) or resamples < 0:
-        raise EvaluationError(f"bootstrap={resamples}: expected 0 (off) or a number of resamples, e.g. 1000")
     check_accelerator(accelerator, "accelerator")
     raw_weights = bool(cfg.get("raw_weights", False))
     ckpt_spec = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path

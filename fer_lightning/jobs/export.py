@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
+from fer_lightning import schema
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
 from fer_lightning.data.augment import BatchAugment
@@ -29,7 +31,6 @@ from fer_lightning.inference.exported import ExportedModel, sidecar_path
 from fer_lightning.inference.loading import EvalNetwork
 from fer_lightning.release import sha256
 from fer_lightning.runrecord import atomic_write_json, environment_info, package_versions
-from fer_lightning.schema import ONNX_OPSETS
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,11 @@ def verify(loaded: LoadedCheckpoint, output: Path, n: int = 16) -> dict[str, Any
 
 def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_tta: bool = True, opset: int = 18,
                       check: bool = True) -> dict[str, Any]:
-    """`output` and `<output>.json` (returned), written and verified beside `output`, moved into place when done."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
-    low, high = ONNX_OPSETS  # the range is declared once, in the schema (why: see there)
-    if fmt == "onnx" and not low <= opset <= high:
-        raise ValueError(f"opset={opset}: expected {low}..{high} (the ONNX exporter writes opset {low} or newer)")
+    """`output` and `<output>.json` (returned), written and verified beside `output`, moved into place when done;
+    the arguments are checked by the CLI's rules (the schema), which the command line ran before Hydra started."""
+    values = {"ckpt_path": None if ckpt_path is None else str(ckpt_path), "format": fmt, "fold_tta": fold_tta,
+              "opset": opset, "verify": check}
+    schema.check(OmegaConf.create(values), "export")
     loaded = load_classifier(ckpt_path)
     output = Path(output)
     if output.is_dir():

@@ -14,7 +14,6 @@ import cv2
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning.config import check_predict_input, check_predict_values
 from fer_lightning.inference.detect import DETECTORS, FaceDetector, WholeImageDetector
 from fer_lightning.inference.pipeline import (
     CAMERA_PREFIX,
@@ -28,6 +27,7 @@ from fer_lightning.inference.pipeline import (
 from fer_lightning.inference.predictor import Predictor
 from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH
 from fer_lightning.runrecord import environment_info
+from fer_lightning.schema import check
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ def set_threads(threads: int | None) -> int:
 def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, Any]:
     """Run the prediction described by `cfg` (detector: injected, else from cfg) and return the summary."""
     started = time.perf_counter()
-    check_predict_input(cfg.get("input"))
-    check_predict_values(cfg)
+    check(cfg, "predict")
     source = str(cfg.input)
     if source.startswith(CAMERA_PREFIX):
         camera_index(source)  # an index that parses; else a file or a folder holding at least one image or video

@@ -23,33 +23,37 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from fer_lightning import rundir
 from fer_lightning.allocator import keep_freed_memory
 from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, EvaluationResults, RNGStateInCheckpoint
-from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint, read_checkpoint
+from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint
 from fer_lightning.cli import log_to_files
 from fer_lightning.config import ConfigError, check_config
 from fer_lightning.dashboard import override_hparams
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.module import FERClassifier
-from fer_lightning.runrecord import RECORD_NAME, RunRecord
+from fer_lightning.runrecord import RECORD_NAME, RunRecord, completed_record
 
 log = logging.getLogger(__name__)
 
 # the settings whose change between an interrupted run and its resume changes the experiment
 RUN_SETTINGS = ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "distill", "trainer", "seed")
+WARMUP_COSINE = "fer_lightning.schedulers.warmup_cosine"
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg` and return its record (also written to metrics.json)."""
     started = time.perf_counter()
-    check_config(cfg)
-    _configure_cpu(threads_per_job(cfg))
     record = run_record(cfg)
-    if record.is_completed() and not cfg.force:
-        raise ConfigError(f"{record.run_dir}: this run already completed; re-running into it would overwrite its "
-                          f"{RECORD_NAME} (use a new directory, or force=true)")
-    resume_from = _resume_checkpoint(cfg, record.run_dir)
+    if cfg.get("skip_completed") and (done := completed_record(record.run_dir)):
+        log.info("skip_completed: %s already finished", record.run_dir)
+        return done
+    check_config(cfg)
+    if problem := rundir.train_problem(cfg, record.run_dir):  # direct calls: the rules the CLI applies before Hydra
+        raise ConfigError(problem)
+    _configure_cpu(threads_per_job(cfg))
+    resume_from, saved = _resume_checkpoint(cfg, record.run_dir)
     log.info("run directory: %s", record.run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -60,7 +64,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model: FERClassifier = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
                                        distillation=distillation, _convert_="all")
     if resume_from is not None:  # a checkpoint of another network fails here, before the record is touched
-        _check_resume(resume_from, model, datamodule, config)
+        _check_resume(resume_from, saved, model, datamodule, config)
     record.running()
     history, results = EpochHistory(), EvaluationResults()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), history, results, ConfigInCheckpoint(config),
@@ -140,21 +144,27 @@ def _configure_cpu(threads: int | None) -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP: Lightning keeps it and its ranks inherit it
 
 
-def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """ckpt_path if given; with skip_completed, this job's own last.ckpt if an earlier attempt left one."""
+def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[Path | None, dict[str, Any]]:
+    """ckpt_path if given; with skip_completed, this job's own last.ckpt if an earlier attempt left one. With the
+    checkpoint's contents, read once."""
     if cfg.get("ckpt_path"):
         return find_resume_checkpoint(cfg.ckpt_path)
     with contextlib.suppress(ValueError):  # no readable checkpoint: start afresh
         if cfg.get("skip_completed") and (run_dir / "checkpoints").is_dir():
             return find_resume_checkpoint(run_dir)
-    return None
+    return None, {}
 
 
-def _check_resume(checkpoint: Path, model: FERClassifier, datamodule: FERDataModule, config: dict[str, Any]) -> None:
-    """Read the resume checkpoint once: warn where its run's settings differ from this one's (that silently changes
-    the experiment), refuse weights that do not fit this network (same keys and shapes)."""
+def _check_resume(checkpoint: Path, saved: dict[str, Any], model: FERClassifier, datamodule: FERDataModule,
+                  config: dict[str, Any]) -> None:
+    """Warn where the resumed run's settings differ from this one's (that silently changes the experiment); refuse
+    weights that do not fit this network (same keys and shapes) and a scheduler state it cannot restore."""
     log.info("resuming from %s", checkpoint)
-    saved = read_checkpoint(checkpoint)
+    scheduler = (config.get("scheduler") or {}).get("_target_")
+    if scheduler == WARMUP_COSINE and any("lr_lambdas" in state for state in saved.get("lr_schedulers", [])):
+        raise CheckpointError(f"ckpt_path={checkpoint}: its scheduler state is the former hand-written warmup_cosine's "
+                              "(a LambdaLR), which warmup_cosine (now torch's SequentialLR) cannot restore; start a "
+                              "fresh run without ckpt_path, or one with another scheduler=")
     then, now = OmegaConf.create(saved["fer_lightning"]["config"]), OmegaConf.create(config)
     for settings in (then, now):  # training longer than first planned is a legitimate resume
         settings.trainer.pop("max_epochs", None)
