@@ -39,3 +39,17 @@ def test_mirror_keeps_the_boxes_and_averages_the_two_scores(index: int) -> None:
 def test_mirror_setting_is_checked_in_one_line() -> None:
     with pytest.raises(ValueError, match=r"^mtcnn.mirror=yes: expected true or false$"):
         MTCNNFaceDetector(mirror="yes")  # type: ignore[arg-type]
+
+
+def test_a_box_that_cannot_reach_the_cut_is_dropped_before_the_mirror_pass() -> None:
+    gray, _ = pasted_face(1)  # one face and eight weak boxes at these thresholds
+    thresholds = (0.05, 0.05, 0.05)
+    _, plain_scores = MTCNN(thresholds=thresholds).detect(gray)
+    boxes, scores = MTCNN(thresholds=thresholds, mirror=True).detect(gray)
+    kept_boxes, kept_scores = MTCNN(thresholds=thresholds, mirror=True, min_score=0.6).detect(gray)
+    reachable = plain_scores >= 2 * 0.6 - 1
+    assert 0 < reachable.sum() < len(reachable)
+    np.testing.assert_allclose(kept_boxes, boxes[reachable], atol=1e-4)
+    np.testing.assert_allclose(kept_scores, scores[reachable], atol=1e-5)
+    assert (scores[~reachable] < 0.6).all()  # nothing the cut keeps was dropped
+    assert len(MTCNN(thresholds=thresholds, mirror=True, min_score=1.0).detect(gray)[0]) == 0

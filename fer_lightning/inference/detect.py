@@ -182,7 +182,8 @@ class MTCNNFaceDetector:
                _is_number(min_face_size) and min_face_size > 0)
         _check_max_side("mtcnn.max_side", max_side)
         _check("mtcnn.mirror", mirror, "true or false", isinstance(mirror, bool))
-        self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=tuple(thresholds), device=device, mirror=mirror)
+        self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=tuple(thresholds), device=device, mirror=mirror,
+                           min_score=min_confidence)
         self.min_confidence, self.angles, self.max_side = min_confidence, tuple(angles), max_side
         self.hint = _size_hint("mtcnn.min_face_size", min_face_size, max_side, window=12)  # P-Net's window
 

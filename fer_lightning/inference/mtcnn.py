@@ -120,13 +120,13 @@ class MTCNN:
     """The three-stage cascade on one grayscale image; `detect` returns corner boxes [N, 4] and scores [N]."""
 
     def __init__(self, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, device: str = "cpu", weights: str | Path = WEIGHTS, mirror: bool = False
-                 ) -> None:
+                 factor: float = 0.709, device: str = "cpu", weights: str | Path = WEIGHTS, mirror: bool = False,
+                 min_score: float = 0.0) -> None:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         self.pnet, self.rnet, self.onet = (_load(net, name, state).to(device, memory_format=torch.channels_last)
                                            for net, name in ((pnet(), "pnet"), (rnet(), "rnet"), (onet(), "onet")))
         self.min_face_size, self.thresholds, self.factor, self.device = min_face_size, thresholds, factor, device
-        self.mirror = mirror
+        self.mirror, self.min_score = mirror, min_score
 
     @torch.no_grad()
     def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +181,12 @@ class MTCNN:
     def _mirrored(self, tables: np.ndarray, boxes: torch.Tensor, owner: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each final box's score averaged with O-Net's score on the mirror image of its crop (an addition to the
-        cascade): a face stays a face when mirrored, and most textures O-Net mistakes for one do not."""
+        cascade): a face stays a face when mirrored, and most textures O-Net mistakes for one do not. A box scoring
+        under 2 * min_score - 1 cannot reach min_score whatever its mirror scores: dropped without the second pass."""
+        reachable = boxes[:, 4] >= 2 * self.min_score - 1
+        boxes, owner = boxes[reachable], owner[reachable]
+        if not len(boxes):
+            return boxes, owner
         boxes, owner, crops = _crops(tables, boxes, owner, 48)
         _, probs = self.onet(_normalised(crops.flip(-1).to(self.device)))
         return torch.cat([boxes[:, :4], (boxes[:, 4:5] + probs[:, 1:2]) / 2], dim=1), owner
