@@ -61,14 +61,14 @@ class _Stage(nn.Module):
                  ) -> None:
         super().__init__()
         self.body, self.score, self.offset, self.chunk = nn.Sequential(OrderedDict(body)), score, offset, chunk
+        names = [name for name, _ in body]
+        flatten = names.index("flatten") if chunk else len(names)
+        # a tuple, not submodules: the weights stay under `body.` (the slices share its layers)
+        self.parts = (self.body[:flatten], self.body[flatten:])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.chunk:
-            flatten = [name for name, _ in self.body.named_children()].index("flatten")
-            convolutions, dense = self.body[:flatten], self.body[flatten:]
-            x = dense(torch.cat([convolutions(part) for part in x.split(self.chunk)]))
-        else:
-            x = self.body(x)
+        convolutions, dense = self.parts
+        x = dense(torch.cat([convolutions(part) for part in x.split(self.chunk)]) if self.chunk else convolutions(x))
         return self.offset(x), self.score(x).softmax(dim=1)
 
 
