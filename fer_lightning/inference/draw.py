@@ -1,7 +1,5 @@
 """Annotation: a box per face and a card with its top label, its probability and a bar per class, placed by the
-rules of docs/predict.md ("Reading the annotated image"; tests/test_draw.py checks them). OpenCV's Hershey font:
-no font files needed.
-"""
+rules of docs/predict.md ("Reading the annotated image"), in OpenCV's Hershey font (no font files)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Predictor: face boxes -> 48x48 gray crops -> the checkpoint's own evaluation transform -> class probabilities.
-
-The network input is made by the checkpoint's own `BatchAugment(profile).eval`, never a copy of it, so inference
-cannot drift from what evaluation measured. No Lightning, torchmetrics or Hydra import: a fast cold start.
-"""
+"""Predictor: face boxes -> 48x48 gray crops -> the checkpoint's own `BatchAugment(profile).eval`, never a copy of
+it (inference cannot drift from what evaluation measured) -> class probabilities. No Lightning or Hydra import."""
 
 from __future__ import annotations
 
@@ -23,9 +20,7 @@ from fer_lightning.inference.images import to_gray
 from fer_lightning.inference.loading import EvalNetwork, load_network
 from fer_lightning.pretrained import PRETRAINED
 
-# Haar boxes are a little tighter than FER-2013's crops: on 200 real faces pasted into canvases the pasted
-# square was 1.06x the detected side (median), i.e. about 3 % more on each side.
-DEFAULT_MARGIN = 0.03
+DEFAULT_MARGIN = 0.03  # Haar's boxes: 200 real faces pasted into canvases were 1.06x the detected side (median)
 CHANNEL_ORDERS = ("bgr", "rgb")
 PRECISIONS = ("fp32", "bf16")
 
@@ -33,14 +28,10 @@ PRECISIONS = ("fp32", "bf16")
 def checked_device(device: str | torch.device) -> torch.device:
     """`device` as a torch.device this machine has, else a one-line ValueError."""
     try:
-        checked = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device={device}: expected cpu, cuda, cuda:<index> or another torch device type") from None
-    try:
-        torch.empty(0, device=checked)
-    except (RuntimeError, AssertionError):  # torch without that backend, or no such device on this machine
-        raise ValueError(f"device={device}: torch finds no such device on this machine; use device=cpu") from None
-    return checked
+        return torch.empty(0, device=device).device
+    except (RuntimeError, TypeError, AssertionError):  # not a device name, no such backend or device here
+        raise ValueError(f"device={device}: torch finds no such device on this machine (expected cpu, cuda, "
+                         "cuda:<index> or another torch device type); use device=cpu") from None
 
 
 @dataclass(frozen=True)
@@ -81,11 +72,8 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.
 
 class Predictor:
     """Detect faces, crop them and classify them in batches with a trained network (`load_network` reads one).
-
-    detector: anything with `detect(gray) -> list[Box]`; None: MTCNN, predict's default. margin, precision, tta:
-    as in conf/predict.yaml; bf16 autocast gave ~3x the throughput on a CPU with AVX512-BF16 and the same top label
-    for 511 of 512 faces (benchmarks/bench_inference.py).
-    """
+    detector: anything with `detect(gray) -> list[Box]`; None: MTCNN. margin, precision, tta: as in conf/predict.yaml
+    (bf16: ~3x the throughput on an AVX512-BF16 CPU, 511 of 512 top labels the same; bench_inference.py)."""
 
     def __init__(self, network: EvalNetwork, profile: AugmentProfile, detector: FaceDetector | None = None,
                  margin: float | None = None, device: str | torch.device = "cpu", batch_size: int = 64,

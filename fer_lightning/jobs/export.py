@@ -1,7 +1,6 @@
-"""The export job behind `python -m fer_lightning.export`: a trained network to ONNX or TorchScript (float32 NCHW
-logits, dynamic batch; `fold_tta`: the TTA views averaged inside the graph), with its preprocessing contract in a
-JSON sidecar and the file's own metadata, so any runtime can reproduce the input transform. Nothing is left at
-`output` unless the export completed and (with `verify`) reproduced PyTorch."""
+"""The export job behind `python -m fer_lightning.export`: a network to ONNX or TorchScript (float32 NCHW logits,
+dynamic batch), its preprocessing contract in a JSON sidecar and the file's metadata. Nothing is left at `output`
+unless the export completed and (with `verify`) reproduced PyTorch."""
 
 from __future__ import annotations
 
