@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
-from fer_lightning.inference.contract import preprocessing_contract
-from fer_lightning.inference.exported import preprocess
+from fer_lightning.inference.exported import preprocess, preprocessing_contract
 
 
 @pytest.mark.parametrize(("size", "channels", "interpolation"), [(224, 3, "bicubic"), (64, 1, "bilinear"),

@@ -14,8 +14,8 @@ import torch
 
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import IMAGE_SIZE
-from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.detect import Box, FaceDetector, default_detector
+from fer_lightning.inference.exported import preprocessing_contract
 from fer_lightning.inference.images import to_gray
 from fer_lightning.inference.loading import EvalNetwork, load_network
 from fer_lightning.pretrained import PRETRAINED

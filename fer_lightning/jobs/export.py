@@ -25,8 +25,7 @@ from fer_lightning.atomicio import atomic_open
 from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
-from fer_lightning.inference.contract import preprocessing_contract
-from fer_lightning.inference.exported import ExportedModel, sidecar_path
+from fer_lightning.inference.exported import ExportedModel, preprocessing_contract, sidecar_path
 from fer_lightning.inference.loading import EvalNetwork
 from fer_lightning.release import sha256
 from fer_lightning.runrecord import atomic_write_json, environment_info, package_versions
