@@ -19,6 +19,7 @@ from fer_lightning.inference.exported import preprocessing_contract
 from fer_lightning.inference.images import to_gray
 from fer_lightning.inference.loading import EvalNetwork, load_network
 from fer_lightning.pretrained import PRETRAINED
+from fer_lightning.schema import PREDICT
 
 DEFAULT_MARGIN = 0.03  # Haar's boxes: 200 real faces pasted into canvases were 1.06x the detected side (median)
 CHANNEL_ORDERS = ("bgr", "rgb")
@@ -80,10 +81,9 @@ class Predictor:
                  precision: str = "fp32", tta: Sequence[str] | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
-        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0):
-            raise ValueError(f"margin={margin!r}: expected a number >= 0 (or None: the detector's own)")
+        for key, value in (("batch_size", batch_size), ("margin", margin)):
+            if problem := PREDICT[key](value):  # the rule predict's config is checked by
+                raise ValueError(f"{key}={value!r}: {problem}")
         if tta is not None:
             network.set_tta(tta)
         self.device = checked_device(device)
