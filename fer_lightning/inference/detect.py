@@ -1,10 +1,6 @@
-"""Face detection behind a small protocol, so the predictor can take MTCNN (the default), OpenCV's Haar cascade,
-dlib's HOG detector, a test double, or (for images that already are face crops) the whole image.
-
-Every detector's model comes inside its wheel, so nothing is downloaded at run time: the Haar cascade in
-`opencv-python-headless` 4.x (`cv2.data.haarcascades`; OpenCV 5 wheels ship none, hence the `<5` pin), MTCNN's
-three networks in this package (weights/mtcnn.pt), the HOG detector compiled into dlib-bin.
-"""
+"""Face detectors behind one protocol: MTCNN (the default), OpenCV's Haar cascade, dlib's HOG, the whole image.
+Every model comes inside its wheel, nothing is downloaded: the cascade in opencv-python-headless 4.x (OpenCV 5 wheels
+ship none, hence the `<5` pin), MTCNN's networks in this package (weights/mtcnn.pt), the HOG detector in dlib-bin."""
 
 from __future__ import annotations
 
@@ -31,6 +27,16 @@ class Box:
         inter = ix * iy
         union = self.w * self.h + other.w * other.h - inter
         return inter / union if union > 0 else 0.0
+
+    def overlaps(self, other: Box) -> bool:
+        return (min(self.x + self.w, other.x + other.w) > max(self.x, other.x)
+                and min(self.y + self.h, other.y + other.h) > max(self.y, other.y))
+
+    def inside(self, width: int, height: int) -> bool:
+        return self.x >= 0 and self.y >= 0 and self.x + self.w <= width and self.y + self.h <= height
+
+    def grown(self, by: int) -> Box:
+        return Box(self.x - by, self.y - by, self.w + 2 * by, self.h + 2 * by)
 
     def square(self, margin: float = 0.0) -> Box:
         """The square around this box's centre with side max(w, h) * (1 + 2 * margin); may leave the image."""
@@ -74,24 +80,13 @@ class WholeImageDetector:
 
 
 class HaarFaceDetector:
-    """OpenCV's Viola-Jones frontal-face cascade (bundled with the opencv wheel, CPU only; ~55-100 ms for a
-    640x480 image on this project's 2-core CPU). `max_side` detects on a downscaled copy of larger images
-    (faster, but faces smaller than min_size there are missed).
-
-    Defaults (scale 1.1, 5 neighbours) found 75 % of 200 real FER-2013 faces pasted, upscaled 1.3-5x, into real
-    photographs, with 35 false boxes per 100 frames (MTCNN: 94 %, 6; docs/detectors.md).
-    """
+    """OpenCV's Viola-Jones frontal-face cascade (CPU only). Its defaults found 75 % of 200 real FER-2013 faces
+    pasted into photographs, with 35 false boxes per 100 frames (MTCNN: 94 %, 6; docs/detectors.md)."""
 
     margin = 0.03  # its boxes are ~3 % tighter per side than FER-2013's crops
 
-    def __init__(
-        self,
-        cascade: str = "haarcascade_frontalface_default.xml",
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
-        min_size: int = 32,
-        max_side: int | None = None,
-    ) -> None:
+    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
+                 min_neighbors: int = 5, min_size: int = 32, max_side: int | None = None) -> None:
         import cv2
 
         _check("haar.scale_factor", scale_factor, "a number > 1", _is_number(scale_factor) and scale_factor > 1)
@@ -119,8 +114,7 @@ class HaarFaceDetector:
 
 
 def _resized(gray: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """A copy downscaled to `max_side` (longer side) and the factor, or the image itself and 1.0 (detection time
-    grows with the pixel count)."""
+    """A copy downscaled to `max_side` (longer side) and the factor, or the image itself and 1.0."""
     import cv2
 
     if not max_side or max(gray.shape[:2]) <= max_side:
@@ -131,9 +125,8 @@ def _resized(gray: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]
 
 def _boxes_in_image(found: Iterable[tuple[float, float, float, float]], scale: float,
                     shape: tuple[int, ...]) -> list[Box]:
-    """(x, y, w, h) found on an image resized by `scale` as Boxes of the original image of `shape`, clipped to it
-    (a face at the border is boxed by its visible part, so img[y:y+h, x:x+w] is that part), left to right: a
-    stable face index across frames."""
+    """(x, y, w, h) found on an image resized by `scale` as Boxes of the image of `shape`, clipped to it (a face at
+    the border is boxed by its visible part), left to right: a stable face index across frames."""
     height, width = shape[:2]
     boxes = []
     for x, y, w, h in found:
@@ -145,8 +138,7 @@ def _boxes_in_image(found: Iterable[tuple[float, float, float, float]], scale: f
 
 
 def _size_hint(key: str, smallest: int, max_side: int | None, window: int) -> str:
-    """What to print after "no face found": the face size below which this detector does not look (its
-    `window` is the smallest it can look for)."""
+    """What to print after "no face found": the face size below which this detector does not look."""
     where = f" (after downscaling to max_side={max_side})" if max_side else ""
     if smallest <= window:
         return f"faces smaller than {smallest} px{where} are not searched"
@@ -154,15 +146,9 @@ def _size_hint(key: str, smallest: int, max_side: int | None, window: int) -> st
 
 
 class MTCNNFaceDetector:
-    """MTCNN (a cascade of three small CNNs, vendored from facenet-pytorch with its 2 MB of weights: see
-    fer_lightning/inference/mtcnn.py); runs on torch, CPU or CUDA, nothing downloaded. The default detector: it
-    found the most faces (docs/detectors.md). Its boxes match FER-2013's crops (median margin -0.02 on 200 PublicTest
-    faces pasted into real photos), hence no margin. Its stage thresholds are lower than facenet-pytorch's (0.6,
-    0.7, 0.7): FER faces upscaled into a photo are blurrier than the faces MTCNN was tuned on. It looks at two
-    copies of the frame turned by -12 and +12 degrees, as one batch: MTCNN misses heads tilted past ~10 degrees.
-    Each box's score is the mean of O-Net's score on it and on its mirror image (`mirror`), cut at 0.9: on real
-    photographs that left a ninth of the false boxes of the plain score cut at 0.7, for 1.5 points less recall of
-    upright faces and 7 of turned and covered ones (docs/detectors.md)."""
+    """MTCNN, vendored from facenet-pytorch (inference/mtcnn.py): the default, it found the most faces, and its boxes
+    match FER-2013's crops (hence no margin). It looks at copies turned by `angles` (MTCNN misses heads tilted past
+    ~10 degrees); the settings and their measurements: conf/predict.yaml and docs/detectors.md."""
 
     margin = 0.0
 
@@ -210,9 +196,8 @@ class MTCNNFaceDetector:
 
     @staticmethod
     def _turned(gray: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-        """`gray` turned by `angle` degrees about its centre (same size, edges replicated) and the 2x3 map from its
-        pixels back to the frame's: MTCNN was trained on upright faces, and a turned copy makes a tilted head
-        upright. Boxes are mapped back by their centres; all copies go through the cascade as one batch."""
+        """`gray` turned by `angle` degrees about its centre (edges replicated) and the 2x3 map back to the frame's
+        pixels: a turned copy makes a tilted head upright; boxes are mapped back by their centres."""
         import cv2
 
         if not angle:
@@ -224,8 +209,8 @@ class MTCNNFaceDetector:
 
 
 class DlibFaceDetector:
-    """dlib's HOG + linear SVM frontal-face detector, compiled into the `dlib-bin` wheel (Boost licence, no model
-    file); `upsample` doubles the image that many times first, to find faces smaller than its 80 px window."""
+    """dlib's HOG + linear SVM frontal-face detector (dlib-bin, no model file); `upsample` doubles the image that
+    many times first, to find faces smaller than its 80 px window."""
 
     margin = 0.10  # its boxes are ~9 % tighter per side than FER-2013's crops (bench_detect.py)
 

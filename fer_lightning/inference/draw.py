@@ -1,7 +1,5 @@
 """Annotation: a box per face and a card with its top label, its probability and a bar per class, placed by the
-rules of docs/predict.md ("Reading the annotated image"; tests/test_draw.py checks them). OpenCV's Hershey font:
-no font files needed.
-"""
+rules of docs/predict.md ("Reading the annotated image"), in OpenCV's Hershey font (no font files)."""
 
 from __future__ import annotations
 
@@ -32,24 +30,6 @@ def _color(name: str) -> tuple[int, int, int]:
 def text_scale(width: int, height: int) -> float:
     """Hershey font scale for an image: ~10 px letters up to 400 px on the short side, then 2.3 % of it."""
     return max(0.45, min(width, height) / 950)
-
-
-@dataclass(frozen=True)
-class Rect:
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def overlaps(self, other: Rect | Box) -> bool:
-        return (min(self.x + self.w, other.x + other.w) > max(self.x, other.x)
-                and min(self.y + self.h, other.y + other.h) > max(self.y, other.y))
-
-    def inside(self, width: int, height: int) -> bool:
-        return self.x >= 0 and self.y >= 0 and self.x + self.w <= width and self.y + self.h <= height
-
-    def grown(self, by: int) -> Rect:
-        return Rect(self.x - by, self.y - by, self.w + 2 * by, self.h + 2 * by)
 
 
 @dataclass(frozen=True)
@@ -93,14 +73,14 @@ class Card:
             return header_w + 2 * pad, row
         return max(header_w + 2 * pad, self.name_width + 4 * text_h + 3 * pad), row * (1 + len(self.face.probabilities))
 
-    def draw(self, canvas: np.ndarray, at: Rect) -> None:
+    def draw(self, canvas: np.ndarray, at: Box) -> None:
         text_h, pad, row = self.metrics
         cv2.rectangle(canvas, (at.x, at.y), (at.x + at.w - 1, at.y + row - 1), _color(self.face.label), cv2.FILLED)
         cv2.putText(canvas, self.header, (at.x + pad, at.y + pad + text_h), FONT, self.scale, (20, 20, 20),
                     self.thickness, cv2.LINE_AA)
         if not self.bars or self.tag_only:
             return
-        _shade(canvas, Rect(at.x, at.y + row, at.w, at.h - row))
+        _shade(canvas, Box(at.x, at.y + row, at.w, at.h - row))
         bar_x, bar_len = at.x + self.name_width + 2 * pad, at.w - self.name_width - 3 * pad
         for i, (name, p) in enumerate(self.face.probabilities.items()):
             top = at.y + (i + 1) * row
@@ -110,7 +90,7 @@ class Card:
                           _color(name), cv2.FILLED)
 
 
-def _shade(canvas: np.ndarray, rect: Rect, alpha: float = 0.6) -> None:
+def _shade(canvas: np.ndarray, rect: Box, alpha: float = 0.6) -> None:
     """Darken a rectangle so text on it stays readable on any background."""
     region = canvas[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w]
     region[:] = (region * (1.0 - alpha)).astype(np.uint8)
@@ -128,7 +108,7 @@ class Layout:
     height: int
     top: int
     boxes: list[Box]
-    cards: list[tuple[Card, Rect]] = field(default_factory=list)
+    cards: list[tuple[Card, Box]] = field(default_factory=list)
     # a line from a card or tag that is not right beside its face to that face: (card index, start, end)
     links: list[tuple[int, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
@@ -136,21 +116,21 @@ class Layout:
 Link = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _link(rect: Rect, box: Box) -> Link:
+def _link(rect: Box, box: Box) -> Link:
     """The shortest segment from `rect` to the point of `box` nearest to the rect's centre."""
     end = (min(max(rect.x + rect.w // 2, box.x), box.x + box.w), min(max(rect.y + rect.h // 2, box.y), box.y + box.h))
     return (min(max(end[0], rect.x), rect.x + rect.w), min(max(end[1], rect.y), rect.y + rect.h)), end
 
 
-def _crosses(link: Link, rects: Sequence[Rect]) -> bool:
+def _crosses(link: Link, rects: Sequence[Box]) -> bool:
     (x0, y0), (x1, y1) = link
     t = np.linspace(0.0, 1.0, 24)
     x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
     return any(((x > r.x) & (x < r.x + r.w) & (y > r.y) & (y < r.y + r.h)).any() for r in rects)
 
 
-def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], faces: list[Rect], width: int, height: int,
-                  gap: int, reach: int) -> tuple[Rect, Link | None] | None:
+def _nearest_free(box: Box, w: int, h: int, blocked: list[Box], faces: list[Box], width: int, height: int,
+                  gap: int, reach: int) -> tuple[Box, Link | None] | None:
     """The free w x h rectangle inside the image closest to `box` (at most `reach` px; right first, then left,
     below, above), with its link line when it is not right beside the box: one that crosses none of `faces`."""
     step = max(2, min(w, h) // 3)
@@ -171,7 +151,7 @@ def _nearest_free(box: Box, w: int, h: int, blocked: list[Rect], faces: list[Rec
     side = np.select([x >= box.x + box.w, x + w <= box.x, y >= box.y + box.h], [0, 1, 2], 3)
     cost = distance + 0.1 * side + 0.001 * (np.abs(y - box.y) + np.abs(x - box.x))
     for i in np.flatnonzero(free)[np.argsort(cost[free], kind="stable")]:
-        rect = Rect(int(x[i]), int(y[i]), w, h)
+        rect = Box(int(x[i]), int(y[i]), w, h)
         if distance[i] <= 3 * gap:
             return rect, None
         link = _link(rect, box)
@@ -187,9 +167,9 @@ def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True
     if numbers is None:
         numbers = list(range(1, len(faces) + 1)) if len(faces) > 1 else [None] * len(faces)
     gap = max(2, round(4 * scale))
-    blocked = [Rect(b.x, b.y, b.w, b.h).grown(box_thickness(b, scale) + gap) for b in (f.box for f in faces)]
-    face_rects = [Rect(b.x, b.y, b.w, b.h).grown(box_thickness(b, scale)) for b in (f.box for f in faces)]
-    inside: list[tuple[Card, Rect, Link | None]] = []
+    blocked = [b.grown(box_thickness(b, scale) + gap) for b in (f.box for f in faces)]
+    face_rects = [b.grown(box_thickness(b, scale)) for b in (f.box for f in faces)]
+    inside: list[tuple[Card, Box, Link | None]] = []
 
     def place(card: Card, reach: int) -> bool:
         w, h = card.size
@@ -207,7 +187,7 @@ def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True
             [replace(card, tag_only=True)] if number is not None else [])
         if not any(place(attempt, reach=max(attempt.size) // 2 + gap) for attempt in tries) and not keep_size:
             margin.append(card)
-    strip: list[tuple[Card, Rect]] = []  # tags that found no room beside their face, in canvas coordinates
+    strip: list[tuple[Card, Box]] = []  # tags that found no room beside their face, in canvas coordinates
     for card in margin:
         if card.number is None:
             continue
@@ -217,9 +197,9 @@ def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True
             continue
         x = max(0, min(width - w, card.face.box.x))
         y = gap
-        while any(Rect(x, y, w, h).grown(gap).overlaps(r) for _, r in strip):
+        while any(Box(x, y, w, h).grown(gap).overlaps(r) for _, r in strip):
             y += h + gap
-        strip.append((tag, Rect(x, y, w, h)))
+        strip.append((tag, Box(x, y, w, h)))
     top = max((r.y + r.h + gap for _, r in strip), default=0)
     cards = strip + [(card, replace(rect, y=rect.y + top)) for card, rect, _ in inside]
     links = [(len(strip) + i, (a[0], a[1] + top), (b[0], b[1] + top))
@@ -227,7 +207,7 @@ def plan(faces: Sequence[FaceResult], width: int, height: int, bars: bool = True
     y, right = gap, 0
     for card in margin:
         w, h = card.size
-        cards.append((card, Rect(width + gap, y, w, h)))
+        cards.append((card, Box(width + gap, y, w, h)))
         y, right = y + h + gap, max(right, w + 2 * gap)
     boxes = [replace(f.box, y=f.box.y + top) for f in faces]
     return Layout(width + right, max(top + height, y), top, boxes, cards, links)
@@ -249,7 +229,7 @@ def annotate(image: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, 
         thickness = max(1, round(scale * 1.6))
         (w, h), _ = cv2.getTextSize("no face found", FONT, scale, thickness)
         pad = max(2, h // 3)
-        _shade(canvas, Rect(0, 0, w + 2 * pad, h + 3 * pad))
+        _shade(canvas, Box(0, 0, w + 2 * pad, h + 3 * pad))
         cv2.putText(canvas, "no face found", (pad, pad + h), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
         return canvas
     layout = plan(faces, width, height, bars, keep_size, numbers)

@@ -1,14 +1,46 @@
-"""Run an exported model the way a consumer outside this package would: read the sidecar contract, apply it.
-Used by export verification, the parity tests and the benchmarks; numpy plus onnxruntime or torch, nothing else.
-"""
+"""The preprocessing contract: what a 48x48 gray face goes through to become the network's input, written from the
+checkpoint's AugmentProfile into prediction tables and export sidecars, and applied here the way a consumer outside
+this package would (numpy, OpenCV and onnxruntime or torch): export verification, parity tests, benchmarks."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
+
+from fer_lightning.data.splits import IMAGE_SIZE
+
+if TYPE_CHECKING:
+    from fer_lightning.data.augment import AugmentProfile
+
+# OpenCV's resize equals torch.nn.functional.interpolate(align_corners=False) in these modes (to 4e-6 for 48 -> 224)
+RESIZE = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
+def preprocessing_contract(profile: AugmentProfile, class_names: Sequence[str], tta: Sequence[str]) -> dict[str, Any]:
+    """Plain-JSON description of the evaluation transform of `profile`, plus the classes and TTA views."""
+    size, channels = profile.image_size, profile.channels
+    steps = ["x = float32(face) / 255  (face: uint8 [48, 48] grayscale)"]
+    if size != IMAGE_SIZE:
+        steps.append(f"resize to {size}x{size}, {profile.interpolation}, align_corners=False "
+                     "(torch.nn.functional.interpolate), clamp to [0, 1]")
+    if channels > 1:
+        steps.append(f"repeat the gray channel {channels} times")
+    steps.append("x = (x - mean[c]) / std[c]")
+    return {
+        "face": {"size": [IMAGE_SIZE, IMAGE_SIZE], "dtype": "uint8",
+                 "color": "grayscale, ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B)"},
+        "input_shape": ["batch", channels, size, size], "layout": "NCHW", "dtype": "float32",
+        "image_size": size, "channels": channels,
+        "mean": [float(m) for m in profile.mean], "std": [float(s) for s in profile.std],
+        "interpolation": profile.interpolation, "steps": steps, "class_names": list(class_names), "tta": list(tta),
+        "tta_rule": ("average the logits over the views (hflip = flip the width axis; ten_crop = "
+                     "fer_lightning.tta.ten_crops, exported folded only), then softmax"),
+    }
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -17,41 +49,17 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def preprocess(faces: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
-    """uint8 48x48 gray faces [N, 48, 48] -> float32 network input, following the contract's steps (numpy only)."""
+    """uint8 48x48 gray faces [N, 48, 48] -> float32 network input, following the contract's steps."""
     pre = contract["preprocessing"]
-    x = faces.astype(np.float32)[:, None] / np.float32(255.0)
-    if pre["image_size"] != faces.shape[-1]:
-        rows = _resize_matrix(faces.shape[-2], pre["image_size"], pre["interpolation"])
-        cols = _resize_matrix(faces.shape[-1], pre["image_size"], pre["interpolation"])
-        x = np.clip(rows @ x @ cols.T, 0.0, 1.0).astype(np.float32)
-    x = np.repeat(x, pre["channels"], axis=1)
+    x = faces.astype(np.float32) / np.float32(255.0)
+    size = pre["image_size"]
+    if size != faces.shape[-1]:
+        resized = [cv2.resize(face, (size, size), interpolation=RESIZE[pre["interpolation"]]) for face in x]
+        x = np.clip(np.array(resized, np.float32).reshape(-1, size, size), 0, 1)
+    x = np.repeat(x.reshape(len(x), 1, size, size), pre["channels"], axis=1)
     mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
     return (x - mean) / std
-
-
-def _resize_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
-    """[n_out, n_in] weights of torch.nn.functional.interpolate(mode, align_corners=False) along one axis."""
-    dst, scale = np.arange(n_out), n_in / n_out
-    weights = np.zeros((n_out, n_in), np.float32)
-    if mode == "nearest":
-        weights[dst, np.minimum(np.floor(dst * scale).astype(int), n_in - 1)] = 1.0
-        return weights
-    if mode not in ("bilinear", "bicubic"):
-        raise ValueError(f"interpolation={mode!r}: the contract's resize supports nearest, bilinear, bicubic")
-    src = (dst + 0.5) * scale - 0.5
-    src = np.maximum(src, 0.0) if mode == "bilinear" else src
-    i0 = np.floor(src).astype(int)
-    t = src - i0
-    taps = {0: 1.0 - t, 1: t} if mode == "bilinear" else {k: _cubic(np.abs(t - k)) for k in (-1, 0, 1, 2)}
-    for offset, w in taps.items():
-        np.add.at(weights, (dst, np.clip(i0 + offset, 0, n_in - 1)), w)  # edge pixels repeat, as in torch
-    return weights
-
-
-def _cubic(d: np.ndarray, a: float = -0.75) -> np.ndarray:
-    """torch's cubic convolution kernel (A = -0.75) at distances d in [0, 2]."""
-    return np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
 
 
 class ExportedModel:

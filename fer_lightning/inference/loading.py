@@ -1,7 +1,5 @@
-"""Read a checkpoint written by fer_lightning.train for inference, without Lightning, torchmetrics or Hydra
-(Lightning alone took ~4 s of a 4.5 s `Predictor.from_pretrained()`): the plain network is rebuilt from the run's
-config and `hyper_parameters`, so it computes exactly what `FERClassifier.evaluation_logits` computes.
-"""
+"""Read a checkpoint of fer_lightning.train without Lightning (~4 s of a 4.5 s `Predictor.from_pretrained()`) or
+Hydra: the plain network, rebuilt from the run's config, computes what `FERClassifier.evaluation_logits` computes."""
 
 from __future__ import annotations
 

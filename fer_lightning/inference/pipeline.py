@@ -1,7 +1,5 @@
-"""Run a Predictor over an image, a folder, a video or a webcam and write what it found: predictions.csv and .json
-(one row per face, or one no_face / error row), annotated copies and, per video, a timeline. Results print one line
-per face (a video: one summary line) and go to the log too; an unreadable file becomes an `error` row, the rest go on.
-"""
+"""Run a Predictor over an image, a folder, a video or a webcam and write what it found: predictions.csv and .json,
+annotated copies and, per video, a timeline. An unreadable file becomes an `error` row, the rest go on."""
 
 from __future__ import annotations
 
@@ -98,10 +96,8 @@ def describe(faces: list[FaceResult], top: int = 3, hint: str | None = None) -> 
     if not faces:
         return f"no face found ({hint})" if hint else "no face found"
     lines = []
-    for i, face in enumerate(faces):
-        ranked = sorted(face.probabilities.items(), key=lambda kv: -kv[1])
-        others = ", ".join(f"{name} {p:.0%}" for name, p in ranked[1:top])
-        b = face.box
+    for i, (face, b) in enumerate((face, face.box) for face in faces):
+        others = ", ".join(f"{n} {p:.0%}" for n, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1])[1:top])
         number = f"face {i + 1}: " if len(faces) > 1 else ""
         lines.append(f"{number}{face.label} {face.score:.0%} ({others}) at x={b.x} y={b.y} {b.w}x{b.h}")
     return "\n".join(lines)
@@ -199,8 +195,7 @@ class PredictionRun:
         tracked: list[TrackedFace] = []
         timed: list[tuple[int, float, list[TrackedFace]]] = []
         frames = 0
-        if self.max_frames and total:
-            total = min(total, self.max_frames)
+        total = min(total, self.max_frames or total)
         try:
             with tqdm(total=total or None, desc=Path(source).name, unit="frame", disable=not self.progress,
                       leave=False) as bar:

@@ -1,8 +1,5 @@
-"""Predictor: face boxes -> 48x48 gray crops -> the checkpoint's own evaluation transform -> class probabilities.
-
-The network input is made by the checkpoint's own `BatchAugment(profile).eval`, never a copy of it, so inference
-cannot drift from what evaluation measured. No Lightning, torchmetrics or Hydra import: a fast cold start.
-"""
+"""Predictor: face boxes -> 48x48 gray crops -> the checkpoint's own `BatchAugment(profile).eval`, never a copy of
+it (inference cannot drift from what evaluation measured) -> class probabilities. No Lightning or Hydra import."""
 
 from __future__ import annotations
 
@@ -17,15 +14,14 @@ import torch
 
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import IMAGE_SIZE
-from fer_lightning.inference.contract import preprocessing_contract
 from fer_lightning.inference.detect import Box, FaceDetector, default_detector
+from fer_lightning.inference.exported import preprocessing_contract
 from fer_lightning.inference.images import to_gray
 from fer_lightning.inference.loading import EvalNetwork, load_network
 from fer_lightning.pretrained import PRETRAINED
+from fer_lightning.schema import PREDICT
 
-# Haar boxes are a little tighter than FER-2013's crops: on 200 real faces pasted into canvases the pasted
-# square was 1.06x the detected side (median), i.e. about 3 % more on each side.
-DEFAULT_MARGIN = 0.03
+DEFAULT_MARGIN = 0.03  # Haar's boxes: 200 real faces pasted into canvases were 1.06x the detected side (median)
 CHANNEL_ORDERS = ("bgr", "rgb")
 PRECISIONS = ("fp32", "bf16")
 
@@ -33,14 +29,10 @@ PRECISIONS = ("fp32", "bf16")
 def checked_device(device: str | torch.device) -> torch.device:
     """`device` as a torch.device this machine has, else a one-line ValueError."""
     try:
-        checked = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device={device}: expected cpu, cuda, cuda:<index> or another torch device type") from None
-    try:
-        torch.empty(0, device=checked)
-    except (RuntimeError, AssertionError):  # torch without that backend, or no such device on this machine
-        raise ValueError(f"device={device}: torch finds no such device on this machine; use device=cpu") from None
-    return checked
+        return torch.empty(0, device=device).device
+    except (RuntimeError, TypeError, AssertionError):  # not a device name, no such backend or device here
+        raise ValueError(f"device={device}: torch finds no such device on this machine (expected cpu, cuda, "
+                         "cuda:<index> or another torch device type); use device=cpu") from None
 
 
 @dataclass(frozen=True)
@@ -81,21 +73,17 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.
 
 class Predictor:
     """Detect faces, crop them and classify them in batches with a trained network (`load_network` reads one).
-
-    detector: anything with `detect(gray) -> list[Box]`; None: MTCNN, predict's default. margin, precision, tta:
-    as in conf/predict.yaml; bf16 autocast gave ~3x the throughput on a CPU with AVX512-BF16 and the same top label
-    for 511 of 512 faces (benchmarks/bench_inference.py).
-    """
+    detector: anything with `detect(gray) -> list[Box]`; None: MTCNN. margin, precision, tta: as in conf/predict.yaml
+    (bf16: ~3x the throughput on an AVX512-BF16 CPU, 511 of 512 top labels the same; bench_inference.py)."""
 
     def __init__(self, network: EvalNetwork, profile: AugmentProfile, detector: FaceDetector | None = None,
                  margin: float | None = None, device: str | torch.device = "cpu", batch_size: int = 64,
                  precision: str = "fp32", tta: Sequence[str] | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
-        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0):
-            raise ValueError(f"margin={margin!r}: expected a number >= 0 (or None: the detector's own)")
+        for key, value in (("batch_size", batch_size), ("margin", margin)):
+            if problem := PREDICT[key](value):  # the rule predict's config is checked by
+                raise ValueError(f"{key}={value!r}: {problem}")
         if tta is not None:
             network.set_tta(tta)
         self.device = checked_device(device)

@@ -1,8 +1,5 @@
-"""Video frames to faces over time: detection every n-th frame with tracked boxes between, a track id per face with
-its probabilities smoothed by a moving average, so its label does not flicker (benchmarks/bench_video.py measures
-label changes per minute), the annotated video's encoder (H.264 through PyAV when installed, playable in a browser;
-else OpenCV's mp4v, which browsers do not play) and the per-video timeline (a CSV and its plot).
-"""
+"""Video frames to faces over time: detection every n-th frame, a track id per face with smoothed probabilities (no
+flickering label; bench_video.py), the annotated video's encoder and the per-video timeline (a CSV and its plot)."""
 
 from __future__ import annotations
 
@@ -33,9 +30,8 @@ class Track:
 
 
 class FaceTracker:
-    """Gives each box the id of the track it overlaps most (IoU >= min_iou, one box per track: scipy's Hungarian
-    solver), or a new id; a track missed by more than `max_missed` successive calls ends. past_weight: of the
-    moving average, p_smoothed = past_weight * p_previous + (1 - past_weight) * p_frame; 0: each frame's own."""
+    """Gives each box the id of the track it overlaps most (IoU >= min_iou, scipy's Hungarian solver), or a new id; a
+    track missed more than `max_missed` successive calls ends. p_smoothed = past_weight * p_previous + (1 - ...)."""
 
     def __init__(self, min_iou: float = 0.3, max_missed: int = 10, past_weight: float = 0.0) -> None:
         if not 0.0 <= past_weight < 1.0:
@@ -52,15 +48,12 @@ class FaceTracker:
 
         matched = {col: self.tracks[row] for row, col in zip(*linear_sum_assignment(-iou), strict=True)
                    if iou[row, col] >= self.min_iou}
-        result = []
         for col, box in enumerate(boxes):
-            track = matched.get(col)
-            if track is None:
-                track = Track(next(self._ids), box, frame)
-                self.tracks.append(track)
-            track.box, track.last_frame = box, frame
-            result.append(track)
-        return result
+            if col not in matched:
+                matched[col] = Track(next(self._ids), box, frame)
+                self.tracks.append(matched[col])
+            matched[col].box, matched[col].last_frame = box, frame
+        return [matched[col] for col in range(len(boxes))]
 
     def smoothed(self, track: Track, probabilities: np.ndarray) -> np.ndarray:
         """This frame's probabilities of `track` folded into its moving average (returned and kept)."""
@@ -80,9 +73,8 @@ class TrackedFace:
 
 
 class FrameClassifier:
-    """Classifies the faces of consecutive frames of one video. The detector runs on every `detect_every`-th call;
-    the calls between classify the boxes found last (a face moves little in a few frames, and the detector costs
-    several times the classifier). `past_weight`: of each track's moving average (FaceTracker)."""
+    """Classifies the faces of consecutive frames of one video; the detector (several times the classifier's cost)
+    runs on every `detect_every`-th call, the calls between classify the boxes it found last."""
 
     def __init__(self, predictor: Predictor, detect_every: int = 1, past_weight: float = 0.0) -> None:
         self.predictor = predictor

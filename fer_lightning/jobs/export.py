@@ -1,7 +1,6 @@
-"""The export job behind `python -m fer_lightning.export`: a trained network to ONNX or TorchScript (float32 NCHW
-logits, dynamic batch; `fold_tta`: the TTA views averaged inside the graph), with its preprocessing contract in a
-JSON sidecar and the file's own metadata, so any runtime can reproduce the input transform. Nothing is left at
-`output` unless the export completed and (with `verify`) reproduced PyTorch."""
+"""The export job behind `python -m fer_lightning.export`: a network to ONNX or TorchScript (float32 NCHW logits,
+dynamic batch), its preprocessing contract in a JSON sidecar and the file's metadata. Nothing is left at `output`
+unless the export completed and (with `verify`) reproduced PyTorch."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ from fer_lightning.atomicio import atomic_open
 from fer_lightning.checkpoint import LoadedCheckpoint, load_classifier
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.synthetic import generate_faces
-from fer_lightning.inference.contract import preprocessing_contract
-from fer_lightning.inference.exported import ExportedModel, sidecar_path
+from fer_lightning.inference.exported import ExportedModel, preprocessing_contract, sidecar_path
 from fer_lightning.inference.loading import EvalNetwork
 from fer_lightning.release import sha256
 from fer_lightning.runrecord import atomic_write_json, environment_info, package_versions

@@ -35,6 +35,7 @@ LOG_NAME = "predict.log"
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 # threads=null: the idle cores, at most this many (20 photos on 2 busy cores: 25-75 s with 1 thread, 104-209 s with 2)
 MAX_DEFAULT_THREADS = 4
+RUN_KEYS = ("annotate", "bars", "video_stride", "progress", "max_frames", "detect_every", "smooth")  # PredictionRun's
 
 
 def build_detector(cfg: DictConfig) -> FaceDetector:
@@ -81,9 +82,7 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
                                               device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision,
                                               tta=cfg.get("tta"))
-        run = PredictionRun(predictor, output_dir, annotate=cfg.annotate, bars=cfg.bars,
-                            video_stride=cfg.video_stride, progress=cfg.progress, max_frames=cfg.get("max_frames"),
-                            detect_every=cfg.detect_every, smooth=cfg.smooth)
+        run = PredictionRun(predictor, output_dir, **{key: cfg.get(key) for key in RUN_KEYS})
         items = run.run(source)
         summary = summarize(items)
         if summary["items"] == 0:
@@ -94,8 +93,7 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
                              "(no tables were written)")
         meta = {"checkpoint": str(predictor.checkpoint), "input": source, "detector": cfg.detector,
                 "margin": predictor.margin, "precision": cfg.precision, "threads": threads,
-                "video_stride": cfg.video_stride, "detect_every": cfg.detect_every, "smooth": cfg.smooth,
-                "max_frames": cfg.get("max_frames"),
+                **{key: cfg.get(key) for key in ("video_stride", "detect_every", "smooth", "max_frames")},
                 "preprocessing": predictor.contract(),
                 "wall_time_s": round(time.perf_counter() - started, 3),
                 "versions": environment_info()["versions"]}
