@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fer_lightning.config import parse_overrides
 from fer_lightning.runrecord import RECORD_NAME
-
-EVALUATION_SUFFIX = "_evaluation.json"
 
 
 @dataclass
@@ -24,10 +22,10 @@ class Job:
     path: Path
     status: str  # completed | failed | unfinished
     overrides: dict[str, str]
-    record: dict[str, Any] = field(default_factory=dict)
-    choices: dict[str, Any] = field(default_factory=dict)
-    config: DictConfig | None = None
-    error: str = ""
+    record: dict[str, Any]
+    choices: dict[str, Any]  # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode has a value
+    config: DictConfig | None
+    error: str  # why it is not completed
 
     def _config_value(self, key: str) -> Any:
         if self.config is None:
@@ -71,52 +69,40 @@ def _load_yaml(path: Path) -> Any:
         return None
 
 
-def _is_training_dir(path: Path) -> bool:
-    """A .hydra/ of `fer_lightning.train` (not of `evaluate`, whose config has no trainer)."""
-    config = _load_yaml(path / ".hydra" / "config.yaml")
-    return isinstance(config, DictConfig) and "trainer" in config and "task_name" in config
-
-
-def _read_record(job: Job) -> tuple[str, str]:
-    """Fills in the job's overrides and record; its status and, unless completed, why."""
-    listed = _load_yaml(job.path / ".hydra" / "overrides.yaml")
+def _read_record(path: Path) -> tuple[dict[str, Any], str, str]:
+    """The record in job folder `path` ({} if none is readable), the job's status and, unless completed, why."""
     try:
-        job.overrides = override_settings(listed if isinstance(listed, ListConfig) else [])
-    except ValueError as error:
-        return "failed", f".hydra/overrides.yaml unreadable: {error}"
-    try:
-        record = json.loads((job.path / RECORD_NAME).read_text())
+        record = json.loads((path / RECORD_NAME).read_text())
     except FileNotFoundError:
-        return "unfinished", f"no {RECORD_NAME} (still running, or killed)"
+        return {}, "unfinished", f"no {RECORD_NAME} (still running, or killed)"
     except (OSError, ValueError) as error:
-        return "failed", f"{RECORD_NAME} unreadable: {error}"
+        return {}, "failed", f"{RECORD_NAME} unreadable: {error}"
     if not isinstance(record, dict):  # a hand-made or foreign file: listed as failed, never read as a record
-        return "failed", f"{RECORD_NAME} holds a JSON {type(record).__name__}, not a run record"
-    job.record = record
-    try:
-        if isinstance(record.get("overrides"), list):
-            job.overrides = override_settings(record["overrides"])
-    except ValueError as error:
-        return "failed", f"{RECORD_NAME} overrides unreadable: {error}"
+        return {}, "failed", f"{RECORD_NAME} holds a JSON {type(record).__name__}, not a run record"
     status = record.get("status")
     if status == "failed":
-        return "failed", str(record.get("error", "failed (no reason recorded)"))
+        return record, "failed", str(record.get("error", "failed (no reason recorded)"))
     if status not in (None, "completed"):  # train.py writes "running" when a job starts
-        return "unfinished", f"{RECORD_NAME} says {status!r} (still running, or killed)"
+        return record, "unfinished", f"{RECORD_NAME} says {status!r} (still running, or killed)"
     if not isinstance(record.get("val"), dict):
-        return "failed", f"{RECORD_NAME} has no val report"
-    return "completed", ""
+        return record, "failed", f"{RECORD_NAME} has no val report"
+    return record, "completed", ""
 
 
 def load_job(path: Path) -> Job:
     """A job's status, overrides, group choices and config from its metrics.json and .hydra/."""
     config, hydra_cfg = _load_yaml(path / ".hydra" / "config.yaml"), _load_yaml(path / ".hydra" / "hydra.yaml")
     chosen = OmegaConf.select(hydra_cfg, "hydra.runtime.choices") if isinstance(hydra_cfg, DictConfig) else None
-    # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode still has a value
     choices = {k: v for k, v in (chosen or {}).items() if not str(k).startswith("hydra/")}
-    job = Job(path, "unfinished", {}, choices=choices, config=config if isinstance(config, DictConfig) else None)
-    job.status, job.error = _read_record(job)
-    return job
+    record, status, error = _read_record(path)
+    source, listed = f"{RECORD_NAME} overrides", record.get("overrides")
+    if not isinstance(listed, list):
+        source, listed = ".hydra/overrides.yaml", _load_yaml(path / ".hydra" / "overrides.yaml")
+    try:
+        overrides = override_settings(listed if isinstance(listed, list | ListConfig) else [])
+    except ValueError as reason:
+        overrides, status, error = {}, "failed", f"{source} unreadable: {reason}"
+    return Job(path, status, overrides, record, choices, config if isinstance(config, DictConfig) else None, error)
 
 
 def _natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:
@@ -131,29 +117,24 @@ def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no such directory")
         candidates = {p.parent for p in root.rglob(RECORD_NAME)}
-        candidates |= {p.parent for p in root.rglob(".hydra") if p.is_dir() and _is_training_dir(p.parent)}
+        for hydra_dir in root.rglob(".hydra"):
+            config = _load_yaml(hydra_dir / "config.yaml")  # of `train`, not of `evaluate` (no trainer)
+            if isinstance(config, DictConfig) and "trainer" in config and "task_name" in config:
+                candidates.add(hydra_dir.parent)
         found += [d for d in sorted(candidates, key=lambda d: _natural_key(d.relative_to(root))) if d not in found]
     return [load_job(path) for path in found]
 
 
-@dataclass
-class Evaluation:
-    """One `evaluate` result as found on disk."""
-
-    path: Path
-    record: dict[str, Any]
-
-
-def find_evaluations(roots: Sequence[str | Path]) -> list[Evaluation]:
-    """Every readable evaluate record under `roots` (recursively), in path order; unreadable files are skipped (a
-    table of evaluations must not stop at one hand-edited file)."""
+def find_evaluations(roots: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Every readable evaluate record under `roots` (recursively, in path order) with its path; unreadable files are
+    skipped (a table of evaluations must not stop at one hand-edited file)."""
     found = []
     for root in map(Path, roots):
-        for path in sorted(root.rglob(f"*{EVALUATION_SUFFIX}"), key=_natural_key):
+        for path in sorted(root.rglob("*_evaluation.json"), key=_natural_key):
             try:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
             if isinstance(record, dict) and isinstance(record.get("report"), dict):
-                found.append(Evaluation(path, record))
+                found.append((path, record))
     return found

@@ -1,15 +1,10 @@
 """Ablation tables from finished sweeps: one row per setting (mean ± std over seeds), failures listed, curves.
 
-    python -m fer_lightning.report outputs/multiruns/<date>/<time>_ablation_optimizer [more dirs]
-        [--group-by optimizer ...] [--where scheduler=plateau ...] [--out DIR]
+    python -m fer_lightning.report DIR [DIR ...] [--group-by KEY ...] [--where KEY=VALUE ...] [--out DIR]
         [--time-to 0.65,0.68] [--baseline optimizer=adamw]
 
---time-to: epochs and seconds of training until val accuracy first reached each threshold (from each record's
-per-epoch history), so recipes compare on cost; --baseline: every row's paired-seed difference against the named
-row (mean over shared seeds of row - baseline) with a 95 % t-interval.
-
 It reads only what runs leave on disk (fer_lightning.records), so a table can be rebuilt at any time, from several
-sweeps or single runs together. Failed or unfinished jobs are listed, not silently left out of a row's n.
+sweeps or single runs together; failed or unfinished jobs are listed, not silently left out of a row's n.
 """
 
 from __future__ import annotations
@@ -30,7 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
-from fer_lightning.records import Evaluation, Job, find_evaluations, find_jobs, override_settings
+from fer_lightning.config import CONFIG_DIR
+from fer_lightning.records import Job, find_evaluations, find_jobs, override_settings
 from fer_lightning.runrecord import atomic_write_text
 from fer_lightning.stats import check_threshold, paired_difference, time_to
 from fer_lightning.tables import markdown_table, save_figure
@@ -42,19 +38,11 @@ SUMMARY_METRICS = {f"{split}_{column}": (split, key, f"{split} {title}") for spl
 BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
 
 
-def run_control_keys() -> tuple[str, ...]:
-    """Keys that do not change the experiment (paths, run control such as skip_completed or threads_per_job): the
-    `override_dirname.exclude_keys` of conf/hydra/default.yaml, which TensorBoard run names leave out too."""
-    from fer_lightning.config import CONFIG_DIR
-
-    hydra_defaults = OmegaConf.load(Path(CONFIG_DIR) / "hydra" / "default.yaml")
-    return tuple(OmegaConf.select(hydra_defaults, "job.config.override_dirname.exclude_keys") or ())
-
-
 def varying_keys(jobs: Sequence[Job]) -> list[str]:
-    """Override keys whose value differs between jobs; seed (what rows average over) and run-control keys (a job
-    resumed with skip_completed=true is the same experiment) excluded."""
-    ignored = {"seed", *run_control_keys()}
+    """Override keys whose value differs between jobs, except seed (rows average over it) and the run-control keys
+    that run names leave out too (conf/hydra/default.yaml's exclude_keys: skip_completed=true is the same run)."""
+    hydra_defaults = OmegaConf.load(Path(CONFIG_DIR) / "hydra" / "default.yaml")
+    ignored = {"seed", *(OmegaConf.select(hydra_defaults, "job.config.override_dirname.exclude_keys") or ())}
     keys = dict.fromkeys(k for job in jobs for k in job.overrides if k not in ignored)
     return [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
 
@@ -63,39 +51,42 @@ def time_to_columns(threshold: float) -> tuple[str, str]:
     return f"epochs_to_{threshold:g}", f"s_to_{threshold:g}"
 
 
-def job_metrics(job: Job, classes: Sequence[str], thresholds: Sequence[float] = ()) -> dict[str, Any]:
-    """The numbers of one completed job: summary metrics, per-class F1, epochs, fit time, time to thresholds."""
-    row: dict[str, Any] = {}
-    for threshold in thresholds:
-        reached = time_to(job.record.get("history") or [], threshold)
-        row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
-    for column, (split, key, _) in SUMMARY_METRICS.items():
-        row[column] = (job.record.get(split) or {}).get(key)
-    for split in ("val", "test"):
-        per_class = (job.record.get(split) or {}).get("per_class", {})
-        row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
-    row["epochs"], row["fit_time_s"] = job.record.get("epochs"), job.record.get("fit_time_s")
-    return row
-
-
 def setting_label(keys: Sequence[str], values: Sequence[Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) or "all jobs"
 
 
-def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
-    """One row per setting: n, mean and sample std (`<metric>_std`) over the completed jobs of that setting.
-    Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
+def jobs_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
+    """One row per completed job: its settings, seed, summary metrics, time to each threshold, per-class F1, epochs
+    and fit time; metrics as numbers (NaN where the record has none)."""
     done = [job for job in jobs if job.status == "completed"]
     # the classes as the records name them, in their order (the records, not this package, are the truth)
     classes = list(dict.fromkeys(n for job in done for split in ("val", "test")
                                  for n in (job.record.get(split) or {}).get("per_class", {})))
-    rows = [{**{k: job.setting(k) for k in keys}, "seed": job.seed, **job_metrics(job, classes, thresholds)}
-            for job in done]
+    rows = []
+    for job in done:
+        row: dict[str, Any] = {**{k: job.setting(k) for k in keys}, "seed": job.seed}
+        for threshold in thresholds:
+            reached = time_to(job.record.get("history") or [], threshold)
+            row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
+        for column, (split, key, _) in SUMMARY_METRICS.items():
+            row[column] = (job.record.get(split) or {}).get(key)
+        for split in ("val", "test"):
+            per_class = (job.record.get(split) or {}).get("per_class", {})
+            row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
+        rows.append({**row, "epochs": job.record.get("epochs"), "fit_time_s": job.record.get("fit_time_s")})
     frame = pd.DataFrame(rows)
+    metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
+    frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
+    return frame
+
+
+def ablation_frame(frame: pd.DataFrame, jobs: Sequence[Job], keys: Sequence[str],
+                   thresholds: Sequence[float] = ()) -> pd.DataFrame:
+    """One row per setting of `jobs_frame`: n, mean and sample std (`<metric>_std`), and `failed` counting the
+    setting's other jobs. Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
     if frame.empty:
         return frame
     metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
-    frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
     grouped = frame.groupby(list(keys) or (lambda _: "all jobs"), sort=False)
     spread = grouped[metric_columns].agg(["mean", "std"])  # each metric's mean, then its std
     spread.columns = [metric if stat == "mean" else f"{metric}_std" for metric, stat in spread.columns]
@@ -106,6 +97,33 @@ def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequenc
     failed = [[job.setting(k) for k in keys] for job in jobs if job.status != "completed"]
     table.insert(len(keys) or 1, "failed", [failed.count([row[k] for k in keys]) for _, row in table.iterrows()])
     return table
+
+
+def baseline_frame(frame: pd.DataFrame, keys: Sequence[str], baseline: Mapping[str, str]) -> pd.DataFrame:
+    """Per row: paired-seed difference (row - baseline) of val acc and macro-F1, mean and 95 % t-interval."""
+    settings = {} if frame.empty else dict(iter(frame.groupby(list(keys), sort=False)))
+    wanted = tuple(baseline.get(k) for k in keys)
+    if wanted not in settings:
+        raise ValueError(f"--baseline {setting_label(keys, wanted)}: no completed row with that setting; "
+                         f"rows: {'; '.join(sorted(setting_label(keys, label) for label in settings))}")
+    rows = []
+    for label, runs in settings.items():
+        row: dict[str, Any] = dict(zip(keys, label, strict=True))
+        for column, title in BASELINE_METRICS:
+            per_seed = [s.set_index("seed")[column].dropna().to_dict() for s in (runs, settings[wanted])]
+            interval = paired_difference(*per_seed)
+            if label == wanted:
+                row[title] = "baseline"
+            elif interval is None:
+                row[title] = "no shared seed"
+            elif interval.n < 2:
+                row[title] = f"{interval.estimate:+.4f} (1 seed, no interval)"
+            else:
+                marker = " *" if interval.excludes_zero() else ""
+                row[title] = (f"{interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] "
+                              f"n={interval.n}{marker}")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _mean_std(mean: float, std: float, n: int, digits: int = 4) -> str:
@@ -138,52 +156,6 @@ def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str,
     return cells
 
 
-def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
-    """`optimizer=adamw` (or `k1=v1,k2=v2` for several row keys) -> {key: value}; every key must be a row key."""
-    if not baseline:
-        return None
-    parsed = parse_where(re.split(r",(?=[\w.]+=)", baseline), option="--baseline")
-    unknown = [k for k in parsed if k not in keys]
-    if unknown:
-        raise ValueError(f"--baseline {baseline}: {', '.join(unknown)} is not a row key of this table "
-                         f"(rows differ in: {', '.join(keys) or 'nothing'}); use --group-by to set them")
-    return parsed
-
-
-def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[str, str]) -> pd.DataFrame:
-    """Per row: paired-seed difference (row - baseline) of val acc and macro-F1, mean and 95 % t-interval."""
-    done = [job for job in jobs if job.status == "completed"]
-    label_of = {id(job): tuple(job.setting(k) for k in keys) for job in done}
-    wanted = tuple(baseline.get(k) for k in keys)
-    if wanted not in set(label_of.values()):
-        rows = sorted({setting_label(keys, v) for v in label_of.values()})
-        raise ValueError(f"--baseline {setting_label(keys, wanted)}: no completed row with that setting; "
-                         f"rows: {'; '.join(rows)}")
-
-    def per_seed(label: tuple[str, ...], column: str) -> dict[Any, float]:
-        split, key, _ = SUMMARY_METRICS[column]
-        return {job.seed: job.record[split].get(key) for job in done
-                if label_of[id(job)] == label and isinstance(job.record.get(split), dict)}
-
-    rows = []
-    for label in dict.fromkeys(label_of.values()):
-        row: dict[str, Any] = dict(zip(keys, label, strict=True))
-        for column, title in BASELINE_METRICS:
-            interval = paired_difference(per_seed(label, column), per_seed(wanted, column))
-            if label == wanted:
-                row[title] = "baseline"
-            elif interval is None:
-                row[title] = "no shared seed"
-            elif interval.n < 2:
-                row[title] = f"{interval.estimate:+.4f} (1 seed, no interval)"
-            else:
-                marker = " *" if interval.excludes_zero() else ""
-                row[title] = (f"{interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] "
-                              f"n={interval.n}{marker}")
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root) if path.is_relative_to(root) else path)
 
@@ -193,16 +165,15 @@ def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.D
                           "seed": job.seed, "reason": job.error} for job in jobs if job.status != "completed"])
 
 
-def evaluations_frame(evaluations: Sequence[Evaluation], root: Path) -> pd.DataFrame:
+def evaluations_frame(roots: Sequence[Path]) -> pd.DataFrame:
     """One row per evaluate record: a single checkpoint or an ensemble (with its members' own accuracies)."""
     rows = []
-    for evaluation in evaluations:
-        record, members = evaluation.record, evaluation.record.get("members") or []
-        checkpoint = record.get("ckpt_path")
-        model = f"ensemble of {len(members)}" if members else Path(str(checkpoint)).name
-        interval = (record.get("bootstrap") or {}).get("accuracy")
-        rows.append({"evaluation": _relative(evaluation.path, root), "model": model, "split": record.get("split"),
-                     "TTA": "+".join(record.get("tta") or []), "accuracy": f"{record['report']['accuracy']:.4f}",
+    for path, record in find_evaluations(roots):
+        members, interval = record.get("members") or [], (record.get("bootstrap") or {}).get("accuracy")
+        rows.append({"evaluation": _relative(path, roots[0]),
+                     "model": f"ensemble of {len(members)}" if members else Path(str(record.get("ckpt_path"))).name,
+                     "split": record.get("split"), "TTA": "+".join(record.get("tta") or []),
+                     "accuracy": f"{record['report']['accuracy']:.4f}",
                      "95 % interval": f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "",
                      "macro-F1": f"{record['report']['macro_f1']:.4f}",
                      "members' accuracy": ", ".join(f"{m['accuracy']:.4f}" for m in members)})
@@ -287,13 +258,15 @@ def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str,
     return parsed
 
 
-def check_keys(jobs: Sequence[Job], keys: Sequence[str]) -> None:
-    """ValueError naming each `--group-by` key that no job has (as an override, a group or a config key)."""
-    missing = [key for key in keys if all(job.setting(key) == "-" for job in jobs)]
-    if missing:
-        known = sorted({k for job in jobs for k in (*job.overrides, *job.choices)})
-        raise ValueError(f"--group-by {' '.join(missing)}: no job has such a key; groups and overridden keys: "
-                         f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
+def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
+    """`optimizer=adamw` (or `k1=v1,k2=v2` for several row keys) -> {key: value}; every key must be a row key."""
+    if not baseline:
+        return None
+    parsed = parse_where(re.split(r",(?=[\w.]+=)", baseline), option="--baseline")
+    if unknown := [k for k in parsed if k not in keys]:
+        raise ValueError(f"--baseline {baseline}: {', '.join(unknown)} is not a row key of this table "
+                         f"(rows differ in: {', '.join(keys) or 'nothing'}); use --group-by to set them")
+    return parsed
 
 
 def parse_thresholds(text: str | None) -> list[float]:
@@ -317,17 +290,21 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     conditions = parse_where(where)
     found = find_jobs(roots)
     jobs = [job for job in found if all(job.matches(k, v) for k, v in conditions.items())]
-    evaluations = evaluations_frame(find_evaluations(roots), roots[0])
+    evaluations = evaluations_frame(roots)
     if not jobs and (conditions or evaluations.empty):
         selection = f" with {', '.join(where)}" if conditions and found else ""
         raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} or evaluate record under "
                                 f"{', '.join(map(str, roots))}")
     keys = list(group_by) if group_by else varying_keys(jobs)
-    check_keys(jobs, keys)
+    if missing := [key for key in keys if all(job.setting(key) == "-" for job in jobs)]:
+        known = sorted({k for job in jobs for k in (*job.overrides, *job.choices)})
+        raise ValueError(f"--group-by {' '.join(missing)}: no job has such a key; groups and overridden keys: "
+                         f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
     thresholds = parse_thresholds(time_to)
     baseline_setting = parse_baseline(baseline, keys)
-    table = ablation_frame(jobs, keys, thresholds)
-    paired = baseline_frame(jobs, keys, baseline_setting) if baseline_setting else None
+    frame = jobs_frame(jobs, keys, thresholds)
+    table = ablation_frame(frame, jobs, keys, thresholds)
+    paired = baseline_frame(frame, keys, baseline_setting) if baseline_setting else None
     failures = failures_frame(jobs, keys, roots[0])
     out_dir = Path(out) if out is not None else roots[0]
     markdown = render_markdown(table, failures, keys, roots, conditions, thresholds, paired, evaluations)
