@@ -3,6 +3,7 @@ software versions and git commit that produced it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -51,26 +52,21 @@ def git_commit() -> str | None:
 
 def package_versions(*packages: str) -> dict[str, str | None]:
     """The installed version of each package, None where it is not installed."""
-    def version(package: str) -> str | None:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {package: version(package) for package in packages}
+    versions: dict[str, str | None] = dict.fromkeys(packages)
+    for package in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return versions
 
 
 def environment_info() -> dict[str, Any]:
     import torch
 
-    return {
-        "versions": package_versions("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics",
-                                     "fer_lightning"),
-        "git_commit": git_commit(),
-        "python": platform.python_version(),
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-    }
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"versions": package_versions("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics",
+                                         "fer_lightning"),
+            "git_commit": git_commit(), "python": platform.python_version(),
+            "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "cuda": cuda}}
 
 
 def failure_reason(error: BaseException) -> str:
