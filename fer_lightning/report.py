@@ -21,7 +21,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
@@ -56,15 +55,15 @@ def setting_label(keys: Sequence[str], values: Sequence[Any]) -> str:
 
 
 def jobs_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
-    """One row per completed job: its settings, seed, summary metrics, time to each threshold, per-class F1, epochs
-    and fit time; metrics as numbers (NaN where the record has none)."""
+    """One row per completed job: its settings (without keys: `setting`, all jobs), seed, summary metrics, time to
+    each threshold, per-class F1, epochs and fit time; metrics as numbers (NaN where the record has none)."""
     done = [job for job in jobs if job.status == "completed"]
     # the classes as the records name them, in their order (the records, not this package, are the truth)
     classes = list(dict.fromkeys(n for job in done for split in ("val", "test")
                                  for n in (job.record.get(split) or {}).get("per_class", {})))
     rows = []
     for job in done:
-        row: dict[str, Any] = {**{k: job.setting(k) for k in keys}, "seed": job.seed}
+        row: dict[str, Any] = {**({k: job.setting(k) for k in keys} or {"setting": "all jobs"}), "seed": job.seed}
         for threshold in thresholds:
             reached = time_to(job.record.get("history") or [], threshold)
             row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
@@ -75,7 +74,7 @@ def jobs_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[fl
             row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
         rows.append({**row, "epochs": job.record.get("epochs"), "fit_time_s": job.record.get("fit_time_s")})
     frame = pd.DataFrame(rows)
-    metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
+    metric_columns = [c for c in frame.columns if c not in (*keys, "setting", "seed")]
     frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
     return frame
 
@@ -86,16 +85,15 @@ def ablation_frame(frame: pd.DataFrame, jobs: Sequence[Job], keys: Sequence[str]
     setting's other jobs. Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
     if frame.empty:
         return frame
-    metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
-    grouped = frame.groupby(list(keys) or (lambda _: "all jobs"), sort=False)
+    labels = list(keys) or ["setting"]
+    metric_columns = [c for c in frame.columns if c not in (*labels, "seed")]
+    grouped = frame.groupby(labels, sort=False)
     spread = grouped[metric_columns].agg(["mean", "std"])  # each metric's mean, then its std
     spread.columns = [metric if stat == "mean" else f"{metric}_std" for metric, stat in spread.columns]
     reached = [grouped[time_to_columns(t)[1]].count().rename(f"reached_{t:g}") for t in thresholds]
     table = pd.concat([grouped.size().rename("n"), spread, *reached], axis=1).dropna(axis=1, how="all").reset_index()
-    if not keys:
-        table = table.rename(columns={"index": "setting"})
     failed = [[job.setting(k) for k in keys] for job in jobs if job.status != "completed"]
-    table.insert(len(keys) or 1, "failed", [failed.count([row[k] for k in keys]) for _, row in table.iterrows()])
+    table.insert(len(labels), "failed", [failed.count([row[k] for k in keys]) for _, row in table.iterrows()])
     return table
 
 
@@ -160,11 +158,6 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root) if path.is_relative_to(root) else path)
 
 
-def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.DataFrame:
-    return pd.DataFrame([{"job": _relative(job.path, root), "status": job.status, **{k: job.setting(k) for k in keys},
-                          "seed": job.seed, "reason": job.error} for job in jobs if job.status != "completed"])
-
-
 def evaluations_frame(roots: Sequence[Path]) -> pd.DataFrame:
     """One row per evaluate record: a single checkpoint or an ensemble (with its members' own accuracies)."""
     rows = []
@@ -220,8 +213,8 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
     return "\n".join(parts)
 
 
-def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
-    """Val accuracy per epoch, one line per setting (mean over its completed jobs); None without history."""
+def save_val_acc_figure(jobs: Sequence[Job], keys: Sequence[str], path: Path) -> bool:
+    """Val accuracy per epoch, one line per setting (mean over its completed jobs); False without history."""
     curves: dict[str, list[pd.Series]] = {}
     for job in jobs:
         history = [r for r in job.record.get("history") or [] if r.get("val/acc") is not None]
@@ -230,7 +223,7 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
         series = pd.Series({int(r["epoch"]) + 1: float(r["val/acc"]) for r in history})
         curves.setdefault(setting_label(keys, [job.setting(k) for k in keys]), []).append(series)
     if not curves:
-        return None
+        return False
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for label, series in curves.items():
         mean = pd.concat(series, axis=1).mean(axis=1).sort_index()
@@ -240,7 +233,9 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return fig
+    save_figure(fig, path)
+    plt.close(fig)
+    return True
 
 
 def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str, str]:
@@ -305,18 +300,16 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     frame = jobs_frame(jobs, keys, thresholds)
     table = ablation_frame(frame, jobs, keys, thresholds)
     paired = baseline_frame(frame, keys, baseline_setting) if baseline_setting else None
-    failures = failures_frame(jobs, keys, roots[0])
+    failures = pd.DataFrame([{"job": _relative(job.path, roots[0]), "status": job.status,
+                              **{k: job.setting(k) for k in keys}, "seed": job.seed, "reason": job.error}
+                             for job in jobs if job.status != "completed"])
     out_dir = Path(out) if out is not None else roots[0]
     markdown = render_markdown(table, failures, keys, roots, conditions, thresholds, paired, evaluations)
     paths = {"markdown": out_dir / "ablation.md", "csv": out_dir / "ablation.csv", "plot": out_dir / "val_acc.png"}
     atomic_write_text(paths["markdown"], markdown)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
-    fig = val_acc_figure(jobs, keys)
-    if fig is None:
+    if not save_val_acc_figure(jobs, keys, paths["plot"]):
         del paths["plot"]
-    else:
-        save_figure(fig, paths["plot"])
-        plt.close(fig)
     return {"jobs": jobs, "keys": keys, "table": table, "failures": failures, "markdown": markdown, "paths": paths,
             "baseline": paired}
 
@@ -336,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = build_report(args.dirs, args.group_by, args.out, args.where, args.time_to, args.baseline)
-    except (FileNotFoundError, OSError, ValueError) as error:
+    except (OSError, ValueError) as error:
         print(f"report: error: {error}", file=sys.stderr)
         return 2
     print(result["markdown"])
