@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fer_lightning.config import parse_overrides
-from fer_lightning.runrecord import RECORD_NAME
+from fer_lightning.runrecord import RECORD_NAME, read_json
 
 
 @dataclass
@@ -110,9 +111,11 @@ def _natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts)
 
 
-def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
-    """Every job under `roots` (recursively; a root may itself be a single run), in sweep order."""
+def find_runs(roots: Sequence[str | Path]) -> tuple[list[Job], list[tuple[Path, dict[str, Any]]]]:
+    """Every training job under `roots` (recursively; a root may itself be a single run), in sweep order, and every
+    readable evaluate record with its path (one hand-edited file must not stop a table: unreadable ones are skipped)."""
     found: list[Path] = []
+    evaluations = []
     for root in map(Path, roots):
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no such directory")
@@ -122,19 +125,9 @@ def find_jobs(roots: Sequence[str | Path]) -> list[Job]:
             if isinstance(config, DictConfig) and "trainer" in config and "task_name" in config:
                 candidates.add(hydra_dir.parent)
         found += [d for d in sorted(candidates, key=lambda d: _natural_key(d.relative_to(root))) if d not in found]
-    return [load_job(path) for path in found]
-
-
-def find_evaluations(roots: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
-    """Every readable evaluate record under `roots` (recursively, in path order) with its path; unreadable files are
-    skipped (a table of evaluations must not stop at one hand-edited file)."""
-    found = []
-    for root in map(Path, roots):
         for path in sorted(root.rglob("*_evaluation.json"), key=_natural_key):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(record, dict) and isinstance(record.get("report"), dict):
-                found.append((path, record))
-    return found
+            with contextlib.suppress(ValueError):
+                record = read_json(path, "an evaluate record")
+                if isinstance(record.get("report"), dict):
+                    evaluations.append((path, record))
+    return [load_job(path) for path in found], evaluations

@@ -23,7 +23,7 @@ import torch
 
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card
-from fer_lightning.runrecord import RECORD_NAME, atomic_write_json
+from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, read_json
 
 __all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card"]
 MAX_BYTES = 3 * 1024 * 1024
@@ -31,18 +31,6 @@ MAX_BYTES = 3 * 1024 * 1024
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from `path`, or ValueError naming the file and what was expected."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ValueError(f"{path}: cannot read {what} ({reason})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected {what} (a JSON object), got a JSON {type(data).__name__}")
-    return data
 
 
 def completed_record(run_dir: Path) -> dict[str, Any]:

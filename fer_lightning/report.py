@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
 from fer_lightning.config import CONFIG_DIR
-from fer_lightning.records import Job, find_evaluations, find_jobs, override_settings
+from fer_lightning.records import Job, find_runs, override_settings
 from fer_lightning.runrecord import atomic_write_text
 from fer_lightning.stats import check_threshold, paired_difference, time_to
 from fer_lightning.tables import markdown_table, save_figure
@@ -158,12 +158,12 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root) if path.is_relative_to(root) else path)
 
 
-def evaluations_frame(roots: Sequence[Path]) -> pd.DataFrame:
+def evaluations_frame(evaluations: Sequence[tuple[Path, dict[str, Any]]], root: Path) -> pd.DataFrame:
     """One row per evaluate record: a single checkpoint or an ensemble (with its members' own accuracies)."""
     rows = []
-    for path, record in find_evaluations(roots):
+    for path, record in evaluations:
         members, interval = record.get("members") or [], (record.get("bootstrap") or {}).get("accuracy")
-        rows.append({"evaluation": _relative(path, roots[0]),
+        rows.append({"evaluation": _relative(path, root),
                      "model": f"ensemble of {len(members)}" if members else Path(str(record.get("ckpt_path"))).name,
                      "split": record.get("split"), "TTA": "+".join(record.get("tta") or []),
                      "accuracy": f"{record['report']['accuracy']:.4f}",
@@ -283,9 +283,9 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     return the tables and the paths. `where` lets one table take a shared baseline row from another sweep."""
     roots = [Path(r) for r in roots]
     conditions = parse_where(where)
-    found = find_jobs(roots)
+    found, evaluated = find_runs(roots)
     jobs = [job for job in found if all(job.matches(k, v) for k, v in conditions.items())]
-    evaluations = evaluations_frame(roots)
+    evaluations = evaluations_frame(evaluated, roots[0])
     if not jobs and (conditions or evaluations.empty):
         selection = f" with {', '.join(where)}" if conditions and found else ""
         raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} or evaluate record under "

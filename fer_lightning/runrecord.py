@@ -23,13 +23,24 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from `path`, or a one-line ValueError naming the file and what was expected."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ValueError(f"{path}: cannot read {what} ({reason})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected {what} (a JSON object), got a JSON {type(data).__name__}")
+    return data
+
+
 def read_record(run_dir: str | Path) -> dict[str, Any]:
     """The record in `run_dir`, or {} when there is none or it is unreadable."""
     try:
-        record = json.loads((Path(run_dir) / RECORD_NAME).read_text())
-    except (OSError, ValueError):
+        return read_json(Path(run_dir) / RECORD_NAME, "a run record")
+    except ValueError:
         return {}
-    return record if isinstance(record, dict) else {}
 
 
 def completed_record(run_dir: str | Path) -> dict[str, Any] | None:
