@@ -124,20 +124,15 @@ def baseline_frame(frame: pd.DataFrame, keys: Sequence[str], baseline: Mapping[s
     return pd.DataFrame(rows)
 
 
-def _mean_std(mean: float, std: float, n: int, digits: int = 4) -> str:
-    if pd.isna(mean):
-        return ""
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 and not pd.isna(std) else f"{mean:.{digits}f}"
-
-
 def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Label columns, n, then 'mean ± std' cells for the metrics present."""
+    """Label columns, n, then 'mean ± std' cells (the std where n > 1) for the metrics present."""
     shown = table[[*labels, "n"]].copy()
     for column, title in columns:
         if column in table:
-            digits = 1 if column in ("epochs", "fit_time_s") else 4
-            std = table.get(f"{column}_std", pd.Series(float("nan"), index=table.index))
-            shown[title] = [_mean_std(m, s, n, digits) for m, s, n in zip(table[column], std, table["n"], strict=True)]
+            number = "{:.1f}" if column in ("epochs", "fit_time_s") else "{:.4f}"
+            std = table.get(f"{column}_std", pd.Series(float("nan"), index=table.index)).where(table["n"] > 1)
+            shown[title] = (table[column].map(number.format, na_action="ignore").fillna("")
+                            + std.map((" ± " + number).format, na_action="ignore").fillna(""))
     return shown
 
 
