@@ -34,9 +34,8 @@ class EMAWeights(WeightAveraging):
     weights beside it, for resuming). Lightning swaps the average in for validation only: this swaps it for test too,
     and copies the module at fit start or restore, once FERClassifier's `setup` has filled its class weights."""
 
-    def __init__(self, decay: float = 0.999, warmup: bool = True, device: str | None = None,
-                 use_buffers: bool = True) -> None:
-        super().__init__(device=device, use_buffers=use_buffers, multi_avg_fn=ema_update(decay, warmup))
+    def __init__(self, decay: float = 0.999, warmup: bool = True) -> None:
+        super().__init__(use_buffers=True, multi_avg_fn=ema_update(decay, warmup))
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._average_model is not None:
