@@ -3,7 +3,7 @@
     python -m fer_lightning.report DIR [DIR ...] [--group-by KEY ...] [--where KEY=VALUE ...] [--out DIR]
         [--time-to 0.65,0.68] [--baseline optimizer=adamw]
 
-It reads only what runs leave on disk (fer_lightning.records), so a table can be rebuilt at any time, from several
+It reads only what runs leave on disk (fer_lightning.runrecord), so a table can be rebuilt at any time, from several
 sweeps or single runs together; failed or unfinished jobs are listed, not silently left out of a row's n.
 """
 
@@ -25,8 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
 from fer_lightning.config import CONFIG_DIR
-from fer_lightning.records import Job, find_runs, override_settings
-from fer_lightning.runrecord import atomic_write_text
+from fer_lightning.runrecord import Job, atomic_write_text, find_runs, override_settings
 from fer_lightning.stats import check_threshold, paired_difference, time_to
 from fer_lightning.tables import markdown_table, save_figure
 
