@@ -139,12 +139,10 @@ def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str,
     """'mean epochs / mean s (reached/n)' per threshold; '-' where no job of the row reached it."""
     cells: dict[str, list[str]] = {}
     for threshold in thresholds:
-        epochs, seconds = time_to_columns(threshold)
-        column = []
-        for _, row in table.iterrows():
-            reached, n = int(row.get(f"reached_{threshold:g}", 0)), int(row["n"])
-            column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{n})" if reached else f"- (0/{n})")
-        cells[f"to val acc {threshold:g}"] = column
+        epochs, seconds = (table.get(c, pd.Series(float("nan"), index=table.index)) for c in time_to_columns(threshold))
+        reached = table[f"reached_{threshold:g}"].astype(int)
+        cells[f"to val acc {threshold:g}"] = [f"{e:.1f} ep / {s:.0f} s ({r}/{n})" if r else f"- (0/{n})"
+                                              for e, s, r, n in zip(epochs, seconds, reached, table["n"], strict=True)]
     return cells
 
 
