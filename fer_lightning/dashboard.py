@@ -113,7 +113,10 @@ def tensorboard_version() -> str:
     """Resolver `fer.tensorboard_version`: "" for a single run (its logs in `<run dir>/tensorboard`), the job's
     `run_name` in a sweep."""
     hydra_cfg, multirun = _hydra()
-    return run_name(*job_overrides(), int(hydra_cfg.job.num)) if multirun else ""
+    if not multirun:
+        return ""
+    shown, dropped = job_overrides()
+    return run_name(shown, int(hydra_cfg.job.num), dropped)
 
 
 def override_hparams(cfg: DictConfig) -> dict[str, Any]:
