@@ -256,18 +256,6 @@ def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] 
     return parsed
 
 
-def parse_thresholds(text: str | None) -> list[float]:
-    """`'0.65,0.68'` -> [0.65, 0.68]; ValueError naming --time-to for anything outside (0, 1]."""
-    values = []
-    for part in (p for p in (text or "").split(",") if p.strip()):
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"--time-to {part!r}: expected accuracies in (0, 1], e.g. 0.65,0.68") from None
-        values.append(check_threshold(value))
-    return values
-
-
 def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = None,
                  out: str | Path | None = None, where: Sequence[str] = (), time_to: str | None = None,
                  baseline: str | None = None) -> dict[str, Any]:
@@ -287,7 +275,7 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
         known = sorted({k for job in jobs for k in (*job.overrides, *job.choices)})
         raise ValueError(f"--group-by {' '.join(missing)}: no job has such a key; groups and overridden keys: "
                          f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
-    thresholds = parse_thresholds(time_to)
+    thresholds = [check_threshold(part) for part in (time_to or "").split(",") if part.strip()]
     baseline_setting = parse_baseline(baseline, keys)
     frame = jobs_frame(jobs, keys, thresholds)
     table = ablation_frame(frame, jobs, keys, thresholds)

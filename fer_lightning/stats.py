@@ -12,11 +12,15 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 
-def check_threshold(threshold: float) -> float:
-    """A target accuracy in (0, 1]; ValueError naming report's --time-to otherwise."""
-    if not (isinstance(threshold, int | float) and 0.0 < float(threshold) <= 1.0):
-        raise ValueError(f"--time-to {threshold!r}: expected accuracies in (0, 1], e.g. 0.65,0.68")
-    return float(threshold)
+def check_threshold(threshold: float | str) -> float:
+    """A target accuracy in (0, 1], given as a number or as report's --time-to text; ValueError naming --time-to."""
+    try:
+        value = float(threshold)
+    except ValueError:
+        raise ValueError(f"--time-to {threshold!r}: expected accuracies in (0, 1], e.g. 0.65,0.68") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"--time-to {value!r}: expected accuracies in (0, 1], e.g. 0.65,0.68")
+    return value
 
 
 def time_to(history: Sequence[Mapping[str, Any]], threshold: float,
