@@ -21,8 +21,6 @@ from fer_lightning.module import FERClassifier
 from fer_lightning.pretrained import resolve
 
 log = logging.getLogger(__name__)
-
-
 LOW_DISK_BYTES = 64 * 2**20  # below this, a failed checkpoint write is reported as a full disk
 
 
@@ -45,13 +43,12 @@ def load_classifier(path: str | Path, raw_weights: bool = False) -> LoadedCheckp
             raise CheckpointError(f"{path}: no raw weights beside averaged ones (the run did not use callbacks=ema); "
                                   "drop raw_weights=true")
         checkpoint["state_dict"] = checkpoint["current_model_state"]
-    config = OmegaConf.create(checkpoint["fer_lightning"]["config"])
-    net = build_net(checkpoint["fer_lightning"]["config"]["model"]["net"], path)
+    saved = checkpoint["fer_lightning"]["config"]
     hparams = {**checkpoint.get("hyper_parameters", {}), "compile": False}
     hparams.pop("norm_bias_lr_scale", None)  # a retired learning-rate setting: no effect on the weights
-    model = FERClassifier(net, optimizer=None, **hparams)
+    model = FERClassifier(build_net(saved["model"]["net"], path), optimizer=None, **hparams).eval()
     model.load_state_dict(checkpoint["state_dict"])
-    model.eval()
+    config = OmegaConf.create(saved)
     profile = AugmentProfile(**OmegaConf.to_container(config.augment, resolve=True))
     return LoadedCheckpoint(model, config, profile, checkpoint.get("epoch"), Path(path))
 

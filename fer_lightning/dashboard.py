@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +20,12 @@ if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
 
 SWEEP_CONFIG = "multirun.yaml"
-# a directory name is at most 255 bytes; longer names keep their start and a hash of the whole
-MAX_NAME = 200
+MAX_NAME = 200  # a directory name is at most 255 bytes; longer names keep their start and a hash of the whole
 
 
 def swept_keys(sweep_config: DictConfig) -> set[str]:
-    """The keys a sweep varies, from its launching config: `hydra.sweeper.params` (an experiment's sweep, an
-    Optuna search space), then the command line, whose `key=value` fixes a key and whose `key=a,b` sweeps it,
-    as both Hydra's basic sweeper and Optuna's read them."""
+    """The keys a sweep varies, as Hydra's basic sweeper and Optuna's read them: `hydra.sweeper.params` (an
+    experiment's sweep, an Optuna search space), then the command line, where `key=value` fixes a key again."""
     from fer_lightning.config import parse_overrides  # not at the top: config registers this module's resolvers
 
     params = OmegaConf.select(sweep_config, "hydra.sweeper.params") or {}
@@ -38,34 +36,30 @@ def swept_keys(sweep_config: DictConfig) -> set[str]:
 
 
 def shown_overrides(task_overrides: Iterable[str], swept: set[str] | None,
-                    exclude_keys: Iterable[str] = ()) -> tuple[list[Override], bool]:
-    """The overrides a run is named and compared by: those of the swept keys (all of them when unknown), minus
-    Hydra's config overrides, the excluded keys and any whose value is a path (it would nest directories).
-    Also says whether a swept key was left out, in which case the name alone may not tell two jobs apart."""
+                    exclude_keys: Collection[str] = ()) -> tuple[list[Override], bool]:
+    """The overrides of the swept keys (all keys when unknown), less Hydra's, the excluded keys and path values (they
+    would nest directories); and whether a swept key was left out (then the name may not tell two jobs apart)."""
     from fer_lightning.config import parse_overrides
 
-    excluded = set(exclude_keys)
     shown, dropped = [], False
     for override in parse_overrides(task_overrides):
         key = override.key_or_group
         if swept is not None and key not in swept:
             continue
         value = override.get_value_element_as_str()
-        if key in excluded or override.is_hydra_override() or override.is_delete() or "/" in value or "\\" in value:
-            dropped = dropped or swept is not None
-            continue
-        shown.append(override)
+        if key in exclude_keys or override.is_hydra_override() or override.is_delete() or "/" in value or "\\" in value:
+            dropped = swept is not None
+        else:
+            shown.append(override)
     return shown, dropped
 
 
-def run_name(shown: list[Override], item_sep: str = ",", kv_sep: str = "=", job_num: int | None = None,
-             dropped: bool = False) -> str:
-    """`optimizer=sgd,seed=2`: Hydra's override_dirname of the shown overrides (sorted), `job=<n>` added where
-    that alone may not be unique (nothing shown, or a swept key left out). No path separators, at most MAX_NAME."""
-    lines = sorted(o.input_line or "" for o in shown)
-    name = item_sep.join(line.replace("=", kv_sep, 1) for line in lines)
+def run_name(shown: list[Override], job_num: int | None = None, dropped: bool = False) -> str:
+    """`optimizer=sgd,seed=2`: Hydra's override_dirname of the shown overrides, with `job=<n>` where that alone may
+    not be unique (nothing shown, or a swept key left out); no path separators, at most MAX_NAME bytes."""
+    name = ",".join(sorted(o.input_line or "" for o in shown))
     if job_num is not None and (dropped or not name):
-        name = item_sep.join(filter(None, [name, f"job{kv_sep}{job_num}"]))
+        name = ",".join(filter(None, [name, f"job={job_num}"]))
     name = name.replace("/", "_").replace("\\", "_")
     if len(name.encode()) > MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
@@ -73,16 +67,13 @@ def run_name(shown: list[Override], item_sep: str = ",", kv_sep: str = "=", job_
     return name
 
 
-def _hydra() -> DictConfig | None:
+def _hydra() -> tuple[DictConfig | None, bool]:
+    """The running job's Hydra config (None outside Hydra) and whether the job is one of a sweep."""
     from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def _is_multirun(hydra_cfg: DictConfig | None) -> bool:
     from hydra.types import RunMode
 
-    return hydra_cfg is not None and hydra_cfg.get("mode") == RunMode.MULTIRUN
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    return hydra_cfg, hydra_cfg is not None and hydra_cfg.get("mode") == RunMode.MULTIRUN
 
 
 def sweep_dir(hydra_cfg: DictConfig) -> Path:
@@ -95,15 +86,16 @@ def sweep_dir(hydra_cfg: DictConfig) -> Path:
     return Path(hydra_cfg.sweep.dir).absolute()
 
 
-def job_overrides(hydra_cfg: DictConfig | None) -> tuple[list[Override], bool]:
+def job_overrides() -> tuple[list[Override], bool]:
     """`shown_overrides` of the running job (sweep or single run), with the project's exclude_keys."""
+    hydra_cfg, multirun = _hydra()
     if hydra_cfg is None:
         return [], False
     exclude = list(OmegaConf.select(hydra_cfg, "job.config.override_dirname.exclude_keys") or [])
     task = list(hydra_cfg.overrides.task)
     swept = None
     with contextlib.suppress(Exception):  # a missing or foreign multirun.yaml only loses the filter, never the run
-        swept = swept_keys(OmegaConf.load(sweep_dir(hydra_cfg) / SWEEP_CONFIG)) if _is_multirun(hydra_cfg) else None
+        swept = swept_keys(OmegaConf.load(sweep_dir(hydra_cfg) / SWEEP_CONFIG)) if multirun else None
     shown, dropped = shown_overrides(task, swept, exclude)
     if swept is not None and not shown:  # a "sweep" of one job (or of paths only): its own overrides name it
         shown = shown_overrides(task, None, exclude)[0]
@@ -113,35 +105,31 @@ def job_overrides(hydra_cfg: DictConfig | None) -> tuple[list[Override], bool]:
 def tensorboard_save_dir(output_dir: str) -> str:
     """Resolver `fer.tensorboard_save_dir`: the run directory, or in a sweep the sweep's directory (so that
     `<sweep dir>/tensorboard` holds every job's run, named by `tensorboard_version`)."""
-    hydra_cfg = _hydra()
-    return str(sweep_dir(hydra_cfg)) if _is_multirun(hydra_cfg) else output_dir
+    hydra_cfg, multirun = _hydra()
+    return str(sweep_dir(hydra_cfg)) if multirun else output_dir
 
 
 def tensorboard_version() -> str:
     """Resolver `fer.tensorboard_version`: "" for a single run (its logs in `<run dir>/tensorboard`), the job's
     `run_name` in a sweep."""
-    hydra_cfg = _hydra()
-    if not _is_multirun(hydra_cfg):
+    hydra_cfg, multirun = _hydra()
+    if not multirun:
         return ""
-    shown, dropped = job_overrides(hydra_cfg)
-    dirname = OmegaConf.select(hydra_cfg, "job.config.override_dirname") or {}
-    return run_name(shown, dirname.get("item_sep", ","), dirname.get("kv_sep", "="), int(hydra_cfg.job.num),
-                    dropped)
+    shown, dropped = job_overrides()
+    return run_name(shown, int(hydra_cfg.job.num), dropped)
 
 
 def override_hparams(cfg: DictConfig) -> dict[str, Any]:
     """HPARAMS settings: each shown override's key and its value in the run's config (a group: its option)."""
-    hydra_cfg = _hydra()
-    shown, _ = job_overrides(hydra_cfg)
+    hydra_cfg, _ = _hydra()
     choices = dict(hydra_cfg.runtime.choices) if hydra_cfg is not None else {}
     settings: dict[str, Any] = {}
-    for override in shown:
-        key = override.key_or_group
-        written = override.get_value_element_as_str()
+    for override in job_overrides()[0]:
+        key, written = override.key_or_group, override.get_value_element_as_str()
         value = choices[key] if key in choices else OmegaConf.select(cfg, key, default=written)
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
-        if value is None or not isinstance(value, bool | int | float | str):
+        if not isinstance(value, bool | int | float | str):
             value = "null" if value is None else str(value)
         settings[key] = value
     return settings

@@ -1,6 +1,5 @@
-"""Evaluation metrics (torchmetrics) and the classification-report record built from them, which `metrics.json`,
-`evaluate` and `report` share: accuracy, macro and weighted F1, per-class precision/recall/F1/support, confusion
-matrix."""
+"""Evaluation metrics (torchmetrics) and the classification report built from them, which `metrics.json`, `evaluate`
+and `report` share: accuracy, macro and weighted F1, per-class precision/recall/F1/support, confusion matrix."""
 
 from __future__ import annotations
 
@@ -22,9 +21,8 @@ AVERAGES = ("macro", "weighted")
 
 
 def evaluation_metrics(num_classes: int) -> MetricCollection:
-    """Metrics accumulated over an evaluation epoch; all share one set of per-class counts. Every average is
-    torchmetrics': macro leaves out a class absent from both targets and predictions, weighted weights by support.
-    """
+    """Metrics accumulated over an evaluation epoch, all on one set of per-class counts; torchmetrics' averages
+    (macro leaves out a class absent from both targets and predictions, weighted weights by support)."""
     return MetricCollection({
         "acc": MulticlassAccuracy(num_classes, average="micro"),
         **{name: metric(num_classes, average=None) for name, metric in PER_CLASS.items()},
@@ -36,11 +34,9 @@ def evaluation_metrics(num_classes: int) -> MetricCollection:
 
 def scalar_logs(prefix: str, results: Mapping[str, torch.Tensor], class_names: Sequence[str]) -> dict[str, Any]:
     """Flatten computed results into logger names: `val/acc`, `val/macro_f1`, `val/f1/fear`, ..."""
-    logs = {f"{prefix}/{k}": results[k] for k in ("acc", "macro_f1", "weighted_f1")}
-    for metric in PER_CLASS:
-        for name, value in zip(class_names, results[metric], strict=False):
-            logs[f"{prefix}/{metric}/{name}"] = value
-    return logs
+    per_class = {f"{prefix}/{metric}/{name}": value for metric in PER_CLASS
+                 for name, value in zip(class_names, results[metric], strict=False)}
+    return {**{f"{prefix}/{k}": results[k] for k in ("acc", "macro_f1", "weighted_f1")}, **per_class}
 
 
 def classification_report(results: Mapping[str, torch.Tensor], class_names: Sequence[str]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The released model: one trained checkpoint shipped inside the package, with its card.
 
     python -m fer_lightning.release RUN_DIR [--ckpt checkpoints/last.ckpt] [--tta identity,hflip]
-        [--out fer_lightning/weights/fer_cnn.pt] [--ten-crop-val ACC,F1]
+        [--out fer_lightning/weights/fer_cnn.pt] [--note TEXT] [--result KEY=EVALUATION_JSON ...]
 
 writes a stripped copy of a run's own checkpoint (evaluated weights, run config, classes, TTA views; no optimizer
 state) and a JSON card beside it (recipe, command, commit, seed, training data, val numbers, sha256). The file is
@@ -23,7 +23,7 @@ import torch
 
 from fer_lightning.atomicio import atomic_open
 from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card
-from fer_lightning.runrecord import RECORD_NAME, atomic_write_json
+from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, read_json
 
 __all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card"]
 MAX_BYTES = 3 * 1024 * 1024
@@ -31,26 +31,6 @@ MAX_BYTES = 3 * 1024 * 1024
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def strip_checkpoint(checkpoint: dict[str, Any], tta: Sequence[str]) -> dict[str, Any]:
-    """What inference needs: the (averaged) weights in fp32, hyper-parameters with the released views, config, epoch."""
-    hparams = {**checkpoint.get("hyper_parameters", {}), "tta": list(tta), "compile": False}
-    state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
-    return {"state_dict": state, "hyper_parameters": hparams, "epoch": checkpoint.get("epoch"),
-            "fer_lightning": checkpoint["fer_lightning"]}
-
-
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from `path`, or ValueError naming the file and what was expected."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ValueError(f"{path}: cannot read {what} ({reason})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected {what} (a JSON object), got a JSON {type(data).__name__}")
-    return data
 
 
 def completed_record(run_dir: Path) -> dict[str, Any]:
@@ -61,15 +41,6 @@ def completed_record(run_dir: Path) -> dict[str, Any]:
     if not isinstance(record.get("val"), dict):
         raise ValueError(f"{run_dir / RECORD_NAME}: no val metrics (validation did not run); the card needs them")
     return record
-
-
-def check_own_checkpoint(run_dir: Path, ckpt: Path, checkpoint: dict[str, Any]) -> None:
-    """The card quotes the run's numbers: the weights must be that run's (inside it, or written by it)."""
-    written_in = checkpoint["fer_lightning"]["config"].get("paths", {}).get("output_dir")
-    run = run_dir.resolve()
-    if run not in ckpt.resolve().parents and (not written_in or Path(written_in).resolve() != run):
-        raise ValueError(f"--ckpt {ckpt}: not a checkpoint of {run_dir} (written by the run in {written_in}); "
-                         "release each run with its own checkpoint")
 
 
 def data_description(config: dict[str, Any], record: dict[str, Any]) -> str:
@@ -84,33 +55,39 @@ def data_description(config: dict[str, Any], record: dict[str, Any]) -> str:
 
 def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
                  extra_results: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the stripped checkpoint and its card (both atomically); return the card."""
+    """Write the stripped checkpoint (what inference needs: the evaluated weights in fp32, hyper-parameters with the
+    released views, config, epoch) and its card, both atomically; return the card."""
     from fer_lightning.checkpoint import read_checkpoint  # here: `release.PRETRAINED` users must not load Lightning
     from fer_lightning.tta import check_views
 
     check_views(tta, key="--tta")
-    record = completed_record(run_dir)
-    checkpoint = read_checkpoint(ckpt)
-    check_own_checkpoint(run_dir, ckpt, checkpoint)
-    released = strip_checkpoint(checkpoint, tta)
+    record, checkpoint = completed_record(run_dir), read_checkpoint(ckpt)
+    config = checkpoint["fer_lightning"]["config"]
+    # the card quotes the run's numbers: the weights must be that run's (inside it, or written by it)
+    written_in, run = config.get("paths", {}).get("output_dir"), run_dir.resolve()
+    if run not in ckpt.resolve().parents and (not written_in or Path(written_in).resolve() != run):
+        raise ValueError(f"--ckpt {ckpt}: not a checkpoint of {run_dir} (written by the run in {written_in}); "
+                         "release each run with its own checkpoint")
+    hparams = {**checkpoint.get("hyper_parameters", {}), "tta": list(tta), "compile": False}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
     buffer = io.BytesIO()
-    torch.save(released, buffer)
+    torch.save({"state_dict": state, "hyper_parameters": hparams, "epoch": checkpoint.get("epoch"),
+                "fer_lightning": checkpoint["fer_lightning"]}, buffer)
     if buffer.tell() > MAX_BYTES:
         raise ValueError(f"{ckpt}: the released file would be {buffer.tell()} bytes (> {MAX_BYTES})")
     with atomic_open(out) as handle:
         handle.write(buffer.getvalue())
-    config = released["fer_lightning"]["config"]
     val = record["val"]
     card = {
         "name": out.stem, "file": out.name, "sha256": sha256(out), "bytes": out.stat().st_size,
         "network": config["model"]["net"]["_target_"].rsplit(".", 1)[-1], "parameters": record["model"]["parameters"],
-        "classes": list(released["hyper_parameters"].get("class_names", [])),
+        "classes": list(hparams.get("class_names", [])),
         "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")}, "tta": list(tta),
         "recipe": recipe_name(record, config),
         "command": "python -m fer_lightning.train " + " ".join(record.get("overrides") or []),
         "seed": record.get("seed"), "git_commit": record.get("git_commit"),
         "trained_on": data_description(config, record), "teacher": teacher_description(config),
-        "epoch": released["epoch"], "fit_time_s": record.get("fit_time_s"), "machine": record.get("machine"),
+        "epoch": checkpoint.get("epoch"), "fit_time_s": record.get("fit_time_s"), "machine": record.get("machine"),
         "val": {"split": "val", "images": val.get("support"), "tta": record.get("evaluated", {}).get("tta"),
                 "accuracy": val["accuracy"], "macro_f1": val["macro_f1"]},
         **(extra_results or {}),

@@ -1,15 +1,10 @@
 """Ablation tables from finished sweeps: one row per setting (mean ± std over seeds), failures listed, curves.
 
-    python -m fer_lightning.report outputs/multiruns/<date>/<time>_ablation_optimizer [more dirs]
-        [--group-by optimizer ...] [--where scheduler=plateau ...] [--out DIR]
+    python -m fer_lightning.report DIR [DIR ...] [--group-by KEY ...] [--where KEY=VALUE ...] [--out DIR]
         [--time-to 0.65,0.68] [--baseline optimizer=adamw]
 
---time-to: epochs and seconds of training until val accuracy first reached each threshold (from each record's
-per-epoch history), so recipes compare on cost; --baseline: every row's paired-seed difference against the named
-row (mean over shared seeds of row - baseline) with a 95 % t-interval.
-
-It reads only what runs leave on disk (fer_lightning.records), so a table can be rebuilt at any time, from several
-sweeps or single runs together. Failed or unfinished jobs are listed, not silently left out of a row's n.
+It reads only what runs leave on disk (fer_lightning.runrecord), so a table can be rebuilt at any time, from several
+sweeps or single runs together; failed or unfinished jobs are listed, not silently left out of a row's n.
 """
 
 from __future__ import annotations
@@ -26,12 +21,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
-from fer_lightning.records import Evaluation, Job, find_evaluations, find_jobs, override_settings
-from fer_lightning.runrecord import atomic_write_text
+from fer_lightning.config import CONFIG_DIR
+from fer_lightning.runrecord import Job, atomic_write_text, find_runs, override_settings
 from fer_lightning.stats import check_threshold, paired_difference, time_to
 from fer_lightning.tables import markdown_table, save_figure
 
@@ -42,19 +36,11 @@ SUMMARY_METRICS = {f"{split}_{column}": (split, key, f"{split} {title}") for spl
 BASELINE_METRICS = (("val_acc", "Δ val acc"), ("val_macro_f1", "Δ val macro-F1"))
 
 
-def run_control_keys() -> tuple[str, ...]:
-    """Keys that do not change the experiment (paths, run control such as skip_completed or threads_per_job): the
-    `override_dirname.exclude_keys` of conf/hydra/default.yaml, which TensorBoard run names leave out too."""
-    from fer_lightning.config import CONFIG_DIR
-
-    hydra_defaults = OmegaConf.load(Path(CONFIG_DIR) / "hydra" / "default.yaml")
-    return tuple(OmegaConf.select(hydra_defaults, "job.config.override_dirname.exclude_keys") or ())
-
-
 def varying_keys(jobs: Sequence[Job]) -> list[str]:
-    """Override keys whose value differs between jobs; seed (what rows average over) and run-control keys (a job
-    resumed with skip_completed=true is the same experiment) excluded."""
-    ignored = {"seed", *run_control_keys()}
+    """Override keys whose value differs between jobs, except seed (rows average over it) and the run-control keys
+    that run names leave out too (conf/hydra/default.yaml's exclude_keys: skip_completed=true is the same run)."""
+    hydra_defaults = OmegaConf.load(Path(CONFIG_DIR) / "hydra" / "default.yaml")
+    ignored = {"seed", *(OmegaConf.select(hydra_defaults, "job.config.override_dirname.exclude_keys") or ())}
     keys = dict.fromkeys(k for job in jobs for k in job.overrides if k not in ignored)
     return [k for k in keys if len({job.setting(k) for job in jobs}) > 1]
 
@@ -63,113 +49,66 @@ def time_to_columns(threshold: float) -> tuple[str, str]:
     return f"epochs_to_{threshold:g}", f"s_to_{threshold:g}"
 
 
-def job_metrics(job: Job, classes: Sequence[str], thresholds: Sequence[float] = ()) -> dict[str, Any]:
-    """The numbers of one completed job: summary metrics, per-class F1, epochs, fit time, time to thresholds."""
-    row: dict[str, Any] = {}
-    for threshold in thresholds:
-        reached = time_to(job.record.get("history") or [], threshold)
-        row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
-    for column, (split, key, _) in SUMMARY_METRICS.items():
-        row[column] = (job.record.get(split) or {}).get(key)
-    for split in ("val", "test"):
-        per_class = (job.record.get(split) or {}).get("per_class", {})
-        row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
-    row["epochs"], row["fit_time_s"] = job.record.get("epochs"), job.record.get("fit_time_s")
-    return row
-
-
 def setting_label(keys: Sequence[str], values: Sequence[Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) or "all jobs"
 
 
-def ablation_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
-    """One row per setting: n, mean and sample std (`<metric>_std`) over the completed jobs of that setting.
-    Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
+def jobs_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
+    """One row per completed job: its settings (without keys: `setting`, all jobs), seed, summary metrics, time to
+    each threshold, per-class F1, epochs and fit time; metrics as numbers (NaN where the record has none)."""
     done = [job for job in jobs if job.status == "completed"]
     # the classes as the records name them, in their order (the records, not this package, are the truth)
     classes = list(dict.fromkeys(n for job in done for split in ("val", "test")
                                  for n in (job.record.get(split) or {}).get("per_class", {})))
-    rows = [{**{k: job.setting(k) for k in keys}, "seed": job.seed, **job_metrics(job, classes, thresholds)}
-            for job in done]
+    rows = []
+    for job in done:
+        row: dict[str, Any] = {**({k: job.setting(k) for k in keys} or {"setting": "all jobs"}), "seed": job.seed}
+        for threshold in thresholds:
+            reached = time_to(job.record.get("history") or [], threshold)
+            row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
+        for column, (split, key, _) in SUMMARY_METRICS.items():
+            row[column] = (job.record.get(split) or {}).get(key)
+        for split in ("val", "test"):
+            per_class = (job.record.get(split) or {}).get("per_class", {})
+            row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
+        rows.append({**row, "epochs": job.record.get("epochs"), "fit_time_s": job.record.get("fit_time_s")})
     frame = pd.DataFrame(rows)
+    metric_columns = [c for c in frame.columns if c not in (*keys, "setting", "seed")]
+    frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
+    return frame
+
+
+def ablation_frame(frame: pd.DataFrame, jobs: Sequence[Job], keys: Sequence[str],
+                   thresholds: Sequence[float] = ()) -> pd.DataFrame:
+    """One row per setting of `jobs_frame`: n, mean and sample std (`<metric>_std`), and `failed` counting the
+    setting's other jobs. Time-to-threshold means are over the jobs that reached it; `reached_<t>` counts them."""
     if frame.empty:
         return frame
-    metric_columns = [c for c in frame.columns if c not in (*keys, "seed")]
-    frame[metric_columns] = frame[metric_columns].apply(pd.to_numeric, errors="coerce")
-    grouped = frame.groupby(list(keys) or (lambda _: "all jobs"), sort=False)
+    labels = list(keys) or ["setting"]
+    metric_columns = [c for c in frame.columns if c not in (*labels, "seed")]
+    grouped = frame.groupby(labels, sort=False)
     spread = grouped[metric_columns].agg(["mean", "std"])  # each metric's mean, then its std
     spread.columns = [metric if stat == "mean" else f"{metric}_std" for metric, stat in spread.columns]
     reached = [grouped[time_to_columns(t)[1]].count().rename(f"reached_{t:g}") for t in thresholds]
     table = pd.concat([grouped.size().rename("n"), spread, *reached], axis=1).dropna(axis=1, how="all").reset_index()
-    if not keys:
-        table = table.rename(columns={"index": "setting"})
     failed = [[job.setting(k) for k in keys] for job in jobs if job.status != "completed"]
-    table.insert(len(keys) or 1, "failed", [failed.count([row[k] for k in keys]) for _, row in table.iterrows()])
+    table.insert(len(labels), "failed", [failed.count([row[k] for k in keys]) for _, row in table.iterrows()])
     return table
 
 
-def _mean_std(mean: float, std: float, n: int, digits: int = 4) -> str:
-    if pd.isna(mean):
-        return ""
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 and not pd.isna(std) else f"{mean:.{digits}f}"
-
-
-def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Label columns, n, then 'mean ± std' cells for the metrics present."""
-    shown = table[[*labels, "n"]].copy()
-    for column, title in columns:
-        if column in table:
-            digits = 1 if column in ("epochs", "fit_time_s") else 4
-            std = table.get(f"{column}_std", pd.Series(float("nan"), index=table.index))
-            shown[title] = [_mean_std(m, s, n, digits) for m, s, n in zip(table[column], std, table["n"], strict=True)]
-    return shown
-
-
-def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str, list[str]]:
-    """'mean epochs / mean s (reached/n)' per threshold; '-' where no job of the row reached it."""
-    cells: dict[str, list[str]] = {}
-    for threshold in thresholds:
-        epochs, seconds = time_to_columns(threshold)
-        column = []
-        for _, row in table.iterrows():
-            reached, n = int(row.get(f"reached_{threshold:g}", 0)), int(row["n"])
-            column.append(f"{row[epochs]:.1f} ep / {row[seconds]:.0f} s ({reached}/{n})" if reached else f"- (0/{n})")
-        cells[f"to val acc {threshold:g}"] = column
-    return cells
-
-
-def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
-    """`optimizer=adamw` (or `k1=v1,k2=v2` for several row keys) -> {key: value}; every key must be a row key."""
-    if not baseline:
-        return None
-    parsed = parse_where(re.split(r",(?=[\w.]+=)", baseline), option="--baseline")
-    unknown = [k for k in parsed if k not in keys]
-    if unknown:
-        raise ValueError(f"--baseline {baseline}: {', '.join(unknown)} is not a row key of this table "
-                         f"(rows differ in: {', '.join(keys) or 'nothing'}); use --group-by to set them")
-    return parsed
-
-
-def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[str, str]) -> pd.DataFrame:
+def baseline_frame(frame: pd.DataFrame, keys: Sequence[str], baseline: Mapping[str, str]) -> pd.DataFrame:
     """Per row: paired-seed difference (row - baseline) of val acc and macro-F1, mean and 95 % t-interval."""
-    done = [job for job in jobs if job.status == "completed"]
-    label_of = {id(job): tuple(job.setting(k) for k in keys) for job in done}
+    settings = {} if frame.empty else dict(iter(frame.groupby(list(keys), sort=False)))
     wanted = tuple(baseline.get(k) for k in keys)
-    if wanted not in set(label_of.values()):
-        rows = sorted({setting_label(keys, v) for v in label_of.values()})
+    if wanted not in settings:
         raise ValueError(f"--baseline {setting_label(keys, wanted)}: no completed row with that setting; "
-                         f"rows: {'; '.join(rows)}")
-
-    def per_seed(label: tuple[str, ...], column: str) -> dict[Any, float]:
-        split, key, _ = SUMMARY_METRICS[column]
-        return {job.seed: job.record[split].get(key) for job in done
-                if label_of[id(job)] == label and isinstance(job.record.get(split), dict)}
-
+                         f"rows: {'; '.join(sorted(setting_label(keys, label) for label in settings))}")
     rows = []
-    for label in dict.fromkeys(label_of.values()):
+    for label, runs in settings.items():
         row: dict[str, Any] = dict(zip(keys, label, strict=True))
         for column, title in BASELINE_METRICS:
-            interval = paired_difference(per_seed(label, column), per_seed(wanted, column))
+            per_seed = [s.set_index("seed")[column].dropna().to_dict() for s in (runs, settings[wanted])]
+            interval = paired_difference(*per_seed)
             if label == wanted:
                 row[title] = "baseline"
             elif interval is None:
@@ -184,25 +123,42 @@ def baseline_frame(jobs: Sequence[Job], keys: Sequence[str], baseline: Mapping[s
     return pd.DataFrame(rows)
 
 
+def _display(table: pd.DataFrame, labels: Sequence[str], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Label columns, n, then 'mean ± std' cells (the std where n > 1) for the metrics present."""
+    shown = table[[*labels, "n"]].copy()
+    for column, title in columns:
+        if column in table:
+            number = "{:.1f}" if column in ("epochs", "fit_time_s") else "{:.4f}"
+            std = table.get(f"{column}_std", pd.Series(float("nan"), index=table.index)).where(table["n"] > 1)
+            shown[title] = (table[column].map(number.format, na_action="ignore").fillna("")
+                            + std.map((" ± " + number).format, na_action="ignore").fillna(""))
+    return shown
+
+
+def time_to_cells(table: pd.DataFrame, thresholds: Sequence[float]) -> dict[str, list[str]]:
+    """'mean epochs / mean s (reached/n)' per threshold; '-' where no job of the row reached it."""
+    cells: dict[str, list[str]] = {}
+    for threshold in thresholds:
+        epochs, seconds = (table.get(c, pd.Series(float("nan"), index=table.index)) for c in time_to_columns(threshold))
+        reached = table[f"reached_{threshold:g}"].astype(int)
+        cells[f"to val acc {threshold:g}"] = [f"{e:.1f} ep / {s:.0f} s ({r}/{n})" if r else f"- (0/{n})"
+                                              for e, s, r, n in zip(epochs, seconds, reached, table["n"], strict=True)]
+    return cells
+
+
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root) if path.is_relative_to(root) else path)
 
 
-def failures_frame(jobs: Sequence[Job], keys: Sequence[str], root: Path) -> pd.DataFrame:
-    return pd.DataFrame([{"job": _relative(job.path, root), "status": job.status, **{k: job.setting(k) for k in keys},
-                          "seed": job.seed, "reason": job.error} for job in jobs if job.status != "completed"])
-
-
-def evaluations_frame(evaluations: Sequence[Evaluation], root: Path) -> pd.DataFrame:
+def evaluations_frame(evaluations: Sequence[tuple[Path, dict[str, Any]]], root: Path) -> pd.DataFrame:
     """One row per evaluate record: a single checkpoint or an ensemble (with its members' own accuracies)."""
     rows = []
-    for evaluation in evaluations:
-        record, members = evaluation.record, evaluation.record.get("members") or []
-        checkpoint = record.get("ckpt_path")
-        model = f"ensemble of {len(members)}" if members else Path(str(checkpoint)).name
-        interval = (record.get("bootstrap") or {}).get("accuracy")
-        rows.append({"evaluation": _relative(evaluation.path, root), "model": model, "split": record.get("split"),
-                     "TTA": "+".join(record.get("tta") or []), "accuracy": f"{record['report']['accuracy']:.4f}",
+    for path, record in evaluations:
+        members, interval = record.get("members") or [], (record.get("bootstrap") or {}).get("accuracy")
+        rows.append({"evaluation": _relative(path, root),
+                     "model": f"ensemble of {len(members)}" if members else Path(str(record.get("ckpt_path"))).name,
+                     "split": record.get("split"), "TTA": "+".join(record.get("tta") or []),
+                     "accuracy": f"{record['report']['accuracy']:.4f}",
                      "95 % interval": f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "",
                      "macro-F1": f"{record['report']['macro_f1']:.4f}",
                      "members' accuracy": ", ".join(f"{m['accuracy']:.4f}" for m in members)})
@@ -249,8 +205,8 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame, keys: Sequence[
     return "\n".join(parts)
 
 
-def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
-    """Val accuracy per epoch, one line per setting (mean over its completed jobs); None without history."""
+def save_val_acc_figure(jobs: Sequence[Job], keys: Sequence[str], path: Path) -> bool:
+    """Val accuracy per epoch, one line per setting (mean over its completed jobs); False without history."""
     curves: dict[str, list[pd.Series]] = {}
     for job in jobs:
         history = [r for r in job.record.get("history") or [] if r.get("val/acc") is not None]
@@ -259,7 +215,7 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
         series = pd.Series({int(r["epoch"]) + 1: float(r["val/acc"]) for r in history})
         curves.setdefault(setting_label(keys, [job.setting(k) for k in keys]), []).append(series)
     if not curves:
-        return None
+        return False
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for label, series in curves.items():
         mean = pd.concat(series, axis=1).mean(axis=1).sort_index()
@@ -269,7 +225,9 @@ def val_acc_figure(jobs: Sequence[Job], keys: Sequence[str]) -> Figure | None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return fig
+    save_figure(fig, path)
+    plt.close(fig)
+    return True
 
 
 def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str, str]:
@@ -287,25 +245,15 @@ def parse_where(conditions: Sequence[str], option: str = "--where") -> dict[str,
     return parsed
 
 
-def check_keys(jobs: Sequence[Job], keys: Sequence[str]) -> None:
-    """ValueError naming each `--group-by` key that no job has (as an override, a group or a config key)."""
-    missing = [key for key in keys if all(job.setting(key) == "-" for job in jobs)]
-    if missing:
-        known = sorted({k for job in jobs for k in (*job.overrides, *job.choices)})
-        raise ValueError(f"--group-by {' '.join(missing)}: no job has such a key; groups and overridden keys: "
-                         f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
-
-
-def parse_thresholds(text: str | None) -> list[float]:
-    """`'0.65,0.68'` -> [0.65, 0.68]; ValueError naming --time-to for anything outside (0, 1]."""
-    values = []
-    for part in (p for p in (text or "").split(",") if p.strip()):
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"--time-to {part!r}: expected accuracies in (0, 1], e.g. 0.65,0.68") from None
-        values.append(check_threshold(value))
-    return values
+def parse_baseline(baseline: str | None, keys: Sequence[str]) -> dict[str, str] | None:
+    """`optimizer=adamw` (or `k1=v1,k2=v2` for several row keys) -> {key: value}; every key must be a row key."""
+    if not baseline:
+        return None
+    parsed = parse_where(re.split(r",(?=[\w.]+=)", baseline), option="--baseline")
+    if unknown := [k for k in parsed if k not in keys]:
+        raise ValueError(f"--baseline {baseline}: {', '.join(unknown)} is not a row key of this table "
+                         f"(rows differ in: {', '.join(keys) or 'nothing'}); use --group-by to set them")
+    return parsed
 
 
 def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = None,
@@ -315,31 +263,33 @@ def build_report(roots: Sequence[str | Path], group_by: Sequence[str] | None = N
     return the tables and the paths. `where` lets one table take a shared baseline row from another sweep."""
     roots = [Path(r) for r in roots]
     conditions = parse_where(where)
-    found = find_jobs(roots)
+    found, evaluated = find_runs(roots)
     jobs = [job for job in found if all(job.matches(k, v) for k, v in conditions.items())]
-    evaluations = evaluations_frame(find_evaluations(roots), roots[0])
+    evaluations = evaluations_frame(evaluated, roots[0])
     if not jobs and (conditions or evaluations.empty):
         selection = f" with {', '.join(where)}" if conditions and found else ""
         raise FileNotFoundError(f"no training job (metrics.json or .hydra/){selection} or evaluate record under "
                                 f"{', '.join(map(str, roots))}")
     keys = list(group_by) if group_by else varying_keys(jobs)
-    check_keys(jobs, keys)
-    thresholds = parse_thresholds(time_to)
+    if missing := [key for key in keys if all(job.setting(key) == "-" for job in jobs)]:
+        known = sorted({k for job in jobs for k in (*job.overrides, *job.choices)})
+        raise ValueError(f"--group-by {' '.join(missing)}: no job has such a key; groups and overridden keys: "
+                         f"{', '.join(known) or 'none'} (or any config key, e.g. model.net.dropout)")
+    thresholds = [check_threshold(part) for part in (time_to or "").split(",") if part.strip()]
     baseline_setting = parse_baseline(baseline, keys)
-    table = ablation_frame(jobs, keys, thresholds)
-    paired = baseline_frame(jobs, keys, baseline_setting) if baseline_setting else None
-    failures = failures_frame(jobs, keys, roots[0])
+    frame = jobs_frame(jobs, keys, thresholds)
+    table = ablation_frame(frame, jobs, keys, thresholds)
+    paired = baseline_frame(frame, keys, baseline_setting) if baseline_setting else None
+    failures = pd.DataFrame([{"job": _relative(job.path, roots[0]), "status": job.status,
+                              **{k: job.setting(k) for k in keys}, "seed": job.seed, "reason": job.error}
+                             for job in jobs if job.status != "completed"])
     out_dir = Path(out) if out is not None else roots[0]
     markdown = render_markdown(table, failures, keys, roots, conditions, thresholds, paired, evaluations)
     paths = {"markdown": out_dir / "ablation.md", "csv": out_dir / "ablation.csv", "plot": out_dir / "val_acc.png"}
     atomic_write_text(paths["markdown"], markdown)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
-    fig = val_acc_figure(jobs, keys)
-    if fig is None:
+    if not save_val_acc_figure(jobs, keys, paths["plot"]):
         del paths["plot"]
-    else:
-        save_figure(fig, paths["plot"])
-        plt.close(fig)
     return {"jobs": jobs, "keys": keys, "table": table, "failures": failures, "markdown": markdown, "paths": paths,
             "baseline": paired}
 
@@ -359,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = build_report(args.dirs, args.group_by, args.out, args.where, args.time_to, args.baseline)
-    except (FileNotFoundError, OSError, ValueError) as error:
+    except (OSError, ValueError) as error:
         print(f"report: error: {error}", file=sys.stderr)
         return 2
     print(result["markdown"])

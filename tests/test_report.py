@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fer_lightning.records import override_settings
 from fer_lightning.report import build_report, main
+from fer_lightning.runrecord import override_settings
 from fer_lightning.tables import markdown_table
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

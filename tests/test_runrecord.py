@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fer_lightning.records import load_job
-from fer_lightning.runrecord import RECORD_NAME, RunRecord
+from fer_lightning.runrecord import RECORD_NAME, RunRecord, load_job
 
 
 def record(run_dir: Path, rank: int = 0) -> RunRecord:

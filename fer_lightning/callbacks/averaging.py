@@ -30,16 +30,12 @@ def ema_update(decay: float, warmup: bool) -> Callable[[Sequence[torch.Tensor], 
 
 
 class EMAWeights(WeightAveraging):
-    """EMA of the parameters and BatchNorm buffers after every optimizer step (Lightning's WeightAveraging with a
-    ramped EMA rule). Checkpoints store the average as `state_dict` (the raw weights beside it, for resuming), so
-    the best checkpoint is the EMA model wherever it is loaded. Lightning swaps the average in for validation only
-    (`trainer.test(ckpt_path=...)` would test the raw weights): this class swaps for test too. Lightning copies the
-    module in `setup`, before FERClassifier's `setup` fills its class weights: the copy waits for fit's start or
-    checkpoint restore."""
+    """Lightning's WeightAveraging with a ramped EMA rule; checkpoints store the average as `state_dict` (the raw
+    weights beside it, for resuming). Lightning swaps the average in for validation only: this swaps it for test too,
+    and copies the module at fit start or restore, once FERClassifier's `setup` has filled its class weights."""
 
-    def __init__(self, decay: float = 0.999, warmup: bool = True, device: str | None = None,
-                 use_buffers: bool = True) -> None:
-        super().__init__(device=device, use_buffers=use_buffers, multi_avg_fn=ema_update(decay, warmup))
+    def __init__(self, decay: float = 0.999, warmup: bool = True) -> None:
+        super().__init__(use_buffers=True, multi_avg_fn=ema_update(decay, warmup))
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._average_model is not None:

@@ -8,10 +8,9 @@ from torch.optim import Optimizer
 
 
 class FreezeThenFinetune(BaseFinetuning):
-    """Freeze `net.backbone` until epoch `unfreeze_at_epoch`, then make it trainable. Unlike Lightning's
-    BackboneFinetuning, no parameter group is added at unfreeze time: FERClassifier creates the backbone group up
-    front, so every scheduler steps it (ReduceLROnPlateau ignores groups added later) and a resumed run, which
-    re-applies the unfreezing at every epoch >= K, rebuilds the same optimizer."""
+    """Freeze `net.backbone` until epoch `unfreeze_at_epoch`, then make it trainable. Unlike BackboneFinetuning, no
+    parameter group is added then: FERClassifier makes the backbone's up front, so every scheduler steps it
+    (ReduceLROnPlateau ignores later groups) and a resumed run rebuilds the same optimizer."""
 
     def __init__(self, unfreeze_at_epoch: int = 5, train_bn: bool = False) -> None:
         super().__init__()

@@ -1,6 +1,5 @@
-"""Progressive resizing (fast.ai's and airbench-style recipes): the early epochs train on smaller crops, which cost
-less (32 px: about 0.45x a 48 px batch on the CPU; the CNN's global pool takes any side), the last ones at the
-evaluation size, which removes the train/test resolution gap."""
+"""Progressive resizing (fast.ai, airbench): early epochs train on smaller crops (32 px: about 0.45x the cost of a
+48 px batch on the CPU; the CNN's global pool takes any side), the last ones at the evaluation size."""
 
 from __future__ import annotations
 
@@ -11,9 +10,8 @@ from lightning import Callback, LightningModule, Trainer
 
 
 class ProgressiveResize(Callback):
-    """Train at `sizes[i]` px until `until_epoch[i]` x max_epochs epochs (fractions, so the schedule follows
-    `trainer.max_epochs`), then at the next size; after the last stage at the profile's own image_size, the size
-    evaluation uses. Example: sizes [32, 40], until_epoch [0.4, 0.7]: 32 px to 40 % of the run, 40 px to 70 %."""
+    """Train at `sizes[i]` px until the fraction `until_epoch[i]` of max_epochs, then at the next size, after the last
+    stage at the profile's image_size. Example: sizes [32, 40], until_epoch [0.4, 0.7]: 32 px to 40 % of the run."""
 
     def __init__(self, sizes: Sequence[int], until_epoch: Sequence[float]) -> None:
         if len(sizes) != len(until_epoch) or not sizes:
