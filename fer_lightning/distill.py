@@ -1,8 +1,6 @@
-"""Knowledge distillation (Hinton et al., 2015): loss = (1 - weight) * label loss + weight * T^2 *
-KL(teacher_T || student_T), the T^2 keeping the soft term's gradients on the label term's scale. The teacher (one
-checkpoint or an ensemble) is consulted online, on every augmented batch, or cached: once per training image before
-the fit, with its test-time views, stored under `cache_dir` keyed by the teachers' and the images' content.
-"""
+"""Knowledge distillation (Hinton et al., 2015): loss = (1 - weight) * label loss + weight * T^2 * KL(teacher_T ||
+student_T). The teacher (a checkpoint or an ensemble) is consulted online, on every augmented batch, or cached: once
+per training image before the fit, stored under `cache_dir` keyed by the teachers' and the images' content."""
 
 from __future__ import annotations
 

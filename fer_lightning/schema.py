@@ -1,12 +1,6 @@
-"""The type and range of every config key, declared once and checked on the composed config before torch loads.
-
-`problem(cfg, task)` returns the first bad value as one line naming the key, the value and what is expected
-(`data.batch_size=0: expected an integer >= 1`), or None: the CLIs run it before Hydra creates a run directory, the
-jobs again for direct calls (and a sweeper such as Optuna picks values after the command line was checked).
-A node refuses a key its table does not list (it would reach a constructor as an unknown keyword), unless `Open`
-(Lightning's Trainer, callbacks); `ByTarget` tables follow the option's `_target_`. A value interpolated from a
-resolver (`${fer.fast_precision:}`) is checked where it is computed; a key whose rule is None by its constructor.
-"""
+"""The type and range of every config key, declared once and checked on the composed config before torch loads:
+the CLIs before Hydra creates a run directory, the jobs again (direct calls; a sweeper picks values later). A node
+refuses keys its table lacks unless `Open`; a key whose rule is None, or a resolver's value, is checked where used."""
 
 from __future__ import annotations
 
@@ -43,8 +37,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Number:
-    """A finite int (or int or float, for kind float; never a bool) within bounds, open or closed; `optional`: null
-    allowed."""
+    """A finite int (or int or float, for kind float; never a bool) within bounds; `optional`: null allowed."""
 
     kind: type
     low: float | None = None
@@ -61,7 +54,6 @@ class Number:
             self.high is None or (value < self.high if self.high_open else value <= self.high))
 
     def bounds(self) -> str:
-        """'>= 0 and <= 4294967295'"""
         limits = ((">" if self.low_open else ">=", self.low), ("<" if self.high_open else "<=", self.high))
         return " and ".join(f"{op} {int(bound) if bound == int(bound) else bound}" for op, bound in limits
                             if bound is not None)
@@ -78,8 +70,7 @@ Float = partial(Number, float)  # Float(low, high, low_open, high_open, optional
 
 @dataclass(frozen=True)
 class OneOf:
-    """One of a few values (of the same type: 1 is not True); `aliases` compared as text (Lightning's precision=32
-    is "32"); `note` says why."""
+    """One of a few values (of the same type: 1 is not True); `aliases` compared as text (precision=32 is "32")."""
 
     choices: tuple[Any, ...]
     note: str = ""
@@ -95,18 +86,13 @@ class OneOf:
         return f"expected {expected}{f' ({self.note})' if self.note else ''}"
 
 
-@dataclass(frozen=True)
-class Bool:
-    optional: bool = False
-
-    def __call__(self, value: Any) -> str | None:
-        return None if isinstance(value, bool) or (value is None and self.optional) else "expected true or false"
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "expected true or false"
 
 
 @dataclass(frozen=True)
 class Text:
-    """A string (a path, a name); `required`: how to give it when it is null; `many`: a non-empty list of them is
-    also taken (several checkpoints)."""
+    """A string (a path, a name); `required`: how to give it when null; `many`: a non-empty list of them too."""
 
     optional: bool = True
     required: str = ""
@@ -124,8 +110,7 @@ class Text:
 
 @dataclass(frozen=True)
 class Items:
-    """A list: of names (`choices` limits them, and then it must not be empty), or of numbers within `item`'s
-    bounds; `length` fixed, `increasing` for a [low, high] range."""
+    """A list of names (non-empty when `choices` limits them) or of numbers within `item`'s bounds."""
 
     choices: tuple[str, ...] = ()
     item: Number | None = None
@@ -168,7 +153,7 @@ def _devices(value: Any) -> str | None:
 
 
 class Open(dict):
-    """A node that takes keys the table does not list (passed on to a library that checks them)."""
+    """A node that takes keys the table does not list (Lightning's Trainer and callbacks check them)."""
 
 
 @dataclass(frozen=True)
@@ -192,11 +177,11 @@ BETAS = Items(item=Float(0, 1, high_open=True), length=2)
 CLASSES = OneOf((NUM_CLASSES,), "the FER-2013 classes")
 VIEWS = Items(TTA_VIEWS, optional=True)  # null: the checkpoint's own views
 OPEN_UNIT_OR_NULL = Float(0, 1, True, True, optional=True)  # null: the checkpoint's own value
-ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": POSITIVE, "amsgrad": Bool()}
+ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": POSITIVE, "amsgrad": boolean}
 OPTIMIZER = ByTarget({
     "torch.optim.AdamW": ADAM,
     "torch.optim.Adam": ADAM,
-    "torch.optim.SGD": {"lr": LR, "momentum": BELOW_ONE, "dampening": PROBABILITY, "nesterov": Bool(),
+    "torch.optim.SGD": {"lr": LR, "momentum": BELOW_ONE, "dampening": PROBABILITY, "nesterov": boolean,
                         "weight_decay": DECAY},
     "fer_lightning.optim.MuonAdamW": {"lr": LR, "momentum": BELOW_ONE, "weight_decay": DECAY, "adam_lr": LR,
                                       "betas": BETAS, "eps": POSITIVE, "adam_weight_decay": DECAY},
@@ -219,8 +204,8 @@ MODEL = {"net": NET, "optimizer": None, "scheduler": None, "label_smoothing": BE
          "class_weights": Items(item=Float(0), length=NUM_CLASSES, optional=True),
          "backbone_lr": Float(0, optional=True), "tta": Items(TTA_VIEWS), "tta_crop": OPEN_UNIT,
          "mixup_alpha": Float(0), "cutmix_alpha": Float(0), "mix_prob": PROBABILITY,
-         "norm_bias_weight_decay": Bool(), "channels_last": Bool(),
-         "compile": Bool(), "class_names": Items(length=NUM_CLASSES)}
+         "norm_bias_weight_decay": boolean, "channels_last": boolean,
+         "compile": boolean, "class_names": Items(length=NUM_CLASSES)}
 # AugmentProfile's fields
 AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3)),
            "mean": Items(item=Float()), "std": Items(item=POSITIVE),
@@ -232,12 +217,12 @@ AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3))
 DATA = {"path": Text(), "synthetic": {"n_train": COUNT, "n_val": COUNT, "n_test": COUNT, "seed": SEED},
         "cache_dir": Text(), "val_fraction": OPEN_UNIT, "split_seed": SEED, "batch_size": Int(1),
         "eval_batch_size": Int(1), "device_resident": OneOf((True, False, "auto")), "augment": None,
-        "imbalance": None, "imbalance_power": None, "pin_memory": Bool(), "required_splits": None}
+        "imbalance": None, "imbalance_power": None, "pin_memory": boolean, "required_splits": None}
 TRAINER = Open({"accelerator": OneOf(ACCELERATORS), "devices": _devices,
                 "precision": OneOf(PRECISIONS, aliases=PRECISION_ALIASES), "min_epochs": Int(0, optional=True),
                 "max_epochs": Int(1), "check_val_every_n_epoch": Int(1, optional=True), "log_every_n_steps": Int(1),
-                "deterministic": Bool(), "benchmark": Bool(), "num_sanity_val_steps": Int(-1),
-                "gradient_clip_val": Float(0, optional=True), "num_nodes": Int(1), "sync_batchnorm": Bool()})
+                "deterministic": boolean, "benchmark": boolean, "num_sanity_val_steps": Int(-1),
+                "gradient_clip_val": Float(0, optional=True), "num_nodes": Int(1), "sync_batchnorm": boolean})
 # Distillation's arguments
 DISTILL = {"teachers": Text(optional=False, many=True, required="required: the teacher checkpoints, e.g. "
                                                                  "distill.teachers=[a.ckpt,b.ckpt]"),
@@ -245,9 +230,9 @@ DISTILL = {"teachers": Text(optional=False, many=True, required="required: the t
            "tta_crop": OPEN_UNIT_OR_NULL, "cache_dir": Text(), "batch_size": Int(1)}
 
 TRAIN = Open({
-    "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": Bool(), "force": Bool(),
+    "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": boolean, "force": boolean,
     "eval_weights": OneOf(("best", "last")), "final_tta": VIEWS, "ckpt_path": Text(),
-    "skip_completed": Bool(), "deterministic": Bool(), "threads_per_job": Int(1, optional=True),
+    "skip_completed": boolean, "deterministic": boolean, "threads_per_job": Int(1, optional=True),
     "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
     "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
     "imbalance": {"strategy": OneOf(("none", "sampler", "weighted_loss")), "power": Float(0)},
@@ -257,7 +242,7 @@ TRAIN = Open({
 EVALUATE = Open({
     "ckpt_path": Text(optional=False, many=True,
                       required="required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt"),
-    "split": OneOf(("val", "test")), "tta": VIEWS, "tta_crop": OPEN_UNIT_OR_NULL, "raw_weights": Bool(),
+    "split": OneOf(("val", "test")), "tta": VIEWS, "tta_crop": OPEN_UNIT_OR_NULL, "raw_weights": boolean,
     "precision": OneOf(PRECISIONS, optional=True, aliases=PRECISION_ALIASES), "accelerator": OneOf(ACCELERATORS),
     "bootstrap": Int(0, 100_000), "compare_ckpt_path": Text(), "output_dir": Text(optional=False),
     "data": {"path": Text(), "cache_dir": Text(), "val_fraction": OPEN_UNIT_OR_NULL,
@@ -266,8 +251,8 @@ EVALUATE = Open({
 EXPORT = Open({
     "ckpt_path": Text(optional=False, required="required (python -m fer_lightning.export ckpt_path=X.ckpt, or "
                                                "ckpt_path=pretrained for the released model)"),
-    "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": Bool(),
-    "opset": Int(*ONNX_OPSETS), "verify": Bool(),
+    "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": boolean,
+    "opset": Int(*ONNX_OPSETS), "verify": boolean,
 })
 PREDICT = Open({"tta": VIEWS, "batch_size": Int(1), "video_stride": Int(1),
                 "max_frames": Int(1, optional=True), "margin": Float(0, optional=True),

@@ -5,6 +5,7 @@ job runs in `fer_lightning.jobs.train`."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -41,9 +42,7 @@ def main(cfg: DictConfig) -> float | None:
     return training.objective(record, cfg.optimized_metric)
 
 
-def run() -> None:
-    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
-    run_checked(main, "train")
+run = partial(run_checked, main, "train")  # the command-line entry: a bad override is rejected before Hydra starts
 
 
 if __name__ == "__main__":
