@@ -87,23 +87,20 @@ def check_overrides(args: list[str], config_name: str = "train") -> str | None:
         overrides = parse_overrides(a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-"))
     except ValueError as error:
         return str(error)
-    problem = _unknown_option(overrides)
-    if problem:
-        return problem
     printing = bool({"-c", "--cfg", "-i", "--info"} & set(args))  # shows the config, runs nothing
     first = None
     for job in _jobs(overrides):
         try:
             cfg = compose_task(config_name, job)
         except Exception as error:
-            return _missing_key_problem(config_name, overrides) or str(error).strip().splitlines()[0]
+            return (_unknown_option(overrides) or _missing_key_problem(config_name, overrides)
+                    or str(error).strip().splitlines()[0])
         if not printing and (problem := schema.problem(cfg, config_name)):
             return problem
         first = first or cfg
-    multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
-    rerun = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started with rank 0's command line
-    if printing or rerun:
+    if printing or os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP rank Lightning started: rank 0 checked it
         return None
+    multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
     return rundir.sweep_problem(first, config_name) if multirun else rundir.problem(first, config_name)
 
 
@@ -129,9 +126,8 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
 
 
 def expected_failure(error: BaseException | None) -> BaseException | None:
-    """The user-caused error in `error`'s cause chain (Hydra's InstantiationException wraps the real one), or None
-    for a bug, which keeps its traceback: an OSError, a ValueError or FloatingPointError (non-finite loss) this
-    package raises on purpose, or Lightning's MisconfigurationException (e.g. trainer.accelerator=gpu, no GPU)."""
+    """The user-caused error in `error`'s cause chain (an OSError, a ValueError or FloatingPointError this package
+    raises, Lightning's MisconfigurationException), or None for a bug, which keeps its traceback."""
     package = Path(__file__).resolve().parent
     while error is not None:
         frames = traceback.extract_tb(error.__traceback__)  # raised here: the innermost frame is this package's code
@@ -167,11 +163,10 @@ def fail(cli: str, error: BaseException) -> NoReturn:
 def run_checked(main: Callable[[], object], config_name: str) -> None:
     """Reject a bad command line in one line (exit 2), then hand over to Hydra (directly for help or another config)."""
     flags = {a.split("=")[0] for a in sys.argv[1:] if a.startswith("-")}
-    if not flags & {"-h", "--help", "--hydra-help", "-cp", "--config-path", "-cn", "--config-name", "-cd",
-                    "--config-dir", "-sc", "--shell-completion"}:
-        problem = check_overrides(sys.argv[1:], config_name)
-        if problem:
-            print(f"{config_name}: error: {problem}", file=sys.stderr)
-            raise SystemExit(2)
+    to_hydra = {"-h", "--help", "--hydra-help", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
+                "-sc", "--shell-completion"}
+    if not flags & to_hydra and (problem := check_overrides(sys.argv[1:], config_name)):
+        print(f"{config_name}: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     main()
 

@@ -1,5 +1,4 @@
-"""Config plumbing shared by the entry points: the config directory, resolvers, Hydra's override parser, and
-check_config (the schema's values, then the rules that need the network class)."""
+"""Config plumbing of the entry points: the config directory, resolvers, override parser, and check_config."""
 
 from __future__ import annotations
 

@@ -71,8 +71,7 @@ class FERClassifier(LightningModule):
 
     @property
     def log_prefix(self) -> str:
-        """"final/" for an evaluation outside fit (train's evaluation of the chosen checkpoint): those numbers must
-        not extend the per-epoch val/* curves."""
+        """"final/" outside fit (train's final evaluation): those numbers must not extend the per-epoch curves."""
         return "" if self._trainer is None or self.trainer.state.fn == "fit" else "final/"
 
     def configure_model(self) -> None:
@@ -161,9 +160,8 @@ class FERClassifier(LightningModule):
     on_test_epoch_end = on_validation_epoch_end
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Head and backbone groups when the network has both (the backbone's exists from the start, so schedulers
-        and checkpoints see it while it is frozen), else one; each split again into decayed and `<name>_no_decay`
-        (1-D parameters, weight decay 0: timm's `filter_bias_and_bn`) when `norm_bias_weight_decay` is False."""
+        """Head and backbone groups (even while the backbone is frozen), else one; with norm_bias_weight_decay=False
+        each split into decayed and `<name>_no_decay` (1-D parameters, weight decay 0: timm's filter_bias_and_bn)."""
         backbone, head = getattr(self.net, "backbone", None), getattr(self.net, "head", None)
         if backbone is None or head is None:
             groups: list[dict[str, Any]] = [{"params": list(self.net.parameters()), "name": "net"}]

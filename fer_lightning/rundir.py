@@ -1,5 +1,4 @@
-"""What a command would do to the run directory it names, judged before Hydra writes .hydra/ there (a refusal from
-the job comes too late). Torch-free."""
+"""What a command would do to its run directory, judged before Hydra writes .hydra/ there (torch-free)."""
 
 from __future__ import annotations
 

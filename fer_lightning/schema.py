@@ -7,23 +7,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
 TTA_VIEWS = ("identity", "hflip", "ten_crop")
 NUM_CLASSES = 7
-# Lightning's precision flags (lightning.fabric.plugins.precision.precision._PRECISION_INPUT), without
-# transformer-engine; the bare 16/32/64/bf16 are its legacy aliases
+# Lightning's precision flags (its _PRECISION_INPUT without transformer-engine), then its legacy aliases
 PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true")
 PRECISION_ALIASES = ("16", "32", "64", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-# torch.onnx.export(dynamo=True) writes opset 18 for anything lower (onnxscript's down-conversion fails with a
-# printed traceback) and torch.onnx._constants.ONNX_MAX_OPSET is 23
+# torch.onnx.export(dynamo=True) writes opset 18 for anything lower; torch.onnx._constants.ONNX_MAX_OPSET is 23
 ONNX_OPSETS = (18, 23)
 DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
                 "layout (train/<class>/*.png and test/<class>/*.png, or its .tar), or an .npz of arrays "
@@ -35,8 +32,7 @@ class ConfigError(ValueError):
     """An impossible or inconsistent configuration; the message names the key and what is allowed."""
 
 
-@dataclass(frozen=True)
-class Number:
+class Number(NamedTuple):
     """A finite int (or int or float, for kind float; never a bool) within bounds; `optional`: null allowed."""
 
     kind: type
@@ -68,8 +64,7 @@ Int = partial(Number, int)  # Int(low, high, optional=...)
 Float = partial(Number, float)  # Float(low, high, low_open, high_open, optional)
 
 
-@dataclass(frozen=True)
-class OneOf:
+class OneOf(NamedTuple):
     """One of a few values (of the same type: 1 is not True); `aliases` compared as text (precision=32 is "32")."""
 
     choices: tuple[Any, ...]
@@ -90,8 +85,7 @@ def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "expected true or false"
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(NamedTuple):
     """A string (a path, a name); `required`: how to give it when null; `many`: a non-empty list of them too."""
 
     optional: bool = True
@@ -108,8 +102,7 @@ class Text:
         return "expected a path or a non-empty list of paths" if self.many else "expected a string"
 
 
-@dataclass(frozen=True)
-class Items:
+class Items(NamedTuple):
     """A list of names (non-empty when `choices` limits them) or of numbers within `item`'s bounds."""
 
     choices: tuple[str, ...] = ()
@@ -145,9 +138,8 @@ class Items:
 
 def _devices(value: Any) -> str | None:
     """Lightning's `devices`: a count >= 1, -1 (all), "auto", a list of device indices or "0,1"."""
-    if value in ("auto", -1) or Int(1).holds(value) or (isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value)):
-        return None
-    if isinstance(value, list) and value and all(Int(0).holds(v) for v in value):
+    if value in ("auto", -1) or Int(1).holds(value) or (isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value)) \
+            or (isinstance(value, list) and value and all(Int(0).holds(v) for v in value)):
         return None
     return "expected a number of devices >= 1, -1 (all), auto, or a list of device indices"
 
@@ -156,8 +148,7 @@ class Open(dict):
     """A node that takes keys the table does not list (Lightning's Trainer and callbacks check them)."""
 
 
-@dataclass(frozen=True)
-class ByTarget:
+class ByTarget(NamedTuple):
     """A group node whose keys depend on the chosen option's `_target_`; `common` for a target not listed."""
 
     tables: Mapping[str, Mapping[str, Any]]
@@ -345,6 +336,5 @@ def problem(cfg: DictConfig, task: str) -> str | None:
 
 def check(cfg: DictConfig, task: str) -> None:
     """problem(), raised as a ConfigError."""
-    found = problem(cfg, task)
-    if found:
+    if found := problem(cfg, task):
         raise ConfigError(found)

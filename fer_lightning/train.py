@@ -23,7 +23,6 @@ def main(cfg: DictConfig) -> float | None:
     """A failed job is recorded in its metrics.json either way; a single run then exits non-zero, a sweep goes on."""
     from fer_lightning.jobs import train as training
 
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         record = training.train(cfg)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into a graceful stop and sys.exit(1)
@@ -31,7 +30,7 @@ def main(cfg: DictConfig) -> float | None:
         raise
     except Exception as error:
         training.record_failure(cfg, error)
-        if not multirun:
+        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
             expected = expected_failure(error)
             if expected is None:
                 raise

@@ -9,7 +9,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import matplotlib.pyplot as plt
@@ -84,8 +84,7 @@ def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], spli
     return datamodule
 
 
-@dataclasses.dataclass
-class Evaluated:
+class Evaluated(NamedTuple):
     """One classifier's (a checkpoint's or an ensemble's) report and per-image class probabilities on the split."""
 
     name: str
@@ -137,8 +136,7 @@ def markdown_report(table: pd.DataFrame, members: Sequence[Evaluated]) -> str:
 
 
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Evaluate `cfg.ckpt_path` (one checkpoint or an ensemble) on `cfg.split`, write its report, table, figure,
-    per-image predictions and JSON record into `out_dir`; returns the record plus the Markdown table."""
+    """Evaluate `cfg.ckpt_path` on `cfg.split`, write the report files into `out_dir`; the record + its Markdown."""
     check(cfg, "evaluate")  # the command line's rules (schema), which the CLI ran before Hydra started
     split, accelerator, resamples = str(cfg.split), str(cfg.get("accelerator", "auto")), cfg.get("bootstrap") or 0
     check_accelerator(accelerator, "accelerator")

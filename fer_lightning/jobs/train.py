@@ -1,5 +1,4 @@
-"""One training job behind the torch-free entry `fer_lightning.train`: build -> fit -> evaluate the best (or last)
-checkpoint -> record (metrics.json)."""
+"""One training job behind `fer_lightning.train`: build -> fit -> evaluate the best (or last) checkpoint -> record."""
 
 from __future__ import annotations
 
@@ -121,17 +120,13 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 def threads_per_job(cfg: DictConfig) -> int | None:
     """`threads_per_job`, else the launcher's share of the cores, so parallel sweep jobs do not oversubscribe them."""
-    if cfg.get("threads_per_job"):
-        return int(cfg.threads_per_job)
-    if not HydraConfig.initialized():
-        return None
-    launcher = HydraConfig.get().launcher
-    if launcher.get("cpus_per_task"):
-        return int(launcher.cpus_per_task)
-    n_jobs = launcher.get("n_jobs")
+    launcher = HydraConfig.get().launcher if HydraConfig.initialized() else {}
+    if cfg.get("threads_per_job") or launcher.get("cpus_per_task"):  # given, or submitit's
+        return int(cfg.get("threads_per_job") or launcher.get("cpus_per_task"))
+    n_jobs = launcher.get("n_jobs")  # joblib's: the cores this process may use (affinity/cgroups), shared out
     if isinstance(n_jobs, int) and n_jobs > 1:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return max(1, cores // n_jobs)  # the cores this process may use (affinity/cgroups), shared out
+        return max(1, cores // n_jobs)
     return None
 
 
@@ -155,8 +150,7 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[Path | None, dic
 
 def _check_resume(checkpoint: Path, saved: dict[str, Any], model: FERClassifier, datamodule: FERDataModule,
                   config: dict[str, Any]) -> None:
-    """Warn where the resumed run's settings differ from this one's; refuse weights that do not fit this network
-    (same keys and shapes) and a scheduler state it cannot restore."""
+    """Warn where the run's settings changed; refuse weights that do not fit this network, or an old scheduler state."""
     log.info("resuming from %s", checkpoint)
     scheduler = (config.get("scheduler") or {}).get("_target_")
     if scheduler == WARMUP_COSINE and any("lr_lambdas" in state for state in saved.get("lr_schedulers", [])):
@@ -229,8 +223,7 @@ def _tensorboard_dir(loggers: list[Logger]) -> str | None:
 
 
 def _announce(record: dict[str, Any], loggers: list[Logger], settings: dict[str, Any]) -> None:
-    """The final numbers in the log, and in TensorBoard's HPARAMS tab beside `settings` (the swept overrides, not
-    ~45 constants of .hydra/config.yaml): the real final metrics, no placeholder hp_metric."""
+    """The final numbers in the log, and in TensorBoard's HPARAMS tab beside `settings` (the swept overrides)."""
     path, tensorboard, val = Path(record["run_dir"]) / RECORD_NAME, _tensorboard(loggers), record["val"]
     if val is None:  # trainer.limit_val_batches=0: nothing was evaluated, so no final metrics to show
         log.info("no validation ran (trainer.limit_val_batches=0); record: %s", path)
