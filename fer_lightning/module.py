@@ -171,11 +171,9 @@ class FERClassifier(LightningModule):
                       {"params": list(backbone.parameters()), "name": "backbone", **lr}]
         if self.hparams.norm_bias_weight_decay:
             return groups
-        split: list[dict[str, Any]] = []
-        for group in groups:
-            split.append({**group, "params": [p for p in group["params"] if p.ndim > 1]})
-            split.append({**group, "params": [p for p in group["params"] if p.ndim <= 1],
-                          "name": f"{group['name']}_no_decay", "weight_decay": 0.0})
+        split = [{**group, "params": [p for p in group["params"] if (p.ndim <= 1) == no_decay],
+                  **({"name": f"{group['name']}_no_decay", "weight_decay": 0.0} if no_decay else {})}
+                 for group in groups for no_decay in (False, True)]
         return [group for group in split if group["params"]]
 
     def configure_optimizers(self) -> Any:

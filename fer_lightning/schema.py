@@ -312,15 +312,12 @@ def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: 
             except Exception:
                 continue
         if isinstance(rule, Mapping | ByTarget):
-            if isinstance(value, dict):
-                found = _walk(cfg, value, rule, f"{path}{key}.")
-                if found:
-                    return found
-            elif value is not None:
+            if isinstance(value, dict) and (found := _walk(cfg, value, rule, f"{path}{key}.")):
+                return found
+            if value is not None and not isinstance(value, dict):
                 return f"{path}{key}={value}: expected a group of settings"
             continue
-        expected = rule(value)
-        if expected:
+        if expected := rule(value):
             expected = expected.replace("{key}", path + key)
             return f"{path}{key}=... is {expected}" if expected.startswith("required") else \
                 f"{path}{key}={value}: {expected}"

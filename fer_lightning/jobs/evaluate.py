@@ -223,6 +223,5 @@ def run(cfg: DictConfig, out_dir: str | Path) -> int:
             raise
         report_failure("evaluate", expected)
         return 2
-    print(result["markdown"])
-    print(f"wrote {out_dir}")
+    print(f"{result['markdown']}\nwrote {out_dir}")
     return 0
