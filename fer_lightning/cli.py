@@ -1,6 +1,5 @@
-"""The torch-free front of every command line: the overrides, the schema check of each composed job config and the
-run-directory checks, before Hydra creates a run directory; one-line errors for what a user can fix (Hydra's own
-take several lines, or come only once the job has loaded torch)."""
+"""The torch-free front of every command line: one-line errors for bad overrides, values (schema) and run
+directories (rundir) before Hydra creates a run directory (Hydra's own take several lines, or come after torch)."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ def _unknown_option(overrides: list[Override]) -> str | None:
 
 
 def _jobs(overrides: list[Override]) -> list[list[str]]:
-    """The override lists to check: every sweep at its first value, then each further value of one sweep at a time.
-    A range or interval that a sweeper samples from is left out (the job checks the value it gets)."""
+    """Every sweep at its first value, then each further value of one sweep at a time (not a sampled range)."""
     kept = [(o, _choices(o)) for o in overrides if _choices(o) or not o.is_sweep_override()]
     line = [f"{o.get_key_element()}={values[0]}" if values else o.input_line or "" for o, values in kept]
     jobs = [line]
@@ -71,8 +69,7 @@ def compose_task(config_name: str, overrides: list[str]) -> DictConfig:
 
 
 def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | None:
-    """The `key=value` naming a key the config does not have (with the closest existing key), found in the config
-    composed from the group choices only."""
+    """The `key=value` naming a key that the config composed from the group choices lacks, with the closest key."""
     groups = [o for o in overrides if not o.is_hydra_override() and _group_options(o.key_or_group) is not None]
     try:
         cfg = compose_task(config_name, _jobs(groups)[0])
@@ -84,31 +81,26 @@ def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | N
 
 
 def check_overrides(args: list[str], config_name: str = "train") -> str | None:
-    """The first problem of a command line, as one line, or None: an override Hydra cannot parse, an unknown
-    option or key, or a value the schema (fer_lightning.schema) refuses in the composed config of any job of a
-    sweep; then what it would do to its run directory, or a sweep's (fer_lightning.rundir)."""
+    """The first problem of a command line, as one line, or None: an unparsable override, an unknown option or key,
+    a value the schema refuses in any job of a sweep, then what it would do to its run (or sweep) directory."""
     try:  # flags such as -m are not overrides
         overrides = parse_overrides(a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-"))
     except ValueError as error:
         return str(error)
-    problem = _unknown_option(overrides)
-    if problem:
-        return problem
     printing = bool({"-c", "--cfg", "-i", "--info"} & set(args))  # shows the config, runs nothing
     first = None
     for job in _jobs(overrides):
         try:
             cfg = compose_task(config_name, job)
         except Exception as error:
-            return _missing_key_problem(config_name, overrides) or str(error).strip().splitlines()[0]
-        problem = None if printing else schema.problem(cfg, config_name)
-        if problem:
+            return (_unknown_option(overrides) or _missing_key_problem(config_name, overrides)
+                    or str(error).strip().splitlines()[0])
+        if not printing and (problem := schema.problem(cfg, config_name)):
             return problem
         first = first or cfg
-    multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
-    rerun = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started with rank 0's command line
-    if printing or rerun:
+    if printing or os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP rank Lightning started: rank 0 checked it
         return None
+    multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
     return rundir.sweep_problem(first, config_name) if multirun else rundir.problem(first, config_name)
 
 
@@ -133,24 +125,17 @@ def _missing_key(cfg: DictConfig, key: str) -> str | None:
     return None
 
 
-def _raised_here(error: BaseException) -> bool:
-    """True when the innermost frame that raised `error` is this package's code (a deliberate, worded error)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(__file__).resolve().parent)
-
-
-def expected_failure(error: BaseException) -> BaseException | None:
-    """The user-caused error in `error`'s cause chain (Hydra's InstantiationException wraps the real one), or None
-    for a bug, which keeps its traceback: an OSError, a ValueError or FloatingPointError (non-finite loss) this
-    package raises on purpose, or Lightning's MisconfigurationException (e.g. trainer.accelerator=gpu, no GPU)."""
-    seen: BaseException | None = error
-    for _ in range(10):
-        if seen is None:
-            return None
-        if isinstance(seen, OSError) or (isinstance(seen, ValueError | FloatingPointError) and _raised_here(seen)) \
-                or type(seen).__name__ == "MisconfigurationException":
-            return seen
-        seen = seen.__cause__ or seen.__context__
+def expected_failure(error: BaseException | None) -> BaseException | None:
+    """The user-caused error in `error`'s cause chain (an OSError, a ValueError or FloatingPointError this package
+    raises, Lightning's MisconfigurationException), or None for a bug, which keeps its traceback."""
+    package = Path(__file__).resolve().parent
+    while error is not None:
+        frames = traceback.extract_tb(error.__traceback__)  # raised here: the innermost frame is this package's code
+        raised_here = bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(package)
+        if isinstance(error, OSError) or (isinstance(error, ValueError | FloatingPointError) and raised_here) \
+                or type(error).__name__ == "MisconfigurationException":
+            return error
+        error = error.__cause__ or error.__context__
     return None
 
 
@@ -176,14 +161,12 @@ def fail(cli: str, error: BaseException) -> NoReturn:
 
 
 def run_checked(main: Callable[[], object], config_name: str) -> None:
-    """Command-line entry of a Hydra app: reject a bad command line in one line (exit 2), then hand over to Hydra.
-    Options that change which config is read (--config-dir, ...) or only print help go straight to Hydra."""
+    """Reject a bad command line in one line (exit 2), then hand over to Hydra (directly for help or another config)."""
     flags = {a.split("=")[0] for a in sys.argv[1:] if a.startswith("-")}
-    if not flags & {"-h", "--help", "--hydra-help", "-cp", "--config-path", "-cn", "--config-name", "-cd",
-                    "--config-dir", "-sc", "--shell-completion"}:
-        problem = check_overrides(sys.argv[1:], config_name)
-        if problem:
-            print(f"{config_name}: error: {problem}", file=sys.stderr)
-            raise SystemExit(2)
+    to_hydra = {"-h", "--help", "--hydra-help", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
+                "-sc", "--shell-completion"}
+    if not flags & to_hydra and (problem := check_overrides(sys.argv[1:], config_name)):
+        print(f"{config_name}: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     main()
 

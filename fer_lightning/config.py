@@ -1,5 +1,4 @@
-"""Config plumbing shared by the entry points: the config directory, OmegaConf resolvers, Hydra's override parser,
-and check_config, the job's check of its config (the schema's values, then the rules that need the network class)."""
+"""Config plumbing of the entry points: the config directory, resolvers, override parser, and check_config."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from hydra.errors import OverrideParseException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.dashboard import tensorboard_save_dir, tensorboard_version
 from fer_lightning.schema import ConfigError, check
 
 # The Hydra configs: fer_lightning/conf in an installed wheel (pyproject.toml packages the top-level conf/ there),
@@ -21,8 +21,7 @@ CONFIG_DIR = str(_PACKAGED if (_PACKAGED / "train.yaml").is_file() else _PACKAGE
 
 
 def parse_overrides(lines: Iterable[str]) -> list[Override]:
-    """Hydra's own parse of `key=value` override lines (command lines, .hydra/overrides.yaml, run records);
-    ValueError naming the line, with Hydra's first line, for one it cannot parse."""
+    """Hydra's own parse of `key=value` lines; ValueError naming the line, with Hydra's first line, for a bad one."""
     parser, parsed = OverridesParser.create(), []
     for line in map(str, lines):
         try:
@@ -45,26 +44,19 @@ def fast_precision() -> str:
 
 
 def resume_run_dir(ckpt_path: str | None, default: str) -> str:
-    """Run directory for `hydra.run.dir`: resuming (ckpt_path = a run dir or one of its checkpoints/*.ckpt)
-    continues in the original run's directory, so checkpoints, TensorBoard and metrics.json stay together."""
-    if not ckpt_path:
-        return default
-    path = Path(ckpt_path)
-    if path.is_dir():
+    """`hydra.run.dir`: a resume (ckpt_path = a run dir or one of its checkpoints) continues in the run's directory."""
+    path = Path(ckpt_path or "")
+    if ckpt_path and path.is_dir():
         return str(path)
-    return str(path.parent.parent) if path.parent.name == "checkpoints" else default
+    return str(path.parent.parent) if ckpt_path and path.parent.name == "checkpoints" else default
 
 
-def register_resolvers() -> None:
-    from fer_lightning.dashboard import tensorboard_save_dir, tensorboard_version
-
-    for resolver in (fast_precision, resume_run_dir, tensorboard_save_dir, tensorboard_version):
-        OmegaConf.register_new_resolver(f"fer.{resolver.__name__}", resolver, replace=True)
+for _resolver in (fast_precision, resume_run_dir, tensorboard_save_dir, tensorboard_version):
+    OmegaConf.register_new_resolver(f"fer.{_resolver.__name__}", _resolver, replace=True)
 
 
 def check_accelerator(value: object, key: str) -> None:
-    """A GPU asked for on a machine without one: one line naming the key, before any data loads (Lightning's own
-    "No supported gpu backend found!" names neither the key nor the way out)."""
+    """A GPU asked for on a machine without one: one line naming the key (Lightning's names neither key nor fix)."""
     import torch
 
     cuda = str(value) in ("gpu", "cuda") and not torch.cuda.is_available()
@@ -90,5 +82,3 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"callbacks.finetune needs a network with a backbone (model=resnet18), "
                           f"not {net_class.__name__}")
 
-
-register_resolvers()

@@ -1,8 +1,6 @@
-"""Knowledge distillation (Hinton et al., 2015): loss = (1 - weight) * label loss + weight * T^2 *
-KL(teacher_T || student_T), the T^2 keeping the soft term's gradients on the label term's scale. The teacher (one
-checkpoint or an ensemble) is consulted online, on every augmented batch, or cached: once per training image before
-the fit, with its test-time views, stored under `cache_dir` keyed by the teachers' and the images' content.
-"""
+"""Knowledge distillation (Hinton et al., 2015): loss = (1 - weight) * label loss + weight * T^2 * KL(teacher_T ||
+student_T). The teacher (a checkpoint or an ensemble) is consulted online, on every augmented batch, or cached: once
+per training image before the fit, stored under `cache_dir` keyed by the teachers' and the images' content."""
 
 from __future__ import annotations
 
@@ -42,9 +40,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Ten
 
 
 class Distillation:
-    """The teacher (one .ckpt, a list or a folder of runs) and how the student learns from it (`distill` config group).
-    Cached mode needs teacher views that a mirror maps onto themselves (identity with hflip, or neither), so a
-    training image and its mirror, which the student's augmentation shows it, share one cached target."""
+    """The teacher (one .ckpt, a list or a folder of runs) and how the student learns from it (`distill` group).
+    Cached mode needs views a mirror maps onto themselves: an image and its mirror share one cached target."""
 
     def __init__(self, teachers: Any, mode: str = "cached", weight: float = 0.5, temperature: float = 4.0,
                  tta: Sequence[str] | None = None, tta_crop: float | None = None, cache_dir: str | None = None,
@@ -62,8 +59,7 @@ class Distillation:
                                     "onto themselves (identity with hflip, ten_crop); add the missing one")
 
     def attach(self, datamodule: FERDataModule, class_names: Sequence[str], device: torch.device) -> None:
-        """Check the teacher against the student's classes and input, then move it to `device`; cached mode also
-        hands the teacher's log-probabilities of every training image to the data module."""
+        """Check the teacher against the student's classes and input, move it to `device`; cached: fill the targets."""
         teacher = self.teacher
         check_members(["the student", teacher.paths[0]], [datamodule.augment.profile, teacher.profile],
                       [class_names, teacher.class_names], KEY, error=DistillationError,

@@ -4,9 +4,8 @@ classifier whose probabilities are the mean of its members' softmax probabilitie
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -41,8 +40,7 @@ class Ensemble(nn.Module):
         return mean_probabilities([member(x) for member in self.members]).clamp_min(1e-12).log()
 
 
-@dataclass
-class LoadedEnsemble:
+class LoadedEnsemble(NamedTuple):
     network: Ensemble
     profile: AugmentProfile
     class_names: tuple[str, ...]
@@ -81,14 +79,12 @@ def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None,
 def run_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint a finished training run reported (its metrics.json `evaluated.ckpt_path`), else its last.ckpt."""
     evaluated = ((completed_record(run_dir) or {}).get("evaluated") or {}).get("ckpt_path")
-    found = [Path(p) for p in (evaluated, run_dir / "checkpoints" / "last.ckpt") if p and Path(p).is_file()]
-    return found[0] if found else None
+    return next((Path(p) for p in (evaluated, run_dir / "checkpoints" / "last.ckpt") if p and Path(p).is_file()), None)
 
 
 def checkpoint_paths(spec: Any, key: str = "ckpt_path") -> list[str]:
-    """`ckpt_path` as given: one checkpoint, a list of them, or a folder of training runs (a sweep), each run
-    contributing the checkpoint it reported. CheckpointError naming the key when a folder holds no run."""
-    if isinstance(spec, list | tuple):
+    """`ckpt_path` as given: a checkpoint, a list, or a folder of training runs (each run's reported checkpoint)."""
+    if isinstance(spec, Sequence) and not isinstance(spec, str):  # a list, also OmegaConf's
         return [str(item) for item in spec]
     path = Path(str(spec))
     if not path.is_dir():

@@ -1,16 +1,12 @@
-"""Evaluate a trained checkpoint on val or test: the report's classification table, confusion matrix and JSON.
-
-    python -m fer_lightning.evaluate ckpt_path=outputs/runs/.../checkpoints/epoch_012.ckpt
-        [split=test] [data.path=/path/to/fer2013.csv.gz] [tta=[identity,hflip]] [raw_weights=true] [output_dir=DIR]
-        [bootstrap=1000] [compare_ckpt_path=other.ckpt]
-
-Imports only Hydra, so `--help` and a rejected override answer before torch loads (the job: `jobs.evaluate`).
-"""
+"""Evaluate a trained checkpoint on val or test: `python -m fer_lightning.evaluate ckpt_path=X.ckpt [split=test]
+[tta=[identity,hflip]] [bootstrap=1000] [compare_ckpt_path=Y.ckpt] ...` (conf/evaluate.yaml). Imports only Hydra, so
+`--help` and a rejected override answer before torch loads (the job: `jobs.evaluate`)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -31,9 +27,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(status)
 
 
-def cli() -> None:
-    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
-    run_checked(main, "evaluate")
+cli = partial(run_checked, main, "evaluate")  # the command-line entry: a bad override is rejected before Hydra starts
 
 
 if __name__ == "__main__":

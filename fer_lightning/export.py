@@ -1,13 +1,10 @@
-"""Export a trained network to ONNX or TorchScript, with its preprocessing contract in a JSON sidecar.
-
-    python -m fer_lightning.export ckpt_path=.../best.ckpt format=onnx|torchscript [output=model.onnx] [fold_tta=true]
-
-This entry point imports only Hydra, so `--help`, a rejected override and a missing ckpt_path answer before torch
-loads; the job runs in `fer_lightning.jobs.export`.
-"""
+"""Export a trained network to ONNX or TorchScript, with its preprocessing contract in a JSON sidecar:
+`python -m fer_lightning.export ckpt_path=.../best.ckpt format=onnx|torchscript [output=model.onnx] [fold_tta=true]`.
+Imports only Hydra, so `--help` and a rejected override answer before torch loads (the job: `jobs.export`)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -32,9 +29,7 @@ def main(cfg: DictConfig) -> None:
         fail("export", error)
 
 
-def run() -> None:
-    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
-    run_checked(main, "export")
+run = partial(run_checked, main, "export")  # the command-line entry: a bad override is rejected before Hydra starts
 
 
 if __name__ == "__main__":

@@ -32,11 +32,7 @@ class NonFiniteLossError(FloatingPointError):
 
 class FERClassifier(LightningModule):
     """Cross-entropy classifier over `net` (any nn.Module; `backbone`/`head` attributes get separate LRs).
-
-    `optimizer` and `scheduler` (`fer_lightning.schedulers`) are Hydra partials (None: inference only); `tta` and
-    `tta_crop` the val/test views whose logits are averaged (`fer_lightning.tta`), changed only by `set_tta`;
-    `distillation` a teacher to learn from besides the labels (`fer_lightning.distill`).
-    """
+    `optimizer`/`scheduler`: Hydra partials (None: inference only); `tta`: the val/test views, changed by `set_tta`."""
 
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  scheduler: Callable[..., dict[str, Any]] | None = None, label_smoothing: float = 0.0,
@@ -75,8 +71,7 @@ class FERClassifier(LightningModule):
 
     @property
     def log_prefix(self) -> str:
-        """"final/" for an evaluation outside fit (train's evaluation of the chosen checkpoint), so those numbers do
-        not extend the per-epoch val/* curves (a curve whose best epoch was not the last would jump at the end)."""
+        """"final/" outside fit (train's final evaluation): those numbers must not extend the per-epoch curves."""
         return "" if self._trainer is None or self.trainer.state.fn == "fit" else "final/"
 
     def configure_model(self) -> None:
@@ -106,9 +101,7 @@ class FERClassifier(LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         images, labels, *teacher = batch  # a cached distillation teacher's log-probabilities travel with the batch
-        targets = labels
-        if self.batch_mix is not None:
-            images, targets = self.batch_mix(images, labels)
+        images, targets = self.batch_mix(images, labels) if self.batch_mix is not None else (images, labels)
         logits = self(images)
         loss = self.loss(logits, targets)
         if self.distillation is not None:
@@ -121,12 +114,13 @@ class FERClassifier(LightningModule):
         return loss
 
     def check_loss_finite(self) -> None:
-        """Raise if any loss so far was NaN/inf (one host sync per call, not per step)."""
-        # DDP: every rank stops together, none waits in an all-reduce
+        """Raise if any loss so far was NaN/inf (one host sync per call, not per step); DDP: every rank together."""
         if self.trainer.strategy.reduce_boolean_decision(bool(self._loss_not_finite), all=False):
             raise NonFiniteLossError(f"train/loss became NaN or infinite by epoch {self.current_epoch}, step "
                                      f"{self.global_step}; lower optimizer.lr, add trainer.gradient_clip_val, or "
                                      "check the data")
+
+    on_train_epoch_end = check_loss_finite
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if (batch_idx + 1) % max(1, self.trainer.log_every_n_steps) == 0:
@@ -135,9 +129,6 @@ class FERClassifier(LightningModule):
     def on_train_epoch_start(self) -> None:
         """`learning_rates`' tags, whatever the optimizer, so a sweep's LR curves overlay in TensorBoard."""
         self.log_dict(learning_rates(self.trainer.optimizers), on_step=False, on_epoch=True)
-
-    def on_train_epoch_end(self) -> None:
-        self.check_loss_finite()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The TTA logits, returned for callbacks (callbacks.results keeps each image's prediction for evaluate)."""
@@ -169,9 +160,8 @@ class FERClassifier(LightningModule):
     on_test_epoch_end = on_validation_epoch_end
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Head and backbone groups when the network has both (the backbone's exists from the start, so schedulers
-        and checkpoints see it while it is frozen), else one; each split again into decayed and `<name>_no_decay`
-        (1-D parameters, weight decay 0: timm's `filter_bias_and_bn`) when `norm_bias_weight_decay` is False."""
+        """Head and backbone groups (even while the backbone is frozen), else one; with norm_bias_weight_decay=False
+        each split into decayed and `<name>_no_decay` (1-D parameters, weight decay 0: timm's filter_bias_and_bn)."""
         backbone, head = getattr(self.net, "backbone", None), getattr(self.net, "head", None)
         if backbone is None or head is None:
             groups: list[dict[str, Any]] = [{"params": list(self.net.parameters()), "name": "net"}]
@@ -181,11 +171,9 @@ class FERClassifier(LightningModule):
                       {"params": list(backbone.parameters()), "name": "backbone", **lr}]
         if self.hparams.norm_bias_weight_decay:
             return groups
-        split: list[dict[str, Any]] = []
-        for group in groups:
-            split.append({**group, "params": [p for p in group["params"] if p.ndim > 1]})
-            split.append({**group, "params": [p for p in group["params"] if p.ndim <= 1],
-                          "name": f"{group['name']}_no_decay", "weight_decay": 0.0})
+        split = [{**group, "params": [p for p in group["params"] if (p.ndim <= 1) == no_decay],
+                  **({"name": f"{group['name']}_no_decay", "weight_decay": 0.0} if no_decay else {})}
+                 for group in groups for no_decay in (False, True)]
         return [group for group in split if group["params"]]
 
     def configure_optimizers(self) -> Any:

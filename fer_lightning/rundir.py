@@ -1,5 +1,4 @@
-"""What a command would do to the run directory it names, judged before Hydra creates it: Hydra writes .hydra/
-there before the job starts, so a refusal from the job comes too late. Torch-free: reads metrics.json and .hydra/."""
+"""What a command would do to its run directory, judged before Hydra writes .hydra/ there (torch-free)."""
 
 from __future__ import annotations
 
@@ -15,27 +14,23 @@ TORCH_SAVE_HEADS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a le
 RUN_CONTROL = ("ckpt_path", "force", "hydra.run.dir")
 
 
-def _its_overrides(run_dir: Path, leave_out: tuple[str, ...] = RUN_CONTROL) -> list[str]:
-    """The command-line overrides a run was started with (.hydra/overrides.yaml), without `leave_out` keys."""
+def train_command(run_dir: Path, *settings: str) -> str:
+    """The command that trains `run_dir`'s run (its .hydra/overrides.yaml) with `settings` instead of its own."""
     try:
-        lines = [str(line) for line in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-        parsed = parse_overrides(lines)
+        parsed = parse_overrides(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
     except Exception:
-        return []
-    return [o.input_line or "" for o in parsed if o.key_or_group not in leave_out]
-
-
-def resume_command(run_dir: Path) -> str:
-    return " ".join(["python -m fer_lightning.train", *_its_overrides(run_dir), f"ckpt_path={run_dir}"])
+        parsed = []
+    replaced = {*RUN_CONTROL, *(s.split("=")[0] for s in settings)}
+    return " ".join(["python -m fer_lightning.train", *(o.input_line or "" for o in parsed
+                                                          if o.key_or_group not in replaced), *settings])
 
 
 def continue_command(run_dir: Path) -> str:
     """Train a completed run longer, into a new directory: its own overrides, from its last.ckpt."""
     epochs = read_record(run_dir).get("epochs")
     more = 2 * epochs if isinstance(epochs, int) and epochs > 0 else "<more epochs>"
-    return " ".join(["python -m fer_lightning.train", *_its_overrides(run_dir, (*RUN_CONTROL, "trainer.max_epochs")),
-                     f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={run_dir}_continued",
-                     f"trainer.max_epochs={more}"])
+    return train_command(run_dir, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                         f"hydra.run.dir={run_dir}_continued", f"trainer.max_epochs={more}")
 
 
 def _unwritable(folder: Path, key: str, value: object = None) -> str | None:
@@ -54,8 +49,7 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def _resume_problem(cfg: DictConfig, target: Path) -> str | None:
-    """A resume target must be one checkpoint file of a run (never a stray file beside others) or a run directory
-    with checkpoints, trained with the same optimizer and scheduler (their state cannot carry over)."""
+    """A resume target: a run's checkpoint file or directory, of a run with this optimizer and scheduler."""
     if not target.exists():
         return f"ckpt_path={target}: no such checkpoint file or run directory (nothing was created)"
     if target.is_file() and not _is_checkpoint(target):
@@ -73,13 +67,12 @@ def _resume_problem(cfg: DictConfig, target: Path) -> str | None:
         now = OmegaConf.select(cfg, f"{group}._target_", default=None)
         if before != now:
             return (f"ckpt_path={target}: its run used {group} {before}, this command {now}; the {group}'s state "
-                    f"cannot carry over. Resume with the run's own settings: {resume_command(run)}")
+                    f"cannot carry over. Resume with the run's own settings: {train_command(run, f'ckpt_path={run}')}")
     return None
 
 
 def train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
-    """The resume target's problem, or what a run into `run_dir` would overwrite: checked by the CLI before Hydra
-    starts and again by the job (for direct calls of jobs.train.train)."""
+    """The resume target's problem, or what a run into `run_dir` would overwrite (the CLI's check and the job's)."""
     ckpt_path = cfg.get("ckpt_path")
     problem = _resume_problem(cfg, Path(str(ckpt_path))) if ckpt_path else None
     status = read_record(run_dir).get("status")
@@ -91,7 +84,7 @@ def train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
                 f".hydra/. Train longer into a new directory: {continue_command(run_dir)}; or pass force=true")
     if not ckpt_path and any((run_dir / "checkpoints").glob("*.ckpt")):
         return (f"{named}: holds an unfinished run ({status}) with checkpoints that a new run would overwrite; "
-                f"resume it: {resume_command(run_dir)} (or pass force=true to start it over)")
+                f"resume it: {train_command(run_dir, f'ckpt_path={run_dir}')} (or pass force=true to start it over)")
     return None
 
 
@@ -112,8 +105,7 @@ def problem(cfg: DictConfig, task: str) -> str | None:
 
 
 def sweep_problem(cfg: DictConfig, task: str) -> str | None:
-    """What a sweep (-m) would destroy or fail to create in `hydra.sweep.dir`: a rerun into finished jobs is refused
-    here, before Hydra rewrites their .hydra/, unless it skips (skip_completed) or redoes (force) them."""
+    """What a sweep (-m) would destroy or fail to create in `hydra.sweep.dir` (finished jobs, unless skipped/forced)."""
     sweep_dir = Path(str(cfg.hydra.sweep.dir))
     found = _unwritable(sweep_dir, "hydra.sweep.dir")
     if found or task != "train" or cfg.get("skip_completed") is True or cfg.get("force") is True:

@@ -1,35 +1,26 @@
-"""The type and range of every config key, declared once and checked on the composed config before torch loads.
-
-`problem(cfg, task)` returns the first bad value as one line naming the key, the value and what is expected
-(`data.batch_size=0: expected an integer >= 1`), or None: the CLIs run it before Hydra creates a run directory, the
-jobs again for direct calls (and a sweeper such as Optuna picks values after the command line was checked).
-A node refuses a key its table does not list (it would reach a constructor as an unknown keyword), unless `Open`
-(Lightning's Trainer, callbacks); `ByTarget` tables follow the option's `_target_`. A value interpolated from a
-resolver (`${fer.fast_precision:}`) is checked where it is computed; a key whose rule is None by its constructor.
-"""
+"""The type and range of every config key, declared once and checked on the composed config before torch loads:
+the CLIs before Hydra creates a run directory, the jobs again (direct calls; a sweeper picks values later). A node
+refuses keys its table lacks unless `Open`; a key whose rule is None, or a resolver's value, is checked where used."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
 TTA_VIEWS = ("identity", "hflip", "ten_crop")
 NUM_CLASSES = 7
-# Lightning's precision flags (lightning.fabric.plugins.precision.precision._PRECISION_INPUT), without
-# transformer-engine; the bare 16/32/64/bf16 are its legacy aliases
+# Lightning's precision flags (its _PRECISION_INPUT without transformer-engine), then its legacy aliases
 PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true")
 PRECISION_ALIASES = ("16", "32", "64", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-# torch.onnx.export(dynamo=True) writes opset 18 for anything lower (onnxscript's down-conversion fails with a
-# printed traceback) and torch.onnx._constants.ONNX_MAX_OPSET is 23
+# torch.onnx.export(dynamo=True) writes opset 18 for anything lower; torch.onnx._constants.ONNX_MAX_OPSET is 23
 ONNX_OPSETS = (18, 23)
 DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
                 "layout (train/<class>/*.png and test/<class>/*.png, or its .tar), or an .npz of arrays "
@@ -41,10 +32,8 @@ class ConfigError(ValueError):
     """An impossible or inconsistent configuration; the message names the key and what is allowed."""
 
 
-@dataclass(frozen=True)
-class Number:
-    """A finite int (or int or float, for kind float; never a bool) within bounds, open or closed; `optional`: null
-    allowed."""
+class Number(NamedTuple):
+    """A finite int (or int or float, for kind float; never a bool) within bounds; `optional`: null allowed."""
 
     kind: type
     low: float | None = None
@@ -61,7 +50,6 @@ class Number:
             self.high is None or (value < self.high if self.high_open else value <= self.high))
 
     def bounds(self) -> str:
-        """'>= 0 and <= 4294967295'"""
         limits = ((">" if self.low_open else ">=", self.low), ("<" if self.high_open else "<=", self.high))
         return " and ".join(f"{op} {int(bound) if bound == int(bound) else bound}" for op, bound in limits
                             if bound is not None)
@@ -76,10 +64,8 @@ Int = partial(Number, int)  # Int(low, high, optional=...)
 Float = partial(Number, float)  # Float(low, high, low_open, high_open, optional)
 
 
-@dataclass(frozen=True)
-class OneOf:
-    """One of a few values (of the same type: 1 is not True); `aliases` compared as text (Lightning's precision=32
-    is "32"); `note` says why."""
+class OneOf(NamedTuple):
+    """One of a few values (of the same type: 1 is not True); `aliases` compared as text (precision=32 is "32")."""
 
     choices: tuple[Any, ...]
     note: str = ""
@@ -95,18 +81,12 @@ class OneOf:
         return f"expected {expected}{f' ({self.note})' if self.note else ''}"
 
 
-@dataclass(frozen=True)
-class Bool:
-    optional: bool = False
-
-    def __call__(self, value: Any) -> str | None:
-        return None if isinstance(value, bool) or (value is None and self.optional) else "expected true or false"
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "expected true or false"
 
 
-@dataclass(frozen=True)
-class Text:
-    """A string (a path, a name); `required`: how to give it when it is null; `many`: a non-empty list of them is
-    also taken (several checkpoints)."""
+class Text(NamedTuple):
+    """A string (a path, a name); `required`: how to give it when null; `many`: a non-empty list of them too."""
 
     optional: bool = True
     required: str = ""
@@ -122,10 +102,8 @@ class Text:
         return "expected a path or a non-empty list of paths" if self.many else "expected a string"
 
 
-@dataclass(frozen=True)
-class Items:
-    """A list: of names (`choices` limits them, and then it must not be empty), or of numbers within `item`'s
-    bounds; `length` fixed, `increasing` for a [low, high] range."""
+class Items(NamedTuple):
+    """A list of names (non-empty when `choices` limits them) or of numbers within `item`'s bounds."""
 
     choices: tuple[str, ...] = ()
     item: Number | None = None
@@ -160,19 +138,17 @@ class Items:
 
 def _devices(value: Any) -> str | None:
     """Lightning's `devices`: a count >= 1, -1 (all), "auto", a list of device indices or "0,1"."""
-    if value in ("auto", -1) or Int(1).holds(value) or (isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value)):
-        return None
-    if isinstance(value, list) and value and all(Int(0).holds(v) for v in value):
+    if value in ("auto", -1) or Int(1).holds(value) or (isinstance(value, str) and re.fullmatch(r"\d+(,\d*)*", value)) \
+            or (isinstance(value, list) and value and all(Int(0).holds(v) for v in value)):
         return None
     return "expected a number of devices >= 1, -1 (all), auto, or a list of device indices"
 
 
 class Open(dict):
-    """A node that takes keys the table does not list (passed on to a library that checks them)."""
+    """A node that takes keys the table does not list (Lightning's Trainer and callbacks check them)."""
 
 
-@dataclass(frozen=True)
-class ByTarget:
+class ByTarget(NamedTuple):
     """A group node whose keys depend on the chosen option's `_target_`; `common` for a target not listed."""
 
     tables: Mapping[str, Mapping[str, Any]]
@@ -192,11 +168,11 @@ BETAS = Items(item=Float(0, 1, high_open=True), length=2)
 CLASSES = OneOf((NUM_CLASSES,), "the FER-2013 classes")
 VIEWS = Items(TTA_VIEWS, optional=True)  # null: the checkpoint's own views
 OPEN_UNIT_OR_NULL = Float(0, 1, True, True, optional=True)  # null: the checkpoint's own value
-ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": POSITIVE, "amsgrad": Bool()}
+ADAM = {"lr": LR, "weight_decay": DECAY, "betas": BETAS, "eps": POSITIVE, "amsgrad": boolean}
 OPTIMIZER = ByTarget({
     "torch.optim.AdamW": ADAM,
     "torch.optim.Adam": ADAM,
-    "torch.optim.SGD": {"lr": LR, "momentum": BELOW_ONE, "dampening": PROBABILITY, "nesterov": Bool(),
+    "torch.optim.SGD": {"lr": LR, "momentum": BELOW_ONE, "dampening": PROBABILITY, "nesterov": boolean,
                         "weight_decay": DECAY},
     "fer_lightning.optim.MuonAdamW": {"lr": LR, "momentum": BELOW_ONE, "weight_decay": DECAY, "adam_lr": LR,
                                       "betas": BETAS, "eps": POSITIVE, "adam_weight_decay": DECAY},
@@ -219,8 +195,8 @@ MODEL = {"net": NET, "optimizer": None, "scheduler": None, "label_smoothing": BE
          "class_weights": Items(item=Float(0), length=NUM_CLASSES, optional=True),
          "backbone_lr": Float(0, optional=True), "tta": Items(TTA_VIEWS), "tta_crop": OPEN_UNIT,
          "mixup_alpha": Float(0), "cutmix_alpha": Float(0), "mix_prob": PROBABILITY,
-         "norm_bias_weight_decay": Bool(), "channels_last": Bool(),
-         "compile": Bool(), "class_names": Items(length=NUM_CLASSES)}
+         "norm_bias_weight_decay": boolean, "channels_last": boolean,
+         "compile": boolean, "class_names": Items(length=NUM_CLASSES)}
 # AugmentProfile's fields
 AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3)),
            "mean": Items(item=Float()), "std": Items(item=POSITIVE),
@@ -232,12 +208,12 @@ AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3))
 DATA = {"path": Text(), "synthetic": {"n_train": COUNT, "n_val": COUNT, "n_test": COUNT, "seed": SEED},
         "cache_dir": Text(), "val_fraction": OPEN_UNIT, "split_seed": SEED, "batch_size": Int(1),
         "eval_batch_size": Int(1), "device_resident": OneOf((True, False, "auto")), "augment": None,
-        "imbalance": None, "imbalance_power": None, "pin_memory": Bool(), "required_splits": None}
+        "imbalance": None, "imbalance_power": None, "pin_memory": boolean, "required_splits": None}
 TRAINER = Open({"accelerator": OneOf(ACCELERATORS), "devices": _devices,
                 "precision": OneOf(PRECISIONS, aliases=PRECISION_ALIASES), "min_epochs": Int(0, optional=True),
                 "max_epochs": Int(1), "check_val_every_n_epoch": Int(1, optional=True), "log_every_n_steps": Int(1),
-                "deterministic": Bool(), "benchmark": Bool(), "num_sanity_val_steps": Int(-1),
-                "gradient_clip_val": Float(0, optional=True), "num_nodes": Int(1), "sync_batchnorm": Bool()})
+                "deterministic": boolean, "benchmark": boolean, "num_sanity_val_steps": Int(-1),
+                "gradient_clip_val": Float(0, optional=True), "num_nodes": Int(1), "sync_batchnorm": boolean})
 # Distillation's arguments
 DISTILL = {"teachers": Text(optional=False, many=True, required="required: the teacher checkpoints, e.g. "
                                                                  "distill.teachers=[a.ckpt,b.ckpt]"),
@@ -245,9 +221,9 @@ DISTILL = {"teachers": Text(optional=False, many=True, required="required: the t
            "tta_crop": OPEN_UNIT_OR_NULL, "cache_dir": Text(), "batch_size": Int(1)}
 
 TRAIN = Open({
-    "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": Bool(), "force": Bool(),
+    "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": boolean, "force": boolean,
     "eval_weights": OneOf(("best", "last")), "final_tta": VIEWS, "ckpt_path": Text(),
-    "skip_completed": Bool(), "deterministic": Bool(), "threads_per_job": Int(1, optional=True),
+    "skip_completed": boolean, "deterministic": boolean, "threads_per_job": Int(1, optional=True),
     "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
     "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
     "imbalance": {"strategy": OneOf(("none", "sampler", "weighted_loss")), "power": Float(0)},
@@ -257,7 +233,7 @@ TRAIN = Open({
 EVALUATE = Open({
     "ckpt_path": Text(optional=False, many=True,
                       required="required: python -m fer_lightning.evaluate ckpt_path=path/to/x.ckpt"),
-    "split": OneOf(("val", "test")), "tta": VIEWS, "tta_crop": OPEN_UNIT_OR_NULL, "raw_weights": Bool(),
+    "split": OneOf(("val", "test")), "tta": VIEWS, "tta_crop": OPEN_UNIT_OR_NULL, "raw_weights": boolean,
     "precision": OneOf(PRECISIONS, optional=True, aliases=PRECISION_ALIASES), "accelerator": OneOf(ACCELERATORS),
     "bootstrap": Int(0, 100_000), "compare_ckpt_path": Text(), "output_dir": Text(optional=False),
     "data": {"path": Text(), "cache_dir": Text(), "val_fraction": OPEN_UNIT_OR_NULL,
@@ -266,8 +242,8 @@ EVALUATE = Open({
 EXPORT = Open({
     "ckpt_path": Text(optional=False, required="required (python -m fer_lightning.export ckpt_path=X.ckpt, or "
                                                "ckpt_path=pretrained for the released model)"),
-    "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": Bool(),
-    "opset": Int(*ONNX_OPSETS), "verify": Bool(),
+    "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": boolean,
+    "opset": Int(*ONNX_OPSETS), "verify": boolean,
 })
 PREDICT = Open({"tta": VIEWS, "batch_size": Int(1), "video_stride": Int(1),
                 "max_frames": Int(1, optional=True), "margin": Float(0, optional=True),
@@ -336,15 +312,12 @@ def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: 
             except Exception:
                 continue
         if isinstance(rule, Mapping | ByTarget):
-            if isinstance(value, dict):
-                found = _walk(cfg, value, rule, f"{path}{key}.")
-                if found:
-                    return found
-            elif value is not None:
+            if isinstance(value, dict) and (found := _walk(cfg, value, rule, f"{path}{key}.")):
+                return found
+            if value is not None and not isinstance(value, dict):
                 return f"{path}{key}={value}: expected a group of settings"
             continue
-        expected = rule(value)
-        if expected:
+        if expected := rule(value):
             expected = expected.replace("{key}", path + key)
             return f"{path}{key}=... is {expected}" if expected.startswith("required") else \
                 f"{path}{key}={value}: {expected}"
@@ -360,6 +333,5 @@ def problem(cfg: DictConfig, task: str) -> str | None:
 
 def check(cfg: DictConfig, task: str) -> None:
     """problem(), raised as a ConfigError."""
-    found = problem(cfg, task)
-    if found:
+    if found := problem(cfg, task):
         raise ConfigError(found)

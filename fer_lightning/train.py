@@ -5,6 +5,7 @@ job runs in `fer_lightning.jobs.train`."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,7 +23,6 @@ def main(cfg: DictConfig) -> float | None:
     """A failed job is recorded in its metrics.json either way; a single run then exits non-zero, a sweep goes on."""
     from fer_lightning.jobs import train as training
 
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         record = training.train(cfg)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into a graceful stop and sys.exit(1)
@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> float | None:
         raise
     except Exception as error:
         training.record_failure(cfg, error)
-        if not multirun:
+        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
             expected = expected_failure(error)
             if expected is None:
                 raise
@@ -41,9 +41,7 @@ def main(cfg: DictConfig) -> float | None:
     return training.objective(record, cfg.optimized_metric)
 
 
-def run() -> None:
-    """Command-line entry: reject a bad override in one line, then hand over to Hydra."""
-    run_checked(main, "train")
+run = partial(run_checked, main, "train")  # the command-line entry: a bad override is rejected before Hydra starts
 
 
 if __name__ == "__main__":

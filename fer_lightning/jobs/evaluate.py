@@ -1,7 +1,6 @@
-"""The evaluation job behind `python -m fer_lightning.evaluate`: a checkpoint (or an ensemble of several) on val or
-test -> the report's classification table, confusion matrix and JSON. What is not given comes from the checkpoint's
-own run (data source, input profile, TTA, precision), so its best checkpoint on val reproduces the run's val report.
-"""
+"""The evaluation job behind `python -m fer_lightning.evaluate`: a checkpoint (or an ensemble) on val or test -> the
+report's table, confusion matrix and JSON. What is not given comes from the checkpoint's own run (data, input
+profile, TTA, precision), so its best checkpoint on val reproduces the run's val report."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import matplotlib.pyplot as plt
@@ -27,7 +26,6 @@ from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.ensemble import check_members, checkpoint_paths, mean_probabilities
 from fer_lightning.library_noise import silence_known_noise
 from fer_lightning.metrics import report_of
-from fer_lightning.module import FERClassifier
 from fer_lightning.runrecord import atomic_write_json, atomic_write_text
 from fer_lightning.schema import check
 from fer_lightning.stats import bootstrap_intervals, mcnemar
@@ -40,7 +38,7 @@ DATA_KEYS = ("path", "synthetic", "cache_dir", "val_fraction", "split_seed", "ev
 
 
 class EvaluationError(ValueError):
-    """A request that cannot be evaluated (an empty split, a bad TTA view, comparison images that differ)."""
+    """A request that cannot be evaluated (an empty split, comparison images that differ)."""
 
 
 def data_settings(run_data: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,19 +57,6 @@ def data_settings(run_data: Mapping[str, Any], requested: Mapping[str, Any]) -> 
     return settings
 
 
-def set_tta(models: Sequence[FERClassifier], views: Any, crop: Any) -> None:
-    """The requested views (`tta`) and ten_crop side (`tta_crop`) on every model (null: the first checkpoint's), so
-    a comparison sees the same views."""
-    first = models[0].hparams
-    views = first.tta if views is None else [views] if isinstance(views, str) else list(views)
-    crop = first.tta_crop if crop is None else crop
-    try:
-        for model in models:
-            model.set_tta(views, crop, key="tta")
-    except ValueError as error:
-        raise EvaluationError(str(error)) from None
-
-
 def eval_precision(requested: str | None, run_precision: Any) -> str:
     """The run's precision reproduces its numbers; fp16 without CUDA, or the run's bf16 where it is only emulated (an
     AVX2 CPU: 11x slower than fp32, docs/performance.md) unless `precision=` asks for it, fall back to fp32."""
@@ -88,12 +73,9 @@ def eval_precision(requested: str | None, run_precision: Any) -> str:
 
 def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], split: str) -> FERDataModule:
     """The checkpoint's input profile on the chosen source, so preprocessing is exactly the training one."""
-    datamodule = FERDataModule(
-        path=settings["path"], synthetic=settings["synthetic"], cache_dir=settings["cache_dir"],
-        val_fraction=settings["val_fraction"], split_seed=settings["split_seed"], augment=loaded.profile,
-        imbalance="none", batch_size=settings["eval_batch_size"], eval_batch_size=settings["eval_batch_size"],
-        required_splits=(),  # only the evaluated split matters; checked below with a message saying what to do
-    )
+    # only the evaluated split matters (required_splits=()): checked below with a message saying what to do
+    datamodule = FERDataModule(**settings, augment=loaded.profile, imbalance="none",
+                               batch_size=settings["eval_batch_size"], required_splits=())
     datamodule.setup("validate" if split == "val" else "test")
     if not datamodule.has_split(split):
         source = settings["path"] or "the synthetic source"
@@ -102,8 +84,7 @@ def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], spli
     return datamodule
 
 
-@dataclasses.dataclass
-class Evaluated:
+class Evaluated(NamedTuple):
     """One classifier's (a checkpoint's or an ensemble's) report and per-image class probabilities on the split."""
 
     name: str
@@ -111,10 +92,6 @@ class Evaluated:
     targets: torch.Tensor
     probabilities: torch.Tensor
     epoch: int | None = None
-
-    @property
-    def correct(self) -> torch.Tensor:
-        return self.probabilities.argmax(dim=1) == self.targets
 
 
 def run_split(loaded: LoadedCheckpoint, datamodule: FERDataModule, split: str, precision: str,
@@ -159,27 +136,24 @@ def markdown_report(table: pd.DataFrame, members: Sequence[Evaluated]) -> str:
 
 
 def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Evaluate `cfg.ckpt_path` (one checkpoint or an ensemble) on `cfg.split`, write its report, table, figure,
-    per-image predictions and JSON record into `out_dir`; returns the record plus the Markdown table."""
+    """Evaluate `cfg.ckpt_path` on `cfg.split`, write the report files into `out_dir`; the record + its Markdown."""
     check(cfg, "evaluate")  # the command line's rules (schema), which the CLI ran before Hydra started
     split, accelerator, resamples = str(cfg.split), str(cfg.get("accelerator", "auto")), cfg.get("bootstrap") or 0
     check_accelerator(accelerator, "accelerator")
     raw_weights = bool(cfg.get("raw_weights", False))
-    ckpt_spec = OmegaConf.to_container(cfg.ckpt_path) if OmegaConf.is_list(cfg.ckpt_path) else cfg.ckpt_path
-    members = [load_classifier(path, raw_weights=raw_weights) for path in checkpoint_paths(ckpt_spec)]
+    members = [load_classifier(path, raw_weights=raw_weights) for path in checkpoint_paths(cfg.ckpt_path)]
     check_members([m.path for m in members], [m.profile for m in members], [m.model.class_names for m in members])
     other = load_classifier(cfg.compare_ckpt_path, raw_weights=raw_weights) if cfg.get("compare_ckpt_path") else None
-    set_tta([m.model for m in members] + ([other.model] if other else []), cfg.get("tta"), cfg.get("tta_crop"))
-    loaded = members[0]
-    views, crop = loaded.model.hparams.tta, loaded.model.hparams.tta_crop
+    loaded, first = members[0], members[0].model.hparams
+    for model in [m.model for m in members] + ([other.model] if other else []):  # null: the first checkpoint's views
+        model.set_tta(cfg.get("tta") or first.tta, cfg.get("tta_crop") or first.tta_crop, key="tta")
+    views, crop = first.tta, first.tta_crop
     requested = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
     settings = data_settings(OmegaConf.to_container(loaded.config.get("data") or {}, resolve=True), requested)
     precision = eval_precision(cfg.get("precision"), OmegaConf.select(loaded.config, "trainer.precision"))
     datamodule = build_datamodule(loaded, settings, split)
     result, member_results = evaluate_members(members, datamodule, split, precision, accelerator)
     targets, predictions, report = result.targets, result.probabilities.argmax(dim=1), result.report
-    intervals = (bootstrap_intervals(targets.numpy(), predictions.numpy(), len(report["class_names"]), resamples)
-                 if resamples else None)
     baseline = None  # McNemar: against compare_ckpt_path, or for an ensemble against its best member
     if other is not None:
         # the other network may take another input (ResNet18: 224 px, 3 channels): same images, its own transform
@@ -190,8 +164,15 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                                   f"{loaded.path}'s; McNemar needs the same images in the same order")
     elif member_results:
         baseline = max(member_results, key=lambda member: member.report["accuracy"])
-    comparison = mcnemar(result.correct.numpy(), baseline.correct.numpy()) if baseline else None
 
+    paths = {name: Path(out_dir) / f"{split}_{suffix}" for name, suffix in (
+        ("markdown", "report.md"), ("csv", "report.csv"), ("figure", "confusion_matrix.png"),
+        ("json", "evaluation.json"), ("predictions", "predictions.csv"))}
+    record = {"ckpt_path": [str(m.path) for m in members] if member_results else str(loaded.path),
+              "checkpoint_epoch": [m.epoch for m in members] if member_results else loaded.epoch,
+              "raw_weights": raw_weights, "split": split, "tta": views, "tta_crop": crop,
+              "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
+              "files": {name: str(path) for name, path in paths.items()}}
     source = settings["path"] if settings["path"] else f"synthetic {settings['synthetic']}"
     weights = ", raw (not averaged) weights" if raw_weights else ""
     crop_note = f" (ten_crop side {crop:g})" if "ten_crop" in views else ""
@@ -200,18 +181,25 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
                  if member_results else f"checkpoint {described}")
     header = f"# {split} classification report\n\n{described}, data {source}, TTA {views}{crop_note}, " \
              f"precision {precision}\n\n"
-    if intervals:
+    if member_results:
+        record["members"] = [{"ckpt_path": m.name, "accuracy": m.report["accuracy"], "macro_f1": m.report["macro_f1"]}
+                             for m in member_results]
+    if resamples:
+        intervals = bootstrap_intervals(targets.numpy(), predictions.numpy(), len(report["class_names"]), resamples)
         header += (f"95 % bootstrap interval over images ({intervals['accuracy'].n} images): " + "; ".join(
             f"{name} {iv.estimate:.4f} [{iv.low:.4f}, {iv.high:.4f}]" for name, iv in intervals.items()) + "\n\n")
-    if comparison is not None and baseline is not None:
+        record["bootstrap"] = {"resamples": resamples, "confidence": 0.95,
+                               **{name: dataclasses.asdict(iv) for name, iv in intervals.items()}}
+    if baseline is not None:
+        comparison = mcnemar((predictions == targets).numpy(), (baseline.probabilities.argmax(1) == targets).numpy())
         header += (f"McNemar vs `{baseline.name}` (accuracy {baseline.report['accuracy']:.4f}): {comparison.b} "
                    f"images only this checkpoint gets right, {comparison.c} only the other; exact p = "
                    f"{comparison.p_value:.4g}\n\n")
+        record["mcnemar"] = {"other_ckpt_path": baseline.name, "other_accuracy": baseline.report["accuracy"],
+                             "only_this_correct": comparison.b, "only_other_correct": comparison.c,
+                             "statistic": comparison.statistic, "p_value": comparison.p_value}
     table = report_table(report)
     markdown = markdown_report(table, member_results)
-    paths = {name: Path(out_dir) / f"{split}_{suffix}" for name, suffix in (
-        ("markdown", "report.md"), ("csv", "report.csv"), ("figure", "confusion_matrix.png"),
-        ("json", "evaluation.json"), ("predictions", "predictions.csv"))}
     atomic_write_text(paths["markdown"], header + markdown)
     atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.4f"))
     title = f"{split} {result.name if member_results else loaded.path.name}"
@@ -221,21 +209,6 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     per_image = pd.DataFrame({"index": range(len(targets)), "target": targets.numpy(),
                               "prediction": predictions.numpy()})
     atomic_write_text(paths["predictions"], per_image.to_csv(index=False))
-    record = {"ckpt_path": [str(m.path) for m in members] if member_results else str(loaded.path),
-              "checkpoint_epoch": [m.epoch for m in members] if member_results else loaded.epoch,
-              "raw_weights": raw_weights, "split": split, "tta": views, "tta_crop": crop,
-              "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
-              "files": {name: str(path) for name, path in paths.items()}}
-    if member_results:
-        record["members"] = [{"ckpt_path": m.name, "accuracy": m.report["accuracy"], "macro_f1": m.report["macro_f1"]}
-                             for m in member_results]
-    if intervals:
-        record["bootstrap"] = {"resamples": resamples, "confidence": 0.95,
-                               **{name: dataclasses.asdict(iv) for name, iv in intervals.items()}}
-    if comparison is not None and baseline is not None:
-        record["mcnemar"] = {"other_ckpt_path": baseline.name, "other_accuracy": baseline.report["accuracy"],
-                             "only_this_correct": comparison.b, "only_other_correct": comparison.c,
-                             "statistic": comparison.statistic, "p_value": comparison.p_value}
     atomic_write_json(paths["json"], record)
     return {**record, "markdown": markdown}
 
@@ -250,6 +223,5 @@ def run(cfg: DictConfig, out_dir: str | Path) -> int:
             raise
         report_failure("evaluate", expected)
         return 2
-    print(result["markdown"])
-    print(f"wrote {out_dir}")
+    print(f"{result['markdown']}\nwrote {out_dir}")
     return 0

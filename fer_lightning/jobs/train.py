@@ -1,5 +1,4 @@
-"""One training job behind the torch-free entry `fer_lightning.train`: build -> fit -> evaluate the best (or last)
-checkpoint -> record (metrics.json)."""
+"""One training job behind `fer_lightning.train`: build -> fit -> evaluate the best (or last) checkpoint -> record."""
 
 from __future__ import annotations
 
@@ -120,19 +119,14 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def threads_per_job(cfg: DictConfig) -> int | None:
-    """CPU threads for this job: `threads_per_job`, else the launcher's share (submitit's cpus_per_task, or the
-    cores divided by joblib's n_jobs) so parallel sweep jobs do not oversubscribe the machine."""
-    if cfg.get("threads_per_job"):
-        return int(cfg.threads_per_job)
-    if not HydraConfig.initialized():
-        return None
-    launcher = HydraConfig.get().launcher
-    if launcher.get("cpus_per_task"):
-        return int(launcher.cpus_per_task)
-    n_jobs = launcher.get("n_jobs")
+    """`threads_per_job`, else the launcher's share of the cores, so parallel sweep jobs do not oversubscribe them."""
+    launcher = HydraConfig.get().launcher if HydraConfig.initialized() else {}
+    if cfg.get("threads_per_job") or launcher.get("cpus_per_task"):  # given, or submitit's
+        return int(cfg.get("threads_per_job") or launcher.get("cpus_per_task"))
+    n_jobs = launcher.get("n_jobs")  # joblib's: the cores this process may use (affinity/cgroups), shared out
     if isinstance(n_jobs, int) and n_jobs > 1:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return max(1, cores // n_jobs)  # the cores this process may use (affinity/cgroups), shared out
+        return max(1, cores // n_jobs)
     return None
 
 
@@ -145,8 +139,7 @@ def _configure_cpu(threads: int | None) -> None:
 
 
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[Path | None, dict[str, Any]]:
-    """ckpt_path if given; with skip_completed, this job's own last.ckpt if an earlier attempt left one. With the
-    checkpoint's contents, read once."""
+    """ckpt_path, or with skip_completed an earlier attempt's last.ckpt; with its contents, read once."""
     if cfg.get("ckpt_path"):
         return find_resume_checkpoint(cfg.ckpt_path)
     with contextlib.suppress(ValueError):  # no readable checkpoint: start afresh
@@ -157,8 +150,7 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[Path | None, dic
 
 def _check_resume(checkpoint: Path, saved: dict[str, Any], model: FERClassifier, datamodule: FERDataModule,
                   config: dict[str, Any]) -> None:
-    """Warn where the resumed run's settings differ from this one's (that silently changes the experiment); refuse
-    weights that do not fit this network (same keys and shapes) and a scheduler state it cannot restore."""
+    """Warn where the run's settings changed; refuse weights that do not fit this network, or an old scheduler state."""
     log.info("resuming from %s", checkpoint)
     scheduler = (config.get("scheduler") or {}).get("_target_")
     if scheduler == WARMUP_COSINE and any("lr_lambdas" in state for state in saved.get("lr_schedulers", [])):
@@ -183,8 +175,7 @@ def _check_resume(checkpoint: Path, saved: dict[str, Any], model: FERClassifier,
 
 
 def _check_ddp_launch(trainer: L.Trainer) -> None:
-    """Lightning starts the other DDP ranks of this machine by re-running the command line; in a sweep (-m) that
-    command is the whole sweep, which every rank would then run on its own. Refuse before any rank is started."""
+    """Lightning starts the other DDP ranks by re-running the command line: in a sweep (-m), the whole sweep."""
     launcher = trainer.strategy.launcher
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if (multirun and isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1
@@ -232,22 +223,20 @@ def _tensorboard_dir(loggers: list[Logger]) -> str | None:
 
 
 def _announce(record: dict[str, Any], loggers: list[Logger], settings: dict[str, Any]) -> None:
-    """The final numbers in the log, and in TensorBoard's HPARAMS tab beside `settings` (the swept overrides, not
-    ~45 constants of .hydra/config.yaml): the real final metrics, no placeholder hp_metric."""
-    path, tensorboard = Path(record["run_dir"]) / RECORD_NAME, _tensorboard(loggers)
-    val, test = record["val"], record["test"]
+    """The final numbers in the log, and in TensorBoard's HPARAMS tab beside `settings` (the swept overrides)."""
+    path, tensorboard, val = Path(record["run_dir"]) / RECORD_NAME, _tensorboard(loggers), record["val"]
     if val is None:  # trainer.limit_val_batches=0: nothing was evaluated, so no final metrics to show
         log.info("no validation ran (trainer.limit_val_batches=0); record: %s", path)
     else:
         log.info("val acc %.4f macro-F1 %.4f; record: %s", val["accuracy"], val["macro_f1"], path)
-    if val is not None and tensorboard is not None:
-        final = {f"hparams/{split}_{name}": report[key] for split, report in (("val", val), ("test", test)) if report
-                 for name, key in (("acc", "accuracy"), ("macro_f1", "macro_f1"))}
-        tensorboard.log_hyperparams(settings, metrics=final)
-        tensorboard.save()  # hparams.yaml beside the events: these settings, not the {} of the fit's end
-        tensorboard.experiment.flush()
     hint = ""
     if tensorboard is not None:  # an absolute --logdir: the run's own, or the sweep's (runs named by overrides)
+        if val is not None:
+            final = {f"hparams/{split}_{name}": record[split][key] for split in ("val", "test") if record[split]
+                     for name, key in (("acc", "accuracy"), ("macro_f1", "macro_f1"))}
+            tensorboard.log_hyperparams(settings, metrics=final)
+            tensorboard.save()  # hparams.yaml beside the events: these settings, not the {} of the fit's end
+            tensorboard.experiment.flush()
         root = Path(tensorboard.root_dir).absolute()
         hint = f"\nTensorBoard: tensorboard --logdir {root if tensorboard.version else root.parent}"
     log.info("run directory: %s%s", path.parent.absolute(), hint)

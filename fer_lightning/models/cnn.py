@@ -11,11 +11,9 @@ def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class FERCNN(nn.Module):
-    """Blocks 1-3: 2x(Conv3x3+BN+ReLU)+MaxPool (32, 64, 128); block 4: Conv3x3(128->256)+BN+ReLU+Dropout2d;
-    global average pool (any input side >= 8, ten-crop TTA's crops included); Linear(256, num_classes).
-    init="dirac" (cifar10-airbench's): each conv's first in_channels filters start as the identity and its bias at
-    0, so at step 0 every block passes its input through; "default" keeps PyTorch's Kaiming-uniform init.
-    """
+    """Blocks 1-3: 2x(Conv3x3+BN+ReLU)+MaxPool (32, 64, 128); block 4: Conv3x3(128->256)+BN+ReLU+Dropout2d; global
+    average pool (any input side >= 8); Linear(256, num_classes). init="dirac" (cifar10-airbench's): each conv starts
+    as the identity on its first in_channels filters, bias 0; "default": PyTorch's Kaiming-uniform init."""
 
     min_input_size = 8
     default_in_channels = 1
