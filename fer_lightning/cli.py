@@ -15,7 +15,7 @@ from typing import NoReturn
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_lightning import rundir, schema
 from fer_lightning.config import CONFIG_DIR, parse_overrides
@@ -83,25 +83,33 @@ def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | N
 def check_overrides(args: list[str], config_name: str = "train") -> str | None:
     """The first problem of a command line, as one line, or None: an unparsable override, an unknown option or key,
     a value the schema refuses in any job of a sweep, then what it would do to its run (or sweep) directory."""
+    return _checked(args, config_name)[0]
+
+
+def _checked(args: list[str], config_name: str) -> tuple[str | None, DictConfig | None]:
+    """check_overrides' problem, and the composed config of a single run that passed (None for a sweep, or when
+    the command only prints)."""
     try:  # flags such as -m are not overrides
         overrides = parse_overrides(a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-"))
     except ValueError as error:
-        return str(error)
+        return str(error), None
     printing = bool({"-c", "--cfg", "-i", "--info"} & set(args))  # shows the config, runs nothing
-    first = None
-    for job in _jobs(overrides):
+    jobs, first = _jobs(overrides), None
+    for job in jobs:
         try:
             cfg = compose_task(config_name, job)
         except Exception as error:
             return (_unknown_option(overrides) or _missing_key_problem(config_name, overrides)
-                    or str(error).strip().splitlines()[0])
+                    or str(error).strip().splitlines()[0]), None
         if not printing and (problem := schema.problem(cfg, config_name)):
-            return problem
+            return problem, None
         first = first or cfg
     if printing or os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP rank Lightning started: rank 0 checked it
-        return None
+        return None, None
     multirun = bool({"-m", "--multirun"} & set(args)) or str(first.hydra.mode) == "RunMode.MULTIRUN"
-    return rundir.sweep_problem(first, config_name) if multirun else rundir.problem(first, config_name)
+    if multirun:
+        return rundir.sweep_problem(first, config_name), None
+    return rundir.problem(first, config_name), first if len(jobs) == 1 else None
 
 
 def _missing_key(cfg: DictConfig, key: str) -> str | None:
@@ -160,13 +168,29 @@ def fail(cli: str, error: BaseException) -> NoReturn:
     raise SystemExit(2)
 
 
-def run_checked(main: Callable[[], object], config_name: str) -> None:
-    """Reject a bad command line in one line (exit 2), then hand over to Hydra (directly for help or another config)."""
+def run_checked(main: Callable[..., object], config_name: str, composed: bool = False) -> None:
+    """Reject a bad command line in one line (exit 2), then hand over to Hydra (directly for help or another config).
+    `composed`: a single run gets the config the check composed, through hydra.main's pass-through, with Hydra's
+    logging and HydraConfig set as its run would; only for a job whose Hydra run directory is the working directory
+    and that saves no config (predict), where Hydra's run adds nothing but two more compositions (0.4 s of
+    predict's 3.2 s cold start, 2 cores)."""
     flags = {a.split("=")[0] for a in sys.argv[1:] if a.startswith("-")}
     to_hydra = {"-h", "--help", "--hydra-help", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
                 "-sc", "--shell-completion"}
-    if not flags & to_hydra and (problem := check_overrides(sys.argv[1:], config_name)):
+    problem, cfg = (None, None) if flags & to_hydra else _checked(sys.argv[1:], config_name)
+    if problem:
         print(f"{config_name}: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
-    main()
+    if not (composed and cfg is not None):
+        main()
+        return
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import configure_log
+
+    HydraConfig.instance().set_config(cfg)
+    configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
+    task = cfg.copy()
+    with open_dict(task):
+        del task["hydra"]
+    main(task)
 

@@ -71,7 +71,7 @@ def run() -> None:
         sys.argv[1:] = command_line(sys.argv[1:])
     except ValueError as error:
         fail("predict", error)
-    run_checked(main, "predict")
+    run_checked(main, "predict", composed=True)
 
 
 if __name__ == "__main__":

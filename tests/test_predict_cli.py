@@ -15,8 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 from fer_lightning.checkpoint import load_classifier
+from fer_lightning.cli import run_checked
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.synthetic import generate_faces
 from fer_lightning.inference import Predictor, WholeImageDetector
@@ -144,6 +146,23 @@ def test_failures_are_one_line_and_write_nothing(tiny_checkpoint: Path, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier", "empty", "face.png", "notes.txt"]
     assert [p.name for p in earlier.iterdir()] == ["predictions.csv"]
     assert (earlier / "predictions.csv").read_text() == "earlier results\n"
+
+
+def test_one_run_gets_the_config_the_check_composed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No third composition by Hydra's run: the checked config reaches the job through hydra.main's pass-through,
+    with HydraConfig set as a Hydra run sets it; a command that only prints still goes to Hydra."""
+    cv2.imwrite(str(tmp_path / "face.png"), FACES[0])
+    monkeypatch.chdir(tmp_path)
+    calls: list[object] = []
+    for args in (["input=face.png", "detector=haar", "hydra/job_logging=none"], ["--cfg", "job", "input=face.png"]):
+        monkeypatch.setattr(sys, "argv", ["fer_lightning.predict", *args])
+        GlobalHydra.instance().clear()
+        run_checked(lambda cfg=None: calls.append(cfg), "predict", composed=True)
+    task, printed = calls
+    assert printed is None
+    assert task.input == "face.png" and task.detector == "haar" and "hydra" not in task
+    assert HydraConfig.get().run.dir == "." and HydraConfig.get().output_subdir is None
+    assert not list(tmp_path.glob("outputs"))
 
 
 def test_a_missing_input_fails_before_torch_loads(tmp_path: Path) -> None:
