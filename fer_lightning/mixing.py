@@ -16,12 +16,8 @@ BatchMix = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tens
 
 
 def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, num_classes: int) -> BatchMix | None:
-    """The (images, labels) -> (images, targets) transform for training batches, or None when mixing is off."""
-    for key, value in (("model.mixup_alpha", mixup_alpha), ("model.cutmix_alpha", cutmix_alpha)):
-        if value < 0:
-            raise ValueError(f"{key}={value}: expected >= 0 (0 turns it off)")
-    if not 0.0 <= mix_prob <= 1.0:
-        raise ValueError(f"model.mix_prob={mix_prob}: expected a probability in [0, 1]")
+    """The (images, labels) -> (images, targets) transform for training batches, or None when mixing is off (the
+    schema checks the ranges)."""
     mixes = [mix(alpha=alpha, num_classes=num_classes)
              for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha)) if alpha > 0]
     if not mixes or mix_prob == 0:

@@ -1,9 +1,6 @@
-"""Batched, per-sample-random augmentation on uint8 tensors, run on whatever device the batch is on.
-
-One affine `grid_sample` does resize + crop/translate + scale + rotation + flip for the whole batch, then
-brightness/contrast jitter, normalisation and random erasing are plain tensor arithmetic. No PIL, no
-per-image Python loop: this is what lets a 2-core CPU (or a GPU) feed the network at full speed.
-"""
+"""Batched, per-sample-random augmentation on uint8 tensors, on whatever device the batch is on: one affine
+`grid_sample` resizes, crops, scales, rotates and flips the whole batch; jitter, normalisation and erasing are tensor
+arithmetic. No PIL and no per-image loop, so 2 CPU cores (or a GPU) feed the network at full speed."""
 
 from __future__ import annotations
 
@@ -17,11 +14,8 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentProfile:
-    """An input profile: how images are shaped and normalised for the network, and how training perturbs them.
-
-    The evaluation part (image_size, channels, mean, std, interpolation) is the preprocessing contract that
-    checkpoints carry, so inference reproduces it exactly.
-    """
+    """How images are shaped and normalised for the network, and how training perturbs them. The evaluation part
+    (image_size, channels, mean, std, interpolation) travels with checkpoints, so inference reproduces it exactly."""
 
     name: str = "gray48"
     image_size: int = 48
@@ -61,9 +55,7 @@ class BatchAugment:
 
     def __init__(self, profile: AugmentProfile) -> None:
         self.profile = profile
-        # side of the training crops when it differs from the profile's (progressive resizing trains smaller
-        # images early, callbacks.ProgressiveResize); evaluation always uses profile.image_size
-        self.train_size: int | None = None
+        self.train_size: int | None = None  # smaller training crops early (callbacks.ProgressiveResize)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         p = self.profile

@@ -1,10 +1,6 @@
-"""Deterministic synthetic FER-like faces, so training and tests can run without the real FER-2013 csv.
-
-Each face is drawn with numpy on coordinate grids (signed distances with one-pixel soft edges), vectorised
-over the batch. The class is carried only by the shape of brows, eyes and mouth (plus cheeks and nose
-wrinkles); pose, face shape, skin tone, hair, lighting, noise, occlusion and expression intensity vary at
-random so that no single pixel or brightness statistic gives the label away.
-"""
+"""Deterministic synthetic FER-like faces, so training and tests run without the real FER-2013, drawn with numpy
+(signed distances with one-pixel soft edges). Only the shape of brows, eyes and mouth carries the class; pose, face,
+skin, hair, lighting, noise, occlusion and intensity vary at random, so no pixel statistic gives the label away."""
 
 from __future__ import annotations
 
@@ -184,8 +180,5 @@ def generate_faces(n: int, seed: int, proportions: Sequence[float] = FER2013_TRA
 def make_splits(n_train: int = 8000, n_val: int = 1500, n_test: int = 1500, seed: int = 0) -> dict[str, Split]:
     """{'train','val','test'} -> Split; each split gets its own seed spawned from `seed`, so none overlap."""
     sizes = dict(zip(SPLITS, (n_train, n_val, n_test), strict=True))
-    for name, n in sizes.items():
-        if n < 0:
-            raise ValueError(f"data.synthetic.n_{name}={n}: expected a number of images >= 0")
     seeds = [int(child.generate_state(1, np.uint64)[0]) for child in np.random.SeedSequence(seed).spawn(len(SPLITS))]
     return {name: generate_faces(n, split_seed) for (name, n), split_seed in zip(sizes.items(), seeds, strict=True)}
