@@ -1,8 +1,5 @@
-"""Mixup / CutMix on training batches (torchvision.transforms.v2) and the soft-target loss they need.
-
-timm's recipe surface: `mixup_alpha`, `cutmix_alpha` (0: off), `mix_prob` (share of batches mixed); with both
-alphas set, each mixed batch uses one of the two at random.
-"""
+"""Mixup / CutMix on training batches (torchvision.transforms.v2) and the soft-target loss they need. timm's surface:
+`mixup_alpha`, `cutmix_alpha` (0: off; both set: one of the two per batch), `mix_prob` (share of batches mixed)."""
 
 from __future__ import annotations
 
@@ -29,12 +26,9 @@ def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, nu
 def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None, label_smoothing: float = 0.0
 ) -> torch.Tensor:
-    """Cross-entropy for class indices (F.cross_entropy) or label distributions [B, C].
-
-    For distributions, class weights and label smoothing act as F.cross_entropy's do for indices, and the
-    weighted mean divides by the targets' total weight, so a one-hot distribution gives exactly the index loss
-    (F.cross_entropy with probability targets would divide by the batch size instead).
-    """
+    """Cross-entropy for class indices (F.cross_entropy) or label distributions [B, C]. For distributions the weighted
+    mean divides by the targets' total weight (F.cross_entropy would divide by the batch size), so a one-hot
+    distribution gives exactly the index loss, class weights and label smoothing included."""
     logits = logits.float()
     if targets.dim() == 1:
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)

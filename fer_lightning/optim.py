@@ -1,8 +1,7 @@
 """Muon (Keller Jordan's `muon-optimizer`: each conv filter bank's momentum replaced by its nearest orthogonal
-matrix, a fixed-size step that the BatchNorm after every conv makes safe; cifar10-airbench reaches 94 % in fewer
-epochs than with Nesterov SGD) for the conv filters, AdamW for the rest, as the one optimizer Lightning's automatic
-optimization takes. The package's `SingleDeviceMuonWithAuxAdam` cannot serve: it takes no closure, rejects a group's
-`name`, fails on frozen and on channels-last parameters."""
+matrix; cifar10-airbench reaches 94 % in fewer epochs than with Nesterov SGD) for the conv filters and AdamW for the
+rest, as one optimizer for Lightning. The package's own `SingleDeviceMuonWithAuxAdam` takes no closure, rejects a
+group's `name` and fails on frozen and channels-last parameters."""
 
 from __future__ import annotations
 

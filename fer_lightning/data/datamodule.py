@@ -1,8 +1,5 @@
-"""FERDataModule: one LightningDataModule for every source (challenge CSV, Kaggle folders, synthetic faces).
-
-The dataset stays in memory as one uint8 tensor per split: a batch is one tensor index, so no worker processes are
-needed; augmentation runs batched on the model's device (`on_after_batch_transfer`).
-"""
+"""FERDataModule for every source (challenge CSV, Kaggle folders, synthetic faces): each split is one uint8 tensor in
+memory, a batch one tensor index (no worker processes), augmented on the model's device (`on_after_batch_transfer`)."""
 
 from __future__ import annotations
 
@@ -15,8 +12,10 @@ from lightning import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, TensorDataset, WeightedRandomSampler
 
+from fer_lightning.data import sources
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import CLASS_NAMES, NUM_CLASSES, DataFormatError, Split
+from fer_lightning.data.synthetic import make_splits
 
 
 class TensorBatchDataset(TensorDataset):
@@ -30,14 +29,10 @@ class TensorBatchDataset(TensorDataset):
         return self[torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)]
 
 
-def class_counts(labels: torch.Tensor) -> torch.Tensor:
-    return torch.bincount(labels, minlength=NUM_CLASSES)
-
-
 def inverse_frequency_weights(labels: torch.Tensor, power: float = 1.0) -> torch.Tensor:
     """Class weights (N / (K * n_c)) ** power: 1 for every class when balanced, larger for rare classes. power 1 is
     the report's full correction; 0.5 corrects half-way and keeps more of the accuracy full rebalancing gives away."""
-    counts = class_counts(labels).double()
+    counts = torch.bincount(labels, minlength=NUM_CLASSES).double()
     return ((counts.sum() / (NUM_CLASSES * counts)) ** power).float()
 
 
@@ -77,13 +72,9 @@ class FERDataModule(LightningDataModule):
 
     def load_splits(self) -> Mapping[str, Split]:
         if self.path is None:
-            from fer_lightning.data.synthetic import make_splits
-
             return make_splits(**self.synthetic)
-        from fer_lightning.data.sources import load_splits
-
-        return load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed,
-                           required=self.required_splits)
+        return sources.load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed,
+                                   required=self.required_splits)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
@@ -91,10 +82,9 @@ class FERDataModule(LightningDataModule):
                              for name, split in self.load_splits().items()}
             for name in self.required_splits:
                 if not self.has_split(name):
-                    raise DataFormatError(f"data: split {name!r} has no images; "
-                                          f"{'training needs train and val' if name != 'test' else 'nothing to test'}")
-            counts = class_counts(self.datasets["train"].labels)
-            missing = [CLASS_NAMES[i] for i in range(NUM_CLASSES) if counts[i] == 0]
+                    raise DataFormatError(f"data: split {name!r} has no images; this run needs {self.required_splits}")
+            counts = torch.bincount(self.datasets["train"].labels, minlength=NUM_CLASSES).tolist()
+            missing = [name for name, n in zip(CLASS_NAMES, counts, strict=True) if n == 0]
             if self.imbalance != "none" and missing:
                 raise DataFormatError(f"data: class(es) {', '.join(missing)} have no training images; "
                                       f"imbalance={self.imbalance} needs every class present (use imbalance=none)")

@@ -40,13 +40,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 FORMATS = {CSV_SUFFIXES: "csv", TAR_SUFFIXES: "folders", (".npz",): "arrays"}
-# what fills each split in each format, for the message when a required split is empty
-_FILLED_BY = {
+_FILLED_BY = {  # what fills each split in each format, for the message when a required split is empty
     "csv": {split: f"{usage!r} rows" for usage, split in USAGE_TO_SPLIT.items()},
     "arrays": {s: f"{s}_images and {s}_labels" for s in SPLITS},
-    "folders": {"train": "images in train/<class>/", "val": "val/<class>/ or test/<class>/PublicTest_* images, or a "
-                "train hold-out (val_fraction={val_fraction})",
-                "test": "test/<class>/PrivateTest_* images (or a test/ folder without PublicTest_ names)"},
+    "folders": {"train": "images in train/<class>/", "val": "val/<class>/ or PublicTest_* images, or a train hold-out "
+                "(val_fraction={val_fraction})", "test": "test/<class>/ images other than PublicTest_*"},
 }
 _INT_TOKEN = re.compile(r"[+-]?[0-9]+")
 _LABELS = {str(i): i for i in range(len(CLASS_NAMES))}
@@ -120,9 +118,7 @@ def _parse_pixels(texts: list[str], lines: list[int], path: Path) -> np.ndarray:
 
 def _lines(f: io.TextIOBase, path: Path) -> Iterator[str]:
     """The file's lines, refusing absurdly long ones (a gzip bomb with no newline would fill memory)."""
-    number = 0
-    while line := f.readline(MAX_LINE_CHARS + 1):
-        number += 1
+    for number, line in enumerate(iter(partial(f.readline, MAX_LINE_CHARS + 1), ""), start=1):
         if len(line) > MAX_LINE_CHARS:
             raise DataFormatError(f"{path}: line {number}: longer than {MAX_LINE_CHARS} characters; expected "
                                   f"rows of emotion,pixels,Usage (about 10 kB each)")
@@ -141,25 +137,19 @@ def _gzip_intact(path: Path) -> bool:
 
 
 def read_csv(path: Path) -> dict[str, Split]:
-    """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes).
-
-    Usage Training -> train, PublicTest -> val, PrivateTest -> test. Blank lines are skipped; line numbers in
-    errors are 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader
-    took 11.2 s, `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3
-    interleaved runs, busy shared 2-core machine), and pandas would still need this reader to name a bad line.
-    """
+    """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes); errors
+    name 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader took 11.2 s,
+    `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3 interleaved runs, busy
+    shared 2-core machine), and pandas would still need this reader to name a bad line."""
     path = Path(path)
     labels: list[int] = []
     usages: list[str] = []
     images: list[np.ndarray] = []
-    texts: list[str] = []
-    lines: list[int] = []
-    line = 0
+    texts, lines, line = [], [], 0
     with _reading(path, "read CSV"), open(path, "rb") as raw:
         is_gzip = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if is_gzip else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        with (gzip.open if is_gzip else open)(path, "rt", encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(_lines(f, path))
             header = next(reader, None)
             if header is None:
@@ -220,9 +210,8 @@ def read_csv(path: Path) -> dict[str, Split]:
 
 
 def read_arrays(path: Path) -> dict[str, Split]:
-    """Read FER-2013 as arrays: an .npz (deflate- or LZMA-compressed members, or none) holding, per split
-    (train, val, test), `<split>_images` uint8 [N, 48, 48] and `<split>_labels` integers in 0..6; a split with
-    neither key is empty."""
+    """Read an .npz (members stored, deflated or LZMA) holding per split `<split>_images` uint8 [N, 48, 48] and
+    `<split>_labels` integers in 0..6; a split with neither key is empty."""
     path = Path(path)
     splits: dict[str, Split] = {}
     with _reading(path, "read arrays"):
@@ -356,8 +345,8 @@ def _decode(entry: _Entry) -> np.ndarray:
     """Grayscale uint8 48x48. Other sizes are rejected, not resized: a silent resize would change the data."""
     with _reading(entry.where, "decode image"), Image.open(io.BytesIO(entry.read())) as im:
         if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-            w, h = im.size
-            raise DataFormatError(f"{entry.where}: expected 48x48, got {w}x{h}; resize your images to 48x48")
+            raise DataFormatError(f"{entry.where}: expected 48x48, got {im.width}x{im.height}; "
+                                  "resize your images to 48x48")
         if im.mode.startswith("I"):  # 16-bit (or 32-bit integer) gray: scale, not clip at 255 as convert("L") does
             wide = np.asarray(im, dtype=np.float64)
             top = 65535.0 if im.mode.startswith("I;16") or wide.max() > 255 else 255.0
@@ -378,13 +367,9 @@ def _holdout(labels: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
 
 
 def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]:
-    """Read the Kaggle layout ``train/<class>/*.jpg|jpeg|png``, ``test/<class>/*`` (and the ImageFolder
-    ``val/<class>/*``) from a folder or a tar.
-
-    Names ``PublicTest_*`` go to val and ``PrivateTest_*`` to test wherever they are; other files in val/ and
-    test/ are those splits. If val is still empty, it is a stratified seeded hold-out of train (`val_fraction`
-    per class). Within a split images are ordered by (class, file name).
-    """
+    """Read the Kaggle layout ``train/<class>/*.jpg|jpeg|png``, ``test/<class>/*`` (and ImageFolder's ``val/``) from
+    a folder or a tar. ``PublicTest_*`` go to val, ``PrivateTest_*`` to test; an empty val is a stratified seeded
+    hold-out of train. Within a split images are ordered by (class, file name)."""
     path = Path(path)
     with _reading(path, "read image folders"):
         if path.is_file():
@@ -394,8 +379,7 @@ def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]
             decoded = [(e, _decode(e)) for e in _list_directory(path)]
     decoded.sort(key=lambda d: (d[0].label, d[0].name))
     images = np.stack([a for _, a in decoded]) if decoded else Split.empty().images
-    labels = np.array([e.label for e, _ in decoded], np.int64)
-    split_of = np.array([e.split for e, _ in decoded], "U5")
+    labels, split_of = np.array([e.label for e, _ in decoded], np.int64), np.array([e.split for e, _ in decoded], "U5")
     if "val" not in split_of:
         train = np.flatnonzero(split_of == "train")
         split_of[train[_holdout(labels[train], val_fraction, seed)]] = "val"

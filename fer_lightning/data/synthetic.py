@@ -5,6 +5,7 @@ skin, hair, lighting, noise, occlusion and intensity vary at random, so no pixel
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -58,11 +59,7 @@ def _lerp(img: np.ndarray, color, alpha: np.ndarray) -> np.ndarray:
 
 def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-sample parameters, drawn in a fixed order so a seed always gives the same faces."""
-    n = len(labels)
-
-    def uni(lo: float, hi: float) -> np.ndarray:
-        return rng.uniform(lo, hi, n)
-
+    uni = partial(rng.uniform, size=len(labels))
     p: dict[str, np.ndarray] = {}
     intensity = uni(0.3, 1.0)  # weak expressions drift towards neutral: some samples are genuinely ambiguous
     expr = _EXPRESSIONS[_NEUTRAL] + intensity[:, None] * (_EXPRESSIONS[labels] - _EXPRESSIONS[_NEUTRAL])
@@ -70,8 +67,7 @@ def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
         p[name] = expr[:, i] + uni(-1.0, 1.0) * _JITTER[i]  # individual differences in the resting face
     p["mouth_open"] = np.maximum(p["mouth_open"], 0.0)
     p["lip_side"] = np.where(uni(0, 1) < 0.5, -1.0, 1.0)  # disgust asymmetry on either side: flips stay valid
-    # cos/sin as short polynomials (|angle| < 0.21 rad): plain arithmetic, so no libm differences across
-    # platforms can change a pixel.
+    # cos/sin as short polynomials (|angle| < 0.21 rad): no libm difference across platforms can change a pixel
     a = np.deg2rad(uni(-12, 12))
     a2 = a * a
     p["cos"] = 1 - a2 / 2 + a2 * a2 / 24 - a2 * a2 * a2 / 720
@@ -108,8 +104,7 @@ def _render(p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
 
     skin = q["skin"]
     img = np.broadcast_to(q["bg"], u.shape).astype(np.float32)
-    head = _ellipse(u, v, 0, q["face_y"] - 0.04, q["face_w"] + 0.08, q["face_h"] + 0.1)
-    img = _lerp(img, q["hair"], _soft(head))
+    img = _lerp(img, q["hair"], _soft(_ellipse(u, v, 0, q["face_y"] - 0.04, q["face_w"] + 0.08, q["face_h"] + 0.1)))
     face_d = _ellipse(u, v, 0, q["face_y"], q["face_w"], q["face_h"])
     hairline = q["hairline"] + 0.25 * (u / q["face_w"]) ** 2
     shade = skin * (1.0 - 0.25 * ((u / q["face_w"]) ** 2 + ((v - q["face_y"]) / q["face_h"]) ** 2))
@@ -156,8 +151,7 @@ def _render(p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
     norm = np.sqrt(q["light_x"] ** 2 + q["light_y"] ** 2) + 1e-3
     img = img * (1 + q["light"] * (q["light_x"] * x + q["light_y"] * y) / norm)
     img = (img - 0.5) * q["contrast"] + 0.5 + q["brightness"]
-    occ = (np.abs(x - q["occ_x"]) < q["occ_w"]) & (np.abs(y - q["occ_y"]) < q["occ_h"])
-    occ &= q["occluded"] > 0.5
+    occ = (np.abs(x - q["occ_x"]) < q["occ_w"]) & (np.abs(y - q["occ_y"]) < q["occ_h"]) & (q["occluded"] > 0.5)
     img = np.where(occ, q["occ_val"], img)
     return np.clip(img + noise * q["noise"], 0.0, 1.0)
 
