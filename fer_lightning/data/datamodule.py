@@ -45,21 +45,11 @@ class FERDataModule(LightningDataModule):
     training device (True), never (False) or on CUDA only ("auto"). `required_splits`: the splits that must hold images.
     """
 
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        synthetic: Mapping[str, int] | None = None,
-        cache_dir: str | Path | None = None,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        augment: Mapping[str, Any] | AugmentProfile | None = None,
-        imbalance: str = "none",
-        imbalance_power: float = 1.0,
-        batch_size: int = 256,
-        eval_batch_size: int = 512,
-        device_resident: bool | str = "auto",
-        required_splits: Sequence[str] = ("train", "val"),
-    ) -> None:
+    def __init__(self, path: str | Path | None = None, synthetic: Mapping[str, int] | None = None,
+                 cache_dir: str | Path | None = None, val_fraction: float = 0.1, split_seed: int = 0,
+                 augment: Mapping[str, Any] | AugmentProfile | None = None, imbalance: str = "none",
+                 imbalance_power: float = 1.0, batch_size: int = 256, eval_batch_size: int = 512,
+                 device_resident: bool | str = "auto", required_splits: Sequence[str] = ("train", "val")) -> None:
         super().__init__()
         self.path, self.synthetic = path, dict(synthetic or {})
         self.cache_dir, self.val_fraction, self.split_seed = cache_dir, val_fraction, split_seed

@@ -75,9 +75,6 @@ def _reading(where: object, what: str) -> Iterator[None]:
         raise DataFormatError(f"{where}: cannot {what}: {_describe(e)}") from e
 
 
-# --------------------------------------------------------------------------------------------- CSV
-
-
 def _parse_pixels_slow(text: str, where: str) -> np.ndarray:
     """Authoritative per-row parser: gives the precise message (non-integer, count, range, in that order)."""
     tokens = text.split()
@@ -141,7 +138,6 @@ def read_csv(path: Path) -> dict[str, Split]:
     name 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader took 11.2 s,
     `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3 interleaved runs, busy
     shared 2-core machine), and pandas would still need this reader to name a bad line."""
-    path = Path(path)
     labels: list[int] = []
     usages: list[str] = []
     images: list[np.ndarray] = []
@@ -206,13 +202,9 @@ def read_csv(path: Path) -> dict[str, Split]:
     return {s: Split(all_images[split_of == s], all_labels[split_of == s]) for s in SPLITS}
 
 
-# ------------------------------------------------------------------------------------------ arrays
-
-
 def read_arrays(path: Path) -> dict[str, Split]:
     """Read an .npz (members stored, deflated or LZMA) holding per split `<split>_images` uint8 [N, 48, 48] and
     `<split>_labels` integers in 0..6; a split with neither key is empty."""
-    path = Path(path)
     splits: dict[str, Split] = {}
     with _reading(path, "read arrays"):
         z = np.load(path, allow_pickle=False)
@@ -256,9 +248,6 @@ def write_arrays(splits: dict[str, Split], out: Path, compression: int = zipfile
                     np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
 
-# ----------------------------------------------------------------------------------------- folders
-
-
 class _Entry(NamedTuple):
     split: str
     label: int
@@ -270,8 +259,7 @@ class _Entry(NamedTuple):
 def _entry(top: str, cls: str, name: str, where: str, read: Callable[[], bytes]) -> _Entry:
     """Classify one file by its place: class folder -> label; PublicTest_/PrivateTest_ names -> val/test."""
     if cls.lower() not in CLASS_NAMES:
-        raise DataFormatError(f"{where}: unknown class folder {_show(cls)}; "
-                              f"expected one of {', '.join(CLASS_NAMES)}")
+        raise DataFormatError(f"{where}: unknown class folder {_show(cls)}; expected one of {', '.join(CLASS_NAMES)}")
     if not name.lower().endswith(IMAGE_SUFFIXES):
         raise DataFormatError(f"{where}: unsupported file type; expected {', '.join(IMAGE_SUFFIXES)} images")
     split = "val" if name.startswith("PublicTest_") else "test" if name.startswith("PrivateTest_") else top
@@ -386,9 +374,6 @@ def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]
     return {s: Split(images[split_of == s], labels[split_of == s]) for s in SPLITS}
 
 
-# ------------------------------------------------------------------------------ detection and cache
-
-
 def _detect(path: Path) -> tuple[Path, str]:
     """-> (source, "csv" | "folders" | "arrays"). In a folder: train/ wins, then a single CSV, then a single tar."""
     if not path.exists():
@@ -410,9 +395,8 @@ def _detect(path: Path) -> tuple[Path, str]:
 
 
 def _fingerprint(path: Path, *key: object) -> str:
-    """What the cache is keyed on: `key` and the source's content, not its mtime (a same-size edit whose mtime was
-    kept by `cp -p`, `touch -r` or `tar x` must not load stale labels). A blake2b of the relative name and bytes of
-    every file the reader reads (for a folder: the same listing, symlinks followed alike)."""
+    """The cache key: a blake2b of `key` and of the name and bytes of every file the reader reads, not the mtime (a
+    same-size edit whose mtime `cp -p`, `touch -r` or `tar x` kept must not load stale labels)."""
     digest = hashlib.blake2b(repr(key).encode(), digest_size=16)
     for file in [path] if path.is_file() else sorted(Path(e.where) for e in _list_directory(path)):
         digest.update(f"{file.relative_to(path)}\0".encode())

@@ -97,9 +97,8 @@ def _render(p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
     grid = (np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5) * (2.0 / IMAGE_SIZE) - 1.0
     x, y = grid[None, None, :], grid[None, :, None]
     # Pose: map image coordinates back into the face frame (rotate by -angle, undo shift and scale).
-    cos, sin = q["cos"], q["sin"]
     dx, dy = x - q["tx"], y - q["ty"]
-    u, v = (cos * dx + sin * dy) / q["scale"], (cos * dy - sin * dx) / q["scale"]
+    u, v = (q["cos"] * dx + q["sin"] * dy) / q["scale"], (q["cos"] * dy - q["sin"] * dx) / q["scale"]
     au = np.abs(u)  # mirrored x: both halves of the face share one drawing
 
     skin = q["skin"]
