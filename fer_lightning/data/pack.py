@@ -1,8 +1,6 @@
 """Pack FER-2013 into one LZMA-compressed .npz of uint8 arrays, to carry the dataset where its source is not.
-
 Any source `load_splits` reads goes in; `data.path=<that file>` reads it back exactly. The real CSV's pixels are
-74 MB raw, about 56 MB as LZMA (deflate saves only 5 %). Derived from the dataset: never commit it.
-"""
+74 MB raw, about 56 MB as LZMA (deflate saves only 5 %). Derived from the dataset: never commit it."""
 
 from __future__ import annotations
 

@@ -124,13 +124,11 @@ def _lines(f: io.TextIOBase, path: Path) -> Iterator[str]:
 
 def _gzip_intact(path: Path) -> bool:
     """Whether the whole gzip stream decompresses and passes its CRC (checked only once a row looked wrong)."""
-    try:
-        with gzip.open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
+    with suppress(OSError, EOFError, zlib.error), gzip.open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
         return True
-    except (OSError, EOFError, zlib.error):
-        return False
+    return False
 
 
 def read_csv(path: Path) -> dict[str, Split]:
@@ -205,7 +203,7 @@ def read_csv(path: Path) -> dict[str, Split]:
 def read_arrays(path: Path) -> dict[str, Split]:
     """Read an .npz (members stored, deflated or LZMA) holding per split `<split>_images` uint8 [N, 48, 48] and
     `<split>_labels` integers in 0..6; a split with neither key is empty."""
-    splits: dict[str, Split] = {}
+    splits = {name: Split.empty() for name in SPLITS}  # a split with neither key
     with _reading(path, "read arrays"):
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
@@ -219,7 +217,6 @@ def read_arrays(path: Path) -> dict[str, Split]:
                     raise DataFormatError(f"{path}: holds {present[0]} but no "
                                           f"{(set(keys) - set(present)).pop()}; expected both keys of a split")
                 if not present:
-                    splits[name] = Split.empty()
                     continue
                 images, labels = z[keys[0]], z[keys[1]]
                 if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
@@ -280,14 +277,10 @@ def _list_directory(root: Path) -> list[_Entry]:
     entries = []
     for top in SPLITS:
         folder = _child(root, top)
-        for cls_dir in sorted(folder.iterdir()) if folder else []:
-            if cls_dir.name.startswith("."):
-                continue
+        for cls_dir in sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder else []:
             if not cls_dir.is_dir():
                 raise DataFormatError(f"{cls_dir}: expected only class folders in {folder}, found a file")
-            for f in sorted(cls_dir.iterdir()):
-                if f.name.startswith("."):
-                    continue
+            for f in sorted(p for p in cls_dir.iterdir() if not p.name.startswith(".")):  # hidden files are not ours
                 try:
                     f.stat()
                 except OSError as e:  # listed but not there: a dangling or looping symbolic link
@@ -308,24 +301,21 @@ def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
     """Members in archive order (sequential reads stay fast for .tar.gz); one wrapper folder is allowed."""
     members = tar.getmembers()
     parts = [tuple(p for p in PurePosixPath(m.name).parts if p != "/") for m in members]
-    depth, tops = 0, set()
     if not any(p and p[0].lower() == "train" for p in parts):
         tops = {p[0] for p in parts if len(p) > 1 and p[1].lower() == "train"}
         if len(tops) != 1:
             found = "several candidates" if tops else "no train/ folder"
             raise DataFormatError(f"{path}: expected train/<class>/<image> (optionally inside one top "
                                   f"folder), found {found}")
-        depth = 1
-    entries = {}  # by member name: a name added twice is one file (extraction keeps the last)
-    for m, p in zip(members, parts, strict=True):
-        rel = p[depth:]
-        ours = len(rel) >= 2 and (not depth or p[0] in tops) and rel[0].lower() in SPLITS
-        if not (m.isfile() and ours) or any(x.startswith(".") for x in rel):
+        parts = [p[1:] if p and p[0] in tops else () for p in parts]  # members beside the wrapper are not ours
+    entries = {}  # by place: a member added twice is one file (extraction keeps the last)
+    for m, rel in zip(members, parts, strict=True):
+        if not (m.isfile() and len(rel) >= 2 and rel[0].lower() in SPLITS) or any(x.startswith(".") for x in rel):
             continue  # files beside train/ and test/ (README, other folders) and hidden files are not ours
         where = f"{path}:{m.name}"
         if len(rel) != 3:
             raise DataFormatError(f"{where}: expected {rel[0]}/<class>/<image>")
-        entries[PurePosixPath(*p)] = _entry(rel[0].lower(), rel[1], rel[2], where, partial(_read_member, tar, m))
+        entries[rel] = _entry(rel[0].lower(), rel[1], rel[2], where, partial(_read_member, tar, m))
     return list(entries.values())
 
 
@@ -410,12 +400,10 @@ def load_splits(
     path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
     required: Sequence[str] = ("train", "val"),
 ) -> dict[str, Split]:
-    """Detect the format from the path (`_detect`), parse once, cache; keys 'train','val','test' always present.
-
-    `cache_dir`: None = no cache; otherwise one uncompressed .npz (loads in ~0.1 s) keyed by the content, so a moved
-    copy still hits and an edited source never does. `val_fraction`, `seed`: the val hold-out of folder layouts
-    without val/ or PublicTest_ names. `required`: the splits that must hold images (train and val to train).
-    """
+    """Detect the format (`_detect`), parse once, cache; keys 'train','val','test' always present. `cache_dir`: None =
+    no cache, else one uncompressed .npz (loads in ~0.1 s) keyed by the content: a moved copy still hits, an edited
+    source never does. `val_fraction`, `seed`: the val hold-out of folders without val/ or PublicTest_ names.
+    `required`: the splits that must hold images (train and val to train; only the evaluated one to evaluate)."""
     file = None
     with _reading(path, "open data source"):
         source, fmt = _detect(Path(path).expanduser())

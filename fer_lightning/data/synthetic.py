@@ -72,8 +72,7 @@ def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
     a2 = a * a
     p["cos"] = 1 - a2 / 2 + a2 * a2 / 24 - a2 * a2 * a2 / 720
     p["sin"] = a * (1 - a2 / 6 + a2 * a2 / 120 - a2 * a2 * a2 / 5040)
-    p["scale"] = uni(0.9, 1.1)
-    p["tx"], p["ty"] = uni(-3, 3) * 2 / IMAGE_SIZE, uni(-3, 3) * 2 / IMAGE_SIZE
+    p["scale"], p["tx"], p["ty"] = uni(0.9, 1.1), uni(-3, 3) * 2 / IMAGE_SIZE, uni(-3, 3) * 2 / IMAGE_SIZE
     p["face_w"], p["face_h"], p["face_y"] = uni(0.66, 0.82), uni(0.86, 1.0), uni(-0.02, 0.1)
     p["eye_x"], p["eye_y"], p["eye_w"] = uni(0.26, 0.34), uni(-0.16, -0.08), uni(0.11, 0.15)
     p["brow_y"], p["brow_th"] = uni(-0.22, -0.16), uni(0.022, 0.04)
@@ -83,8 +82,7 @@ def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
     p["light"], p["light_x"], p["light_y"] = uni(0.0, 0.35), uni(-1, 1), uni(-1, 1)
     p["contrast"], p["brightness"], p["noise"] = uni(0.7, 1.3), uni(-0.12, 0.12), uni(0.01, 0.05)
     p["occluded"], p["occ_val"] = uni(0, 1) < 0.2, uni(0, 1)
-    p["occ_x"], p["occ_y"] = uni(-0.7, 0.7), uni(-0.7, 0.7)
-    p["occ_w"], p["occ_h"] = uni(0.12, 0.4), uni(0.12, 0.4)
+    p["occ_x"], p["occ_y"], p["occ_w"], p["occ_h"] = uni(-0.7, 0.7), uni(-0.7, 0.7), uni(0.12, 0.4), uni(0.12, 0.4)
     bar = uni(0, 1)  # a third of occluders are full bars (a hand or scarf across the face)
     p["occ_w"] = np.where(bar < 0.15, 2.0, p["occ_w"])
     p["occ_h"] = np.where((bar >= 0.15) & (bar < 0.33), 2.0, p["occ_h"])
