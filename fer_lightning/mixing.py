@@ -23,9 +23,8 @@ def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, nu
     return mix if mix_prob == 1 else v2.RandomApply([mix], p=mix_prob)
 
 
-def cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None, label_smoothing: float = 0.0
-) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy for class indices (F.cross_entropy) or label distributions [B, C]. For distributions the weighted
     mean divides by the targets' total weight (F.cross_entropy would divide by the batch size), so a one-hot
     distribution gives exactly the index loss, class weights and label smoothing included."""

@@ -396,10 +396,8 @@ def _fingerprint(path: Path, *key: object) -> str:
     return digest.hexdigest()
 
 
-def load_splits(
-    path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-    required: Sequence[str] = ("train", "val"),
-) -> dict[str, Split]:
+def load_splits(path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
+                required: Sequence[str] = ("train", "val")) -> dict[str, Split]:
     """Detect the format (`_detect`), parse once, cache; keys 'train','val','test' always present. `cache_dir`: None =
     no cache, else one uncompressed .npz (loads in ~0.1 s) keyed by the content: a moved copy still hits, an edited
     source never does. `val_fraction`, `seed`: the val hold-out of folders without val/ or PublicTest_ names.
