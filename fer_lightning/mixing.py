@@ -3,18 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-BatchMix = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
-
-def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, num_classes: int) -> BatchMix | None:
-    """The (images, labels) -> (images, targets) transform for training batches, or None when mixing is off (the
-    schema checks the ranges)."""
+def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, num_classes: int) -> v2.Transform | None:
+    """The (images, labels) -> (images, targets) transform for training batches, or None when mixing is off."""
     mixes = [mix(alpha=alpha, num_classes=num_classes)
              for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha)) if alpha > 0]
     if not mixes or mix_prob == 0:

@@ -19,8 +19,7 @@ from fer_lightning.data.synthetic import make_splits
 
 
 class TensorBatchDataset(TensorDataset):
-    """Images, labels and optional per-image targets (a teacher's log-probabilities); `__getitems__` lets the
-    DataLoader fetch a whole batch with one tensor index, not one image at a time."""
+    """Images, labels and optional per-image targets; `__getitems__` fetches a whole batch with one tensor index."""
 
     images = property(lambda self: self.tensors[0])
     labels = property(lambda self: self.tensors[1])

@@ -51,8 +51,7 @@ _LABELS = {str(i): i for i in range(len(CLASS_NAMES))}
 
 
 def _describe(e: BaseException) -> str:
-    """'UnidentifiedImageError: ...' or 'zlib.error: ...' (bare 'error' says nothing) on one short line: exception
-    texts of fuzzed input can hold newlines or be huge."""
+    """One short line such as 'zlib.error: ...' (a bare 'error' says nothing): fuzzed input's texts can be huge."""
     if isinstance(e, UnidentifiedImageError):
         return "not a JPEG or PNG image PIL can identify"
     name, text = type(e).__name__, " ".join(str(e).split())
@@ -136,10 +135,8 @@ def read_csv(path: Path) -> dict[str, Split]:
     name 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader took 11.2 s,
     `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3 interleaved runs, busy
     shared 2-core machine), and pandas would still need this reader to name a bad line."""
-    labels: list[int] = []
-    usages: list[str] = []
-    images: list[np.ndarray] = []
-    texts, lines, line = [], [], 0
+    labels, usages, images, texts, lines = [], [], [], [], []  # texts, lines: the rows of one chunk
+    line = 0
     with _reading(path, "read CSV"), open(path, "rb") as raw:
         is_gzip = raw.read(2) == b"\x1f\x8b"
     try:

@@ -47,8 +47,7 @@ def _ellipse(u: np.ndarray, v: np.ndarray, cx, cy, a, b) -> np.ndarray:
     ia, ib = 1.0 / a, 1.0 / b
     x, y = (u - cx) * ia, (v - cy) * ib
     k0 = np.sqrt(x * x + y * y)
-    x *= ia
-    y *= ib
+    x, y = x * ia, y * ib
     k1 = np.sqrt(x * x + y * y) + 1e-6
     return k0 * (1.0 - k0) / k1
 
@@ -60,11 +59,10 @@ def _lerp(img: np.ndarray, color, alpha: np.ndarray) -> np.ndarray:
 def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-sample parameters, drawn in a fixed order so a seed always gives the same faces."""
     uni = partial(rng.uniform, size=len(labels))
-    p: dict[str, np.ndarray] = {}
     intensity = uni(0.3, 1.0)  # weak expressions drift towards neutral: some samples are genuinely ambiguous
     expr = _EXPRESSIONS[_NEUTRAL] + intensity[:, None] * (_EXPRESSIONS[labels] - _EXPRESSIONS[_NEUTRAL])
-    for i, name in enumerate(_COLUMNS):
-        p[name] = expr[:, i] + uni(-1.0, 1.0) * _JITTER[i]  # individual differences in the resting face
+    # individual differences in the resting face
+    p = {name: expr[:, i] + uni(-1.0, 1.0) * _JITTER[i] for i, name in enumerate(_COLUMNS)}
     p["mouth_open"] = np.maximum(p["mouth_open"], 0.0)
     p["lip_side"] = np.where(uni(0, 1) < 0.5, -1.0, 1.0)  # disgust asymmetry on either side: flips stay valid
     # cos/sin as short polynomials (|angle| < 0.21 rad): no libm difference across platforms can change a pixel
