@@ -1,27 +1,15 @@
-"""Mixup / CutMix on training batches (torchvision.transforms.v2) and the soft-target loss they need.
-
-timm's recipe surface: `mixup_alpha`, `cutmix_alpha` (0: off), `mix_prob` (share of batches mixed); with both
-alphas set, each mixed batch uses one of the two at random.
-"""
+"""Mixup / CutMix on training batches (torchvision.transforms.v2) and the soft-target loss they need. timm's surface:
+`mixup_alpha`, `cutmix_alpha` (0: off; both set: one of the two per batch), `mix_prob` (share of batches mixed)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-BatchMix = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
-
-def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, num_classes: int) -> BatchMix | None:
+def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, num_classes: int) -> v2.Transform | None:
     """The (images, labels) -> (images, targets) transform for training batches, or None when mixing is off."""
-    for key, value in (("model.mixup_alpha", mixup_alpha), ("model.cutmix_alpha", cutmix_alpha)):
-        if value < 0:
-            raise ValueError(f"{key}={value}: expected >= 0 (0 turns it off)")
-    if not 0.0 <= mix_prob <= 1.0:
-        raise ValueError(f"model.mix_prob={mix_prob}: expected a probability in [0, 1]")
     mixes = [mix(alpha=alpha, num_classes=num_classes)
              for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha)) if alpha > 0]
     if not mixes or mix_prob == 0:
@@ -30,15 +18,11 @@ def build_batch_mix(mixup_alpha: float, cutmix_alpha: float, mix_prob: float, nu
     return mix if mix_prob == 1 else v2.RandomApply([mix], p=mix_prob)
 
 
-def cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Cross-entropy for class indices (F.cross_entropy) or label distributions [B, C].
-
-    For distributions, class weights and label smoothing act as F.cross_entropy's do for indices, and the
-    weighted mean divides by the targets' total weight, so a one-hot distribution gives exactly the index loss
-    (F.cross_entropy with probability targets would divide by the batch size instead).
-    """
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy for class indices (F.cross_entropy) or label distributions [B, C]. For distributions the weighted
+    mean divides by the targets' total weight (F.cross_entropy would divide by the batch size), so a one-hot
+    distribution gives exactly the index loss, class weights and label smoothing included."""
     logits = logits.float()
     if targets.dim() == 1:
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)

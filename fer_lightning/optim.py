@@ -1,8 +1,7 @@
-"""Muon (Keller Jordan's `muon-optimizer`: each conv filter bank's momentum replaced by its nearest orthogonal
-matrix, a fixed-size step that the BatchNorm after every conv makes safe; cifar10-airbench reaches 94 % in fewer
-epochs than with Nesterov SGD) for the conv filters, AdamW for the rest, as the one optimizer Lightning's automatic
-optimization takes. The package's `SingleDeviceMuonWithAuxAdam` cannot serve: it takes no closure, rejects a group's
-`name`, fails on frozen and on channels-last parameters."""
+"""Muon (`muon-optimizer`: each conv filter bank's momentum replaced by its nearest orthogonal matrix; airbench's
+CIFAR-10 94 % in fewer epochs than Nesterov SGD) on conv filters, AdamW on the rest, as one optimizer for Lightning:
+the package's `SingleDeviceMuonWithAuxAdam` takes no closure, rejects a group's `name`, fails on frozen and
+channels-last parameters."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The report's learning-rate schedules (section 2.3) as Lightning `lr_scheduler` configs: each factory takes the
-optimizer and the run's length, so a config only names the schedule and its interval (`epoch`: t counts epochs, as
-in the report's formulas, or `step`)."""
+"""The report's learning-rate schedules (section 2.3) as Lightning `lr_scheduler` configs, built from the optimizer and
+the run's length, so a config names only the schedule and its interval (`epoch`, as in the report, or `step`)."""
 
 from __future__ import annotations
 

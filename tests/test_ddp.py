@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.data import _update_dataloader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import WeightedRandomSampler
 
-from fer_lightning.data.datamodule import FERDataModule, class_counts
+from fer_lightning.data.datamodule import FERDataModule
 from tests.conftest import REPO_ROOT, TINY_DATA, compose_config
 from tests.test_launchers import group
 
@@ -37,7 +37,7 @@ def test_weighted_sampler_is_sharded_per_rank() -> None:
     """Lightning wraps WeightedRandomSampler in DistributedSamplerWrapper: each rank gets a disjoint half of one
     weighted draw (every rank seeds the same, so draws the same), and each half is class-balanced."""
     labels = imbalanced_labels()
-    weights = (1.0 / class_counts(labels).double())[labels]
+    weights = (1.0 / torch.bincount(labels).double())[labels]
     def draw() -> WeightedRandomSampler:
         return WeightedRandomSampler(weights, len(labels), replacement=True, generator=torch.Generator().manual_seed(3))
 
@@ -51,7 +51,7 @@ def test_weighted_sampler_is_sharded_per_rank() -> None:
     assert len(shards[0]) == len(shards[1]) == len(labels) // 2
     assert sorted(shards[0] + shards[1]) == sorted(full)  # the two shards partition the draw
     for shard in shards:
-        share = class_counts(labels[shard]).double() / len(shard)
+        share = torch.bincount(labels[shard], minlength=7).double() / len(shard)
         assert torch.all((share - 1 / 7).abs() < 0.03), share  # balanced although the labels are not
 
 

@@ -3,6 +3,7 @@ so `fer_lightning.inference`, which needs only the augmentation and the class na
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
@@ -17,7 +18,5 @@ __all__ = ["CLASS_NAMES", "NUM_CLASSES", "AugmentProfile", "BatchAugment", "Data
 def __getattr__(name: str) -> Any:
     """`fer_lightning.data.FERDataModule` (also as a Hydra `_target_`) imports the datamodule when first asked for."""
     if name == "FERDataModule":
-        from fer_lightning.data.datamodule import FERDataModule
-
-        return FERDataModule
+        return importlib.import_module("fer_lightning.data.datamodule").FERDataModule
     raise AttributeError(f"module 'fer_lightning.data' has no attribute {name!r}")

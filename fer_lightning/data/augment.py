@@ -1,9 +1,6 @@
-"""Batched, per-sample-random augmentation on uint8 tensors, run on whatever device the batch is on.
-
-One affine `grid_sample` does resize + crop/translate + scale + rotation + flip for the whole batch, then
-brightness/contrast jitter, normalisation and random erasing are plain tensor arithmetic. No PIL, no
-per-image Python loop: this is what lets a 2-core CPU (or a GPU) feed the network at full speed.
-"""
+"""Batched, per-sample-random augmentation on uint8 tensors, on whatever device the batch is on: one affine
+`grid_sample` resizes, crops, scales, rotates and flips the whole batch; jitter, normalisation and erasing are tensor
+arithmetic. No PIL and no per-image loop, so 2 CPU cores (or a GPU) feed the network at full speed."""
 
 from __future__ import annotations
 
@@ -17,11 +14,8 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentProfile:
-    """An input profile: how images are shaped and normalised for the network, and how training perturbs them.
-
-    The evaluation part (image_size, channels, mean, std, interpolation) is the preprocessing contract that
-    checkpoints carry, so inference reproduces it exactly.
-    """
+    """How images are shaped and normalised for the network, and how training perturbs them. The evaluation part
+    (image_size, channels, mean, std, interpolation) travels with checkpoints, so inference reproduces it exactly."""
 
     name: str = "gray48"
     image_size: int = 48
@@ -51,9 +45,7 @@ def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator: tor
 
 def _as_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [B,H,W] or [B,1,H,W] -> float32 [B,1,H,W] in [0, 1]."""
-    if images.dim() == 3:
-        images = images.unsqueeze(1)
-    return images.float().div_(255.0)
+    return (images.unsqueeze(1) if images.dim() == 3 else images).float().div_(255.0)
 
 
 class BatchAugment:
@@ -61,24 +53,18 @@ class BatchAugment:
 
     def __init__(self, profile: AugmentProfile) -> None:
         self.profile = profile
-        # side of the training crops when it differs from the profile's (progressive resizing trains smaller
-        # images early, callbacks.ProgressiveResize); evaluation always uses profile.image_size
-        self.train_size: int | None = None
+        self.train_size: int | None = None  # smaller training crops early (callbacks.ProgressiveResize)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.profile
-        x = x.expand(-1, p.channels, -1, -1)
-        mean = torch.tensor(p.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(p.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        mean, std = (torch.tensor(v, device=x.device).view(-1, 1, 1) for v in (self.profile.mean, self.profile.std))
+        return (x.expand(-1, self.profile.channels, -1, -1) - mean) / std
 
     def eval(self, images: torch.Tensor) -> torch.Tensor:
         """Resize (if the profile's size differs) and normalise: all that evaluation and inference apply."""
         x = _as_float(images)
         size = self.profile.image_size
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode=self.profile.interpolation, align_corners=False)
-            x = x.clamp_(0.0, 1.0)
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode=self.profile.interpolation, align_corners=False).clamp_(0, 1)
         return self._normalise(x)
 
     def _affine(self, b: int, src_size: int, like: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
@@ -121,10 +107,8 @@ class BatchAugment:
         """Random geometry + photometric jitter + normalisation (+ erasing), new parameters for every sample."""
         p = self.profile
         x = _as_float(images)
-        b, src = x.shape[0], x.shape[-1]
-        theta = self._affine(b, src, x, generator)
-        size = self.train_size or p.image_size
-        grid = F.affine_grid(theta, [b, 1, size, size], align_corners=False)
+        b, size = x.shape[0], self.train_size or p.image_size
+        grid = F.affine_grid(self._affine(b, x.shape[-1], x, generator), [b, 1, size, size], align_corners=False)
         x = F.grid_sample(x, grid, mode=p.interpolation, padding_mode="zeros", align_corners=False)
         if p.brightness:
             x = x * _uniform(b, 1 - p.brightness, 1 + p.brightness, x, generator).view(-1, 1, 1, 1)

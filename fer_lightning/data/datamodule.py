@@ -1,9 +1,5 @@
-"""FERDataModule: one LightningDataModule for every source (challenge CSV, Kaggle folders, synthetic faces).
-
-The whole dataset stays in memory as one uint8 tensor per split; a batch is a tensor index, not 256 PIL images,
-so no worker processes are needed. Augmentation runs batched after the batch reaches the model's device
-(`on_after_batch_transfer`). Lightning wraps the training sampler for DDP, so every rank sees its own shard.
-"""
+"""FERDataModule for every source (challenge CSV, Kaggle folders, synthetic faces): each split is one uint8 tensor in
+memory, a batch one tensor index (no worker processes), augmented on the model's device (`on_after_batch_transfer`)."""
 
 from __future__ import annotations
 
@@ -14,84 +10,43 @@ from typing import Any
 import torch
 from lightning import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, TensorDataset, WeightedRandomSampler
 
+from fer_lightning.data import sources
 from fer_lightning.data.augment import AugmentProfile, BatchAugment
 from fer_lightning.data.splits import CLASS_NAMES, NUM_CLASSES, DataFormatError, Split
+from fer_lightning.data.synthetic import make_splits
 
 
-class TensorBatchDataset(Dataset):
-    """Images, labels and optional per-image `targets` (a teacher's log-probabilities) as tensors; `__getitems__`
-    lets the DataLoader fetch a whole batch with one tensor index, not one image at a time."""
+class TensorBatchDataset(TensorDataset):
+    """Images, labels and optional per-image targets; `__getitems__` fetches a whole batch with one tensor index."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> None:
-        self.images, self.labels, self.targets = images, labels, targets
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, ...]:
-        extra = () if self.targets is None else (self.targets[index],)
-        return self.images[index], self.labels[index], *extra
+    images = property(lambda self: self.tensors[0])
+    labels = property(lambda self: self.tensors[1])
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         return self[torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)]
 
-    def to(self, device: torch.device) -> TensorBatchDataset:
-        return TensorBatchDataset(self.images.to(device), self.labels.to(device),
-                                  None if self.targets is None else self.targets.to(device))
-
-
-def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """collate_fn: `__getitems__` already returns a stacked batch."""
-    return batch
-
-
-def class_counts(labels: torch.Tensor) -> torch.Tensor:
-    return torch.bincount(labels, minlength=NUM_CLASSES)
-
 
 def inverse_frequency_weights(labels: torch.Tensor, power: float = 1.0) -> torch.Tensor:
-    """Class weights (N / (K * n_c)) ** power: 1 for every class when balanced, larger for rare classes.
-
-    power 1 is full inverse frequency (the report's); 0.5 (square root) corrects half-way on a log scale, which
-    keeps more of the accuracy that full rebalancing gives away on FER-2013's 16:1 happy:disgust ratio.
-    """
-    counts = class_counts(labels).double()
+    """Class weights (N / (K * n_c)) ** power: 1 for every class when balanced, larger for rare classes. power 1 is
+    the report's full correction; 0.5 corrects half-way and keeps more of the accuracy full rebalancing gives away."""
+    counts = torch.bincount(labels, minlength=NUM_CLASSES).double()
     return ((counts.sum() / (NUM_CLASSES * counts)) ** power).float()
 
 
 class FERDataModule(LightningDataModule):
-    """Splits train = Training, val = PublicTest, test = PrivateTest from a data source, batched by indexing.
+    """Splits train = Training, val = PublicTest, test = PrivateTest from FER-2013 on disk (`path`, `cache_dir`,
+    `val_fraction`, `split_seed`: `sources.load_splits`) or synthetic faces (path None; `synthetic`: `make_splits`).
+    `imbalance`: "none", "sampler" (WeightedRandomSampler, one epoch = len(train)) or "weighted_loss" (`class_weights`,
+    which FERClassifier takes in its `setup`). `device_resident`: the uint8 dataset on the training device (True),
+    never (False) or on CUDA only ("auto"). `required_splits`: the splits that must hold images."""
 
-    Args:
-        path: FER-2013 on disk (see `sources.load_splits`, which also takes cache_dir, val_fraction and
-            split_seed), or None for the synthetic faces (`synthetic` holds `make_splits` arguments).
-        augment: the input profile (AugmentProfile fields; the `augment` group, interpolated in conf/data/*.yaml).
-        imbalance: "none", "sampler" (WeightedRandomSampler with replacement, one epoch = len(train)) or
-            "weighted_loss" (`class_weights`, which FERClassifier's loss takes in its `setup`), with inverse
-            frequency weights raised to `imbalance_power` (1: full correction).
-        device_resident: keep the uint8 dataset on the training device (True), never (False), or on CUDA only
-            ("auto"), so batches are indexed on the GPU without host-to-device copies of images.
-        required_splits: the splits that must hold images: train and val to train; evaluation needs only the
-            split it evaluates (a CSV with PrivateTest rows only is a valid test source).
-    """
-
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        synthetic: Mapping[str, int] | None = None,
-        cache_dir: str | Path | None = None,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        augment: Mapping[str, Any] | AugmentProfile | None = None,
-        imbalance: str = "none",
-        imbalance_power: float = 1.0,
-        batch_size: int = 256,
-        eval_batch_size: int = 512,
-        device_resident: bool | str = "auto",
-        required_splits: Sequence[str] = ("train", "val"),
-    ) -> None:
+    def __init__(self, path: str | Path | None = None, synthetic: Mapping[str, int] | None = None,
+                 cache_dir: str | Path | None = None, val_fraction: float = 0.1, split_seed: int = 0,
+                 augment: Mapping[str, Any] | AugmentProfile | None = None, imbalance: str = "none",
+                 imbalance_power: float = 1.0, batch_size: int = 256, eval_batch_size: int = 512,
+                 device_resident: bool | str = "auto", required_splits: Sequence[str] = ("train", "val")) -> None:
         super().__init__()
         self.path, self.synthetic = path, dict(synthetic or {})
         self.cache_dir, self.val_fraction, self.split_seed = cache_dir, val_fraction, split_seed
@@ -104,13 +59,9 @@ class FERDataModule(LightningDataModule):
 
     def load_splits(self) -> Mapping[str, Split]:
         if self.path is None:
-            from fer_lightning.data.synthetic import make_splits
-
             return make_splits(**self.synthetic)
-        from fer_lightning.data.sources import load_splits
-
-        return load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed,
-                           required=self.required_splits)
+        return sources.load_splits(self.path, self.cache_dir, val_fraction=self.val_fraction, seed=self.split_seed,
+                                   required=self.required_splits)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
@@ -118,10 +69,9 @@ class FERDataModule(LightningDataModule):
                              for name, split in self.load_splits().items()}
             for name in self.required_splits:
                 if not self.has_split(name):
-                    raise DataFormatError(f"data: split {name!r} has no images; "
-                                          f"{'training needs train and val' if name != 'test' else 'nothing to test'}")
-            counts = class_counts(self.datasets["train"].labels)
-            missing = [CLASS_NAMES[i] for i in range(NUM_CLASSES) if counts[i] == 0]
+                    raise DataFormatError(f"data: split {name!r} has no images; this run needs {self.required_splits}")
+            counts = torch.bincount(self.datasets["train"].labels, minlength=NUM_CLASSES).tolist()
+            missing = [name for name, n in zip(CLASS_NAMES, counts, strict=True) if n == 0]
             if self.imbalance != "none" and missing:
                 raise DataFormatError(f"data: class(es) {', '.join(missing)} have no training images; "
                                       f"imbalance={self.imbalance} needs every class present (use imbalance=none)")
@@ -129,7 +79,8 @@ class FERDataModule(LightningDataModule):
         auto = self.device_resident == "auto" and device is not None and device.type == "cuda"
         if device is not None and (self.device_resident is True or auto):
             # ~80 MB of uint8 for all of FER-2013: moved once, then every batch is an index on the device
-            self.datasets = {k: d.to(device) for k, d in self.datasets.items()}
+            for name, data in self.datasets.items():
+                self.datasets[name] = TensorBatchDataset(*(t.to(device) for t in data.tensors))
 
     def has_split(self, name: str) -> bool:
         return len(self.datasets.get(name, ())) > 0
@@ -145,12 +96,7 @@ class FERDataModule(LightningDataModule):
         """Per-image tensors that travel with each training image as a third batch element (a distillation
         teacher's cached log-probabilities), so every sampler keeps them paired with their images."""
         train = self.datasets["train"]
-        if len(targets) != len(train):
-            raise ValueError(f"data: {len(targets)} training targets for {len(train)} training images")
         self.datasets["train"] = TensorBatchDataset(train.images, train.labels, targets.to(train.labels.device))
-
-    def _loader(self, name: str, batch_size: int, sampler: torch.utils.data.Sampler) -> DataLoader:
-        return DataLoader(self.datasets[name], batch_size=batch_size, sampler=sampler, collate_fn=_keep_batch)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
@@ -160,17 +106,17 @@ class FERDataModule(LightningDataModule):
             sampler = WeightedRandomSampler(per_class[labels], num_samples=len(dataset), replacement=True)
         else:
             sampler = RandomSampler(dataset)
-        return self._loader("train", self.batch_size, sampler)
+        # collate_fn: `__getitems__` already returns the batch as a tuple of tensors
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=tuple)
 
     def _eval_loader(self, name: str) -> DataLoader:
-        """In order; under DDP every world_size-th image per rank, without the padding of Lightning's default
-        DistributedSampler (which repeats images to even out the ranks), so the metrics, summed over the ranks,
-        count every image exactly once."""
+        """In order; under DDP every world_size-th image per rank, without the repeated images that Lightning's
+        default DistributedSampler pads with, so the metrics summed over the ranks count every image once."""
         sampler = SequentialSampler(self.datasets[name])
         if self.trainer is not None and self.trainer.world_size > 1:
             sampler = UnrepeatedDistributedSampler(self.datasets[name], num_replicas=self.trainer.world_size,
                                                    rank=self.trainer.global_rank, shuffle=False)
-        return self._loader(name, self.eval_batch_size, sampler)
+        return DataLoader(self.datasets[name], batch_size=self.eval_batch_size, sampler=sampler, collate_fn=tuple)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

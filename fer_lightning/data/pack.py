@@ -1,11 +1,6 @@
 """Pack FER-2013 into one LZMA-compressed .npz of uint8 arrays, to carry the dataset where its source is not.
-
-    python -m fer_lightning.data.pack /path/to/fer2013.csv.gz outputs/carry/fer2013.npz
-
-Any source `load_splits` reads goes in; `data.path=<that file>` reads it back exactly. The real CSV is 85 MB
-gzipped, its pixels 74 MB raw and about 56 MB as LZMA (deflate saves only 5 % on these faces), which fits what a
-device run carries (64 MiB). The file is derived from the dataset: write it to a git-ignored folder, never commit it.
-"""
+Any source `load_splits` reads goes in; `data.path=<that file>` reads it back exactly. The real CSV's pixels are
+74 MB raw, about 56 MB as LZMA (deflate saves only 5 %). Derived from the dataset: never commit it."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """Readers for FER-2013 as users have it on disk: the challenge CSV, the Kaggle folder layout (or its tar), or
-arrays (`.npz`, the layout of the parse cache and of `python -m fer_lightning.data.pack`).
-
-Every reader returns ``{"train", "val", "test"}`` -> `Split`; bad input raises `DataFormatError` with one line
-naming the file, line or member, and what was expected. `load_splits` detects the format and caches the parsed
-arrays, so later starts skip parsing (~0.1 s instead of seconds).
-"""
+arrays (`.npz`: the parse cache's layout and `python -m fer_lightning.data.pack`'s). Each returns
+``{"train", "val", "test"}`` -> `Split`; bad input raises a one-line `DataFormatError` naming the file and line."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ import errno
 import gzip
 import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -45,21 +40,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 FORMATS = {CSV_SUFFIXES: "csv", TAR_SUFFIXES: "folders", (".npz",): "arrays"}
-# what fills each split in each format, for the message when a required split is empty
-_FILLED_BY = {
+_FILLED_BY = {  # what fills each split in each format, for the message when a required split is empty
     "csv": {split: f"{usage!r} rows" for usage, split in USAGE_TO_SPLIT.items()},
     "arrays": {s: f"{s}_images and {s}_labels" for s in SPLITS},
-    "folders": {"train": "images in train/<class>/", "val": "val/<class>/ or test/<class>/PublicTest_* images, or a "
-                "train hold-out (val_fraction={val_fraction})",
-                "test": "test/<class>/PrivateTest_* images (or a test/ folder without PublicTest_ names)"},
+    "folders": {"train": "images in train/<class>/", "val": "val/<class>/ or PublicTest_* images, or a train hold-out "
+                "(val_fraction={val_fraction})", "test": "test/<class>/ images other than PublicTest_*"},
 }
 _INT_TOKEN = re.compile(r"[+-]?[0-9]+")
 _LABELS = {str(i): i for i in range(len(CLASS_NAMES))}
 
 
 def _describe(e: BaseException) -> str:
-    """'UnidentifiedImageError: ...' or 'zlib.error: ...' (bare 'error' says nothing) on one short line: exception
-    texts of fuzzed input can hold newlines or be huge."""
+    """One short line such as 'zlib.error: ...' (a bare 'error' says nothing): fuzzed input's texts can be huge."""
     if isinstance(e, UnidentifiedImageError):
         return "not a JPEG or PNG image PIL can identify"
     name, text = type(e).__name__, " ".join(str(e).split())
@@ -82,9 +74,6 @@ def _reading(where: object, what: str) -> Iterator[None]:
         raise DataFormatError(f"{where}: cannot {what}: {_describe(e)}") from e
 
 
-# --------------------------------------------------------------------------------------------- CSV
-
-
 def _parse_pixels_slow(text: str, where: str) -> np.ndarray:
     """Authoritative per-row parser: gives the precise message (non-integer, count, range, in that order)."""
     tokens = text.split()
@@ -101,11 +90,8 @@ def _parse_pixels_slow(text: str, where: str) -> np.ndarray:
 
 
 def _parse_pixels(texts: list[str], lines: list[int], path: Path) -> np.ndarray:
-    """Parse many pixel strings at once with numpy byte arithmetic (~10x faster than per-row str.split).
-
-    Rows that are not plain ASCII digits/spaces with exactly 2304 values of <= 3 digits each fall back to
-    `_parse_pixels_slow`, which either accepts them (e.g. tabs, leading zeros) or raises the precise error.
-    """
+    """Parse many pixel strings at once with numpy byte arithmetic (~10x faster than per-row str.split); rows
+    that are not 2304 plain values of <= 3 digits go to `_parse_pixels_slow` (tabs, leading zeros, or an error)."""
     encoded = [t.encode("utf-8", "replace") for t in texts]
     starts = 3 + np.cumsum([0] + [len(b) + 1 for b in encoded])  # row i is buf[starts[i]:starts[i + 1]]
     buf = np.frombuffer(b"   " + b" ".join(encoded) + b" ", np.uint8)  # 3 pad bytes keep `ends - 2` valid
@@ -128,9 +114,7 @@ def _parse_pixels(texts: list[str], lines: list[int], path: Path) -> np.ndarray:
 
 def _lines(f: io.TextIOBase, path: Path) -> Iterator[str]:
     """The file's lines, refusing absurdly long ones (a gzip bomb with no newline would fill memory)."""
-    number = 0
-    while line := f.readline(MAX_LINE_CHARS + 1):
-        number += 1
+    for number, line in enumerate(iter(partial(f.readline, MAX_LINE_CHARS + 1), ""), start=1):
         if len(line) > MAX_LINE_CHARS:
             raise DataFormatError(f"{path}: line {number}: longer than {MAX_LINE_CHARS} characters; expected "
                                   f"rows of emotion,pixels,Usage (about 10 kB each)")
@@ -139,35 +123,24 @@ def _lines(f: io.TextIOBase, path: Path) -> Iterator[str]:
 
 def _gzip_intact(path: Path) -> bool:
     """Whether the whole gzip stream decompresses and passes its CRC (checked only once a row looked wrong)."""
-    try:
-        with gzip.open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
+    with suppress(OSError, EOFError, zlib.error), gzip.open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
         return True
-    except (OSError, EOFError, zlib.error):
-        return False
+    return False
 
 
 def read_csv(path: Path) -> dict[str, Split]:
-    """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes).
-
-    Usage Training -> train, PublicTest -> val, PrivateTest -> test. Blank lines are skipped; line numbers in
-    errors are 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader
-    took 11.2 s, `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3
-    interleaved runs, busy shared 2-core machine), and pandas would still need this reader to name a bad line.
-    """
-    path = Path(path)
-    labels: list[int] = []
-    usages: list[str] = []
-    images: list[np.ndarray] = []
-    texts: list[str] = []
-    lines: list[int] = []
+    """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes); errors
+    name 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader took 11.2 s,
+    `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3 interleaved runs, busy
+    shared 2-core machine), and pandas would still need this reader to name a bad line."""
+    labels, usages, images, texts, lines = [], [], [], [], []  # texts, lines: the rows of one chunk
     line = 0
     with _reading(path, "read CSV"), open(path, "rb") as raw:
         is_gzip = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if is_gzip else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        with (gzip.open if is_gzip else open)(path, "rt", encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(_lines(f, path))
             header = next(reader, None)
             if header is None:
@@ -182,12 +155,11 @@ def read_csv(path: Path) -> dict[str, Split]:
                 line = reader.line_num
                 if not row:
                     continue
-                if len(row) != len(header) and any("\n" in field or "\r" in field for field in row):
-                    raise DataFormatError(f"{path}: line {line}: unterminated quote (a field opened with \" runs "
-                                          "past the end of its line); expected rows of emotion,pixels,Usage")
                 if len(row) != len(header):
-                    raise DataFormatError(f"{path}: line {line}: expected {len(header)} comma-separated "
-                                          f"fields ({','.join(header)}), got {len(row)}")
+                    raise DataFormatError(f"{path}: line {line}: " + (
+                        "unterminated quote (a field opened with \" runs past the end of its line); expected rows "
+                        "of emotion,pixels,Usage" if any("\n" in f or "\r" in f for f in row) else
+                        f"expected {len(header)} comma-separated fields ({','.join(header)}), got {len(row)}"))
                 emotion, usage = row[i_emo].strip(), row[i_use].strip()
                 if emotion not in _LABELS:
                     raise DataFormatError(f"{path}: line {line}: emotion {_show(emotion)} is not an integer "
@@ -225,15 +197,10 @@ def read_csv(path: Path) -> dict[str, Split]:
     return {s: Split(all_images[split_of == s], all_labels[split_of == s]) for s in SPLITS}
 
 
-# ------------------------------------------------------------------------------------------ arrays
-
-
 def read_arrays(path: Path) -> dict[str, Split]:
-    """Read FER-2013 as arrays: an .npz (deflate- or LZMA-compressed members, or none) holding, per split
-    (train, val, test), `<split>_images` uint8 [N, 48, 48] and `<split>_labels` integers in 0..6; a split with
-    neither key is empty."""
-    path = Path(path)
-    splits: dict[str, Split] = {}
+    """Read an .npz (members stored, deflated or LZMA) holding per split `<split>_images` uint8 [N, 48, 48] and
+    `<split>_labels` integers in 0..6; a split with neither key is empty."""
+    splits = {name: Split.empty() for name in SPLITS}  # a split with neither key
     with _reading(path, "read arrays"):
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
@@ -247,7 +214,6 @@ def read_arrays(path: Path) -> dict[str, Split]:
                     raise DataFormatError(f"{path}: holds {present[0]} but no "
                                           f"{(set(keys) - set(present)).pop()}; expected both keys of a split")
                 if not present:
-                    splits[name] = Split.empty()
                     continue
                 images, labels = z[keys[0]], z[keys[1]]
                 if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
@@ -264,21 +230,16 @@ def read_arrays(path: Path) -> dict[str, Split]:
     return splits
 
 
-def write_arrays(splits: dict[str, Split], out: Path, compression: int = zipfile.ZIP_LZMA) -> Path:
+def write_arrays(splits: dict[str, Split], out: Path, compression: int = zipfile.ZIP_LZMA) -> None:
     """Write the non-empty splits as .npy members of a zip (what `read_arrays` reads), atomically: a killed run
     leaves no half-written file under `out`. LZMA to carry the dataset; none (ZIP_STORED) for the fast cache."""
     with atomic_open(out) as handle, zipfile.ZipFile(handle, "w", compression=compression) as archive:
-        for name in SPLITS:
-            split = splits.get(name)
-            if split is None or len(split) == 0:
+        for name, split in splits.items():
+            if len(split) == 0:
                 continue
             for key, array in ((f"{name}_images", split.images), (f"{name}_labels", split.labels)):
                 with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-    return out
-
-
-# ----------------------------------------------------------------------------------------- folders
 
 
 class _Entry(NamedTuple):
@@ -292,8 +253,7 @@ class _Entry(NamedTuple):
 def _entry(top: str, cls: str, name: str, where: str, read: Callable[[], bytes]) -> _Entry:
     """Classify one file by its place: class folder -> label; PublicTest_/PrivateTest_ names -> val/test."""
     if cls.lower() not in CLASS_NAMES:
-        raise DataFormatError(f"{where}: unknown class folder {_show(cls)}; "
-                              f"expected one of {', '.join(CLASS_NAMES)}")
+        raise DataFormatError(f"{where}: unknown class folder {_show(cls)}; expected one of {', '.join(CLASS_NAMES)}")
     if not name.lower().endswith(IMAGE_SUFFIXES):
         raise DataFormatError(f"{where}: unsupported file type; expected {', '.join(IMAGE_SUFFIXES)} images")
     split = "val" if name.startswith("PublicTest_") else "test" if name.startswith("PrivateTest_") else top
@@ -314,14 +274,10 @@ def _list_directory(root: Path) -> list[_Entry]:
     entries = []
     for top in SPLITS:
         folder = _child(root, top)
-        for cls_dir in sorted(folder.iterdir()) if folder else []:
-            if cls_dir.name.startswith("."):
-                continue
+        for cls_dir in sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder else []:
             if not cls_dir.is_dir():
                 raise DataFormatError(f"{cls_dir}: expected only class folders in {folder}, found a file")
-            for f in sorted(cls_dir.iterdir()):
-                if f.name.startswith("."):
-                    continue
+            for f in sorted(p for p in cls_dir.iterdir() if not p.name.startswith(".")):  # hidden files are not ours
                 try:
                     f.stat()
                 except OSError as e:  # listed but not there: a dangling or looping symbolic link
@@ -342,24 +298,21 @@ def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
     """Members in archive order (sequential reads stay fast for .tar.gz); one wrapper folder is allowed."""
     members = tar.getmembers()
     parts = [tuple(p for p in PurePosixPath(m.name).parts if p != "/") for m in members]
-    depth, tops = 0, set()
     if not any(p and p[0].lower() == "train" for p in parts):
         tops = {p[0] for p in parts if len(p) > 1 and p[1].lower() == "train"}
         if len(tops) != 1:
             found = "several candidates" if tops else "no train/ folder"
             raise DataFormatError(f"{path}: expected train/<class>/<image> (optionally inside one top "
                                   f"folder), found {found}")
-        depth = 1
-    entries = {}  # by member name: a name added twice is one file (extraction keeps the last)
-    for m, p in zip(members, parts, strict=True):
-        rel = p[depth:]
-        ours = len(rel) >= 2 and (not depth or p[0] in tops) and rel[0].lower() in SPLITS
-        if not (m.isfile() and ours) or any(x.startswith(".") for x in rel):
+        parts = [p[1:] if p and p[0] in tops else () for p in parts]  # members beside the wrapper are not ours
+    entries = {}  # by place: a member added twice is one file (extraction keeps the last)
+    for m, rel in zip(members, parts, strict=True):
+        if not (m.isfile() and len(rel) >= 2 and rel[0].lower() in SPLITS) or any(x.startswith(".") for x in rel):
             continue  # files beside train/ and test/ (README, other folders) and hidden files are not ours
         where = f"{path}:{m.name}"
         if len(rel) != 3:
             raise DataFormatError(f"{where}: expected {rel[0]}/<class>/<image>")
-        entries[PurePosixPath(*p)] = _entry(rel[0].lower(), rel[1], rel[2], where, partial(_read_member, tar, m))
+        entries[rel] = _entry(rel[0].lower(), rel[1], rel[2], where, partial(_read_member, tar, m))
     return list(entries.values())
 
 
@@ -367,8 +320,8 @@ def _decode(entry: _Entry) -> np.ndarray:
     """Grayscale uint8 48x48. Other sizes are rejected, not resized: a silent resize would change the data."""
     with _reading(entry.where, "decode image"), Image.open(io.BytesIO(entry.read())) as im:
         if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-            w, h = im.size
-            raise DataFormatError(f"{entry.where}: expected 48x48, got {w}x{h}; resize your images to 48x48")
+            raise DataFormatError(f"{entry.where}: expected 48x48, got {im.width}x{im.height}; "
+                                  "resize your images to 48x48")
         if im.mode.startswith("I"):  # 16-bit (or 32-bit integer) gray: scale, not clip at 255 as convert("L") does
             wide = np.asarray(im, dtype=np.float64)
             top = 65535.0 if im.mode.startswith("I;16") or wide.max() > 255 else 255.0
@@ -389,13 +342,9 @@ def _holdout(labels: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
 
 
 def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]:
-    """Read the Kaggle layout ``train/<class>/*.jpg|jpeg|png``, ``test/<class>/*`` (and the ImageFolder
-    ``val/<class>/*``) from a folder or a tar.
-
-    Names ``PublicTest_*`` go to val and ``PrivateTest_*`` to test wherever they are; other files in val/ and
-    test/ are those splits. If val is still empty, it is a stratified seeded hold-out of train (`val_fraction`
-    per class). Within a split images are ordered by (class, file name).
-    """
+    """Read the Kaggle layout ``train/<class>/*.jpg|jpeg|png``, ``test/<class>/*`` (and ImageFolder's ``val/``) from
+    a folder or a tar. ``PublicTest_*`` go to val, ``PrivateTest_*`` to test; an empty val is a stratified seeded
+    hold-out of train. Within a split images are ordered by (class, file name)."""
     path = Path(path)
     with _reading(path, "read image folders"):
         if path.is_file():
@@ -405,15 +354,11 @@ def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]
             decoded = [(e, _decode(e)) for e in _list_directory(path)]
     decoded.sort(key=lambda d: (d[0].label, d[0].name))
     images = np.stack([a for _, a in decoded]) if decoded else Split.empty().images
-    labels = np.array([e.label for e, _ in decoded], np.int64)
-    split_of = np.array([e.split for e, _ in decoded], "U5")
+    labels, split_of = np.array([e.label for e, _ in decoded], np.int64), np.array([e.split for e, _ in decoded], "U5")
     if "val" not in split_of:
         train = np.flatnonzero(split_of == "train")
         split_of[train[_holdout(labels[train], val_fraction, seed)]] = "val"
     return {s: Split(images[split_of == s], labels[split_of == s]) for s in SPLITS}
-
-
-# ------------------------------------------------------------------------------ detection and cache
 
 
 def _detect(path: Path) -> tuple[Path, str]:
@@ -436,11 +381,10 @@ def _detect(path: Path) -> tuple[Path, str]:
                           "of arrays, or a folder holding train/ (or one such file)")
 
 
-def _fingerprint(path: Path) -> str:
-    """What the cache is keyed on: the source's content, not its mtime (a same-size edit whose mtime was kept by
-    `cp -p`, `touch -r` or `tar x` must not load stale labels). A blake2b of the relative name and bytes of every
-    file the reader reads (for a folder: the same listing, symlinks followed alike)."""
-    digest = hashlib.blake2b(digest_size=16)
+def _fingerprint(path: Path, *key: object) -> str:
+    """The cache key: a blake2b of `key` and of the name and bytes of every file the reader reads, not the mtime (a
+    same-size edit whose mtime `cp -p`, `touch -r` or `tar x` kept must not load stale labels)."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=16)
     for file in [path] if path.is_file() else sorted(Path(e.where) for e in _list_directory(path)):
         digest.update(f"{file.relative_to(path)}\0".encode())
         with open(file, "rb") as f:
@@ -449,70 +393,44 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _load_cache(file: Path) -> dict[str, Split] | None:
-    """The cached splits, or None when absent or unusable (truncated, corrupt, wrong layout): never raises."""
-    if not file.is_file():
-        return None
-    try:
-        return read_arrays(file)
-    except DataFormatError as e:  # a broken cache is only a miss
-        warnings.warn(f"ignoring unreadable cache: {e}", stacklevel=3)
-        return None
-
-
-def _save_cache(file: Path, splits: dict[str, Split]) -> None:
-    """Uncompressed (loads in ~0.1 s) and atomic, so readers never see half a cache; failures only warn. First
-    removes the temp files that killed writes left behind (older than STALE_TEMP_S)."""
-    for tmp in file.parent.glob(".fer2013-*.tmp"):
-        with suppress(OSError):
-            if time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
-                tmp.unlink()
-    try:
-        write_arrays(splits, file, zipfile.ZIP_STORED)
-    except OSError as e:
-        warnings.warn(f"could not write cache {file}: {_describe(e)}", stacklevel=3)
-
-
-def load_splits(
-    path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-    required: Sequence[str] = ("train", "val"),
-) -> dict[str, Split]:
-    """Detect the format from the path, parse once, cache; keys 'train','val','test' always present.
-
-    `path`: a .csv/.csv.gz (challenge CSV), a .tar/.tar.gz/.tgz or a folder holding train/ (Kaggle layout),
-    an .npz of arrays (`read_arrays`), or a folder holding one CSV (preferred) or else one tar.
-    `cache_dir`: None = no cache; otherwise one .npz keyed by the source's content (`_fingerprint`; and
-    val_fraction/seed for folders), so a moved or copied source still hits its cache and an edited one never
-    does; an .npz source is not cached again. `val_fraction`, `seed`: the stratified val hold-out, only for
-    folder layouts without val/ or PublicTest_ names. `required`: the splits that must hold images: train and
-    val to train (many copies lack PrivateTest); the evaluated split to evaluate (PrivateTest rows alone will do).
-    """
+def load_splits(path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
+                required: Sequence[str] = ("train", "val")) -> dict[str, Split]:
+    """Detect the format (`_detect`), parse once, cache; keys 'train','val','test' always present. `cache_dir`: None =
+    no cache, else one uncompressed .npz (loads in ~0.1 s) keyed by the content: a moved copy still hits, an edited
+    source never does. `val_fraction`, `seed`: the val hold-out of folders without val/ or PublicTest_ names.
+    `required`: the splits that must hold images (train and val to train; only the evaluated one to evaluate)."""
+    file = None
     with _reading(path, "open data source"):
         source, fmt = _detect(Path(path).expanduser())
-        file = None
         if cache_dir is not None and fmt != "arrays":  # arrays load as fast as the cache would
-            key = {"v": CACHE_VERSION, "fmt": fmt, "content": _fingerprint(source)}
-            if fmt == "folders":
-                key.update(val_fraction=val_fraction, seed=seed)
-            digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-            file = Path(cache_dir).expanduser() / f"fer2013-{fmt}-{digest}.npz"
-    splits = cached = None if file is None else _load_cache(file)
+            holdout = (val_fraction, seed) if fmt == "folders" else ()
+            file = Path(cache_dir).expanduser() / f"fer2013-{fmt}-{_fingerprint(source, CACHE_VERSION, *holdout)}.npz"
+    splits = None
+    if file is not None and file.is_file():
+        try:
+            splits = read_arrays(file)
+        except DataFormatError as e:  # a broken cache is only a miss: parsed and written again
+            warnings.warn(f"ignoring unreadable cache: {e}", stacklevel=2)
+    cached = splits is not None
     if splits is None:  # a first parse takes seconds on the real data: announced; a cache hit is silent
         log.info("parsing %s (%s layout)%s", source, fmt,
                  "" if file is None else f"; the first time for this content, cached afterwards in {file.parent}")
         start = time.perf_counter()
-        if fmt == "csv":
-            splits = read_csv(source)
-        elif fmt == "arrays":
-            splits = read_arrays(source)
-        else:
-            splits = read_folders(source, val_fraction, seed)
+        splits = (read_csv(source) if fmt == "csv" else read_arrays(source) if fmt == "arrays"
+                  else read_folders(source, val_fraction, seed))
         log.info("parsed %s images in %.1f s (%s)", f"{sum(len(s) for s in splits.values()):,}",
                  time.perf_counter() - start, ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
     for name in required:
         if len(splits[name]) == 0:
             raise DataFormatError(f"{source}: the {name} split is empty; expected "
                                   f"{_FILLED_BY[fmt][name].format(val_fraction=val_fraction)}")
-    if file is not None and cached is None:
-        _save_cache(file, splits)
+    if file is not None and not cached:
+        for tmp in file.parent.glob(".fer2013-*.tmp"):  # left by a killed write
+            with suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
+                    tmp.unlink()
+        try:
+            write_arrays(splits, file, zipfile.ZIP_STORED)  # atomic: readers never see half a cache
+        except OSError as e:
+            warnings.warn(f"could not write cache {file}: {_describe(e)}", stacklevel=2)
     return splits

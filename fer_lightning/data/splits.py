@@ -10,7 +10,6 @@ CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "sur
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 48
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-# FER-2013's Usage column -> our split names (train = Training, val = PublicTest, test = PrivateTest).
 USAGE_TO_SPLIT: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 

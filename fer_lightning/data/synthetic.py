@@ -1,14 +1,11 @@
-"""Deterministic synthetic FER-like faces, so training and tests can run without the real FER-2013 csv.
-
-Each face is drawn with numpy on coordinate grids (signed distances with one-pixel soft edges), vectorised
-over the batch. The class is carried only by the shape of brows, eyes and mouth (plus cheeks and nose
-wrinkles); pose, face shape, skin tone, hair, lighting, noise, occlusion and expression intensity vary at
-random so that no single pixel or brightness statistic gives the label away.
-"""
+"""Deterministic synthetic FER-like faces, so training and tests run without the real FER-2013, drawn with numpy
+(signed distances with one-pixel soft edges). Only the shape of brows, eyes and mouth carries the class; pose, face,
+skin, hair, lighting, noise, occlusion and intensity vary at random, so no pixel statistic gives the label away."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -50,8 +47,7 @@ def _ellipse(u: np.ndarray, v: np.ndarray, cx, cy, a, b) -> np.ndarray:
     ia, ib = 1.0 / a, 1.0 / b
     x, y = (u - cx) * ia, (v - cy) * ib
     k0 = np.sqrt(x * x + y * y)
-    x *= ia
-    y *= ib
+    x, y = x * ia, y * ib
     k1 = np.sqrt(x * x + y * y) + 1e-6
     return k0 * (1.0 - k0) / k1
 
@@ -62,26 +58,19 @@ def _lerp(img: np.ndarray, color, alpha: np.ndarray) -> np.ndarray:
 
 def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-sample parameters, drawn in a fixed order so a seed always gives the same faces."""
-    n = len(labels)
-
-    def uni(lo: float, hi: float) -> np.ndarray:
-        return rng.uniform(lo, hi, n)
-
-    p: dict[str, np.ndarray] = {}
+    uni = partial(rng.uniform, size=len(labels))
     intensity = uni(0.3, 1.0)  # weak expressions drift towards neutral: some samples are genuinely ambiguous
     expr = _EXPRESSIONS[_NEUTRAL] + intensity[:, None] * (_EXPRESSIONS[labels] - _EXPRESSIONS[_NEUTRAL])
-    for i, name in enumerate(_COLUMNS):
-        p[name] = expr[:, i] + uni(-1.0, 1.0) * _JITTER[i]  # individual differences in the resting face
+    # individual differences in the resting face
+    p = {name: expr[:, i] + uni(-1.0, 1.0) * _JITTER[i] for i, name in enumerate(_COLUMNS)}
     p["mouth_open"] = np.maximum(p["mouth_open"], 0.0)
     p["lip_side"] = np.where(uni(0, 1) < 0.5, -1.0, 1.0)  # disgust asymmetry on either side: flips stay valid
-    # cos/sin as short polynomials (|angle| < 0.21 rad): plain arithmetic, so no libm differences across
-    # platforms can change a pixel.
+    # cos/sin as short polynomials (|angle| < 0.21 rad): no libm difference across platforms can change a pixel
     a = np.deg2rad(uni(-12, 12))
     a2 = a * a
     p["cos"] = 1 - a2 / 2 + a2 * a2 / 24 - a2 * a2 * a2 / 720
     p["sin"] = a * (1 - a2 / 6 + a2 * a2 / 120 - a2 * a2 * a2 / 5040)
-    p["scale"] = uni(0.9, 1.1)
-    p["tx"], p["ty"] = uni(-3, 3) * 2 / IMAGE_SIZE, uni(-3, 3) * 2 / IMAGE_SIZE
+    p["scale"], p["tx"], p["ty"] = uni(0.9, 1.1), uni(-3, 3) * 2 / IMAGE_SIZE, uni(-3, 3) * 2 / IMAGE_SIZE
     p["face_w"], p["face_h"], p["face_y"] = uni(0.66, 0.82), uni(0.86, 1.0), uni(-0.02, 0.1)
     p["eye_x"], p["eye_y"], p["eye_w"] = uni(0.26, 0.34), uni(-0.16, -0.08), uni(0.11, 0.15)
     p["brow_y"], p["brow_th"] = uni(-0.22, -0.16), uni(0.022, 0.04)
@@ -91,8 +80,7 @@ def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
     p["light"], p["light_x"], p["light_y"] = uni(0.0, 0.35), uni(-1, 1), uni(-1, 1)
     p["contrast"], p["brightness"], p["noise"] = uni(0.7, 1.3), uni(-0.12, 0.12), uni(0.01, 0.05)
     p["occluded"], p["occ_val"] = uni(0, 1) < 0.2, uni(0, 1)
-    p["occ_x"], p["occ_y"] = uni(-0.7, 0.7), uni(-0.7, 0.7)
-    p["occ_w"], p["occ_h"] = uni(0.12, 0.4), uni(0.12, 0.4)
+    p["occ_x"], p["occ_y"], p["occ_w"], p["occ_h"] = uni(-0.7, 0.7), uni(-0.7, 0.7), uni(0.12, 0.4), uni(0.12, 0.4)
     bar = uni(0, 1)  # a third of occluders are full bars (a hand or scarf across the face)
     p["occ_w"] = np.where(bar < 0.15, 2.0, p["occ_w"])
     p["occ_h"] = np.where((bar >= 0.15) & (bar < 0.33), 2.0, p["occ_h"])
@@ -105,15 +93,13 @@ def _render(p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
     grid = (np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5) * (2.0 / IMAGE_SIZE) - 1.0
     x, y = grid[None, None, :], grid[None, :, None]
     # Pose: map image coordinates back into the face frame (rotate by -angle, undo shift and scale).
-    cos, sin = q["cos"], q["sin"]
     dx, dy = x - q["tx"], y - q["ty"]
-    u, v = (cos * dx + sin * dy) / q["scale"], (cos * dy - sin * dx) / q["scale"]
+    u, v = (q["cos"] * dx + q["sin"] * dy) / q["scale"], (q["cos"] * dy - q["sin"] * dx) / q["scale"]
     au = np.abs(u)  # mirrored x: both halves of the face share one drawing
 
     skin = q["skin"]
     img = np.broadcast_to(q["bg"], u.shape).astype(np.float32)
-    head = _ellipse(u, v, 0, q["face_y"] - 0.04, q["face_w"] + 0.08, q["face_h"] + 0.1)
-    img = _lerp(img, q["hair"], _soft(head))
+    img = _lerp(img, q["hair"], _soft(_ellipse(u, v, 0, q["face_y"] - 0.04, q["face_w"] + 0.08, q["face_h"] + 0.1)))
     face_d = _ellipse(u, v, 0, q["face_y"], q["face_w"], q["face_h"])
     hairline = q["hairline"] + 0.25 * (u / q["face_w"]) ** 2
     shade = skin * (1.0 - 0.25 * ((u / q["face_w"]) ** 2 + ((v - q["face_y"]) / q["face_h"]) ** 2))
@@ -160,8 +146,7 @@ def _render(p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
     norm = np.sqrt(q["light_x"] ** 2 + q["light_y"] ** 2) + 1e-3
     img = img * (1 + q["light"] * (q["light_x"] * x + q["light_y"] * y) / norm)
     img = (img - 0.5) * q["contrast"] + 0.5 + q["brightness"]
-    occ = (np.abs(x - q["occ_x"]) < q["occ_w"]) & (np.abs(y - q["occ_y"]) < q["occ_h"])
-    occ &= q["occluded"] > 0.5
+    occ = (np.abs(x - q["occ_x"]) < q["occ_w"]) & (np.abs(y - q["occ_y"]) < q["occ_h"]) & (q["occluded"] > 0.5)
     img = np.where(occ, q["occ_val"], img)
     return np.clip(img + noise * q["noise"], 0.0, 1.0)
 
@@ -184,8 +169,5 @@ def generate_faces(n: int, seed: int, proportions: Sequence[float] = FER2013_TRA
 def make_splits(n_train: int = 8000, n_val: int = 1500, n_test: int = 1500, seed: int = 0) -> dict[str, Split]:
     """{'train','val','test'} -> Split; each split gets its own seed spawned from `seed`, so none overlap."""
     sizes = dict(zip(SPLITS, (n_train, n_val, n_test), strict=True))
-    for name, n in sizes.items():
-        if n < 0:
-            raise ValueError(f"data.synthetic.n_{name}={n}: expected a number of images >= 0")
     seeds = [int(child.generate_state(1, np.uint64)[0]) for child in np.random.SeedSequence(seed).spawn(len(SPLITS))]
     return {name: generate_faces(n, split_seed) for (name, n), split_seed in zip(sizes.items(), seeds, strict=True)}
