@@ -83,7 +83,8 @@ def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path: Pa
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_resuming_a_former_warmup_cosine_state_is_one_line(make_cfg: Callable[..., DictConfig]) -> None:
+def test_a_scheduler_state_the_scheduler_cannot_load_is_refused_in_one_line(make_cfg: Callable[..., DictConfig]
+                                                                             ) -> None:
     """warmup_cosine was a LambdaLR; torch's SequentialLR cannot load that state (a bare KeyError in Lightning)."""
     from omegaconf import OmegaConf
 
@@ -94,7 +95,7 @@ def test_resuming_a_former_warmup_cosine_state_is_one_line(make_cfg: Callable[..
     config = OmegaConf.to_container(cfg, resolve=True)
     AtomicCheckpointIO().save_checkpoint({"epoch": 3, "state_dict": {}, "fer_lightning": {"config": config},
                                           "lr_schedulers": [lambda_lr]}, ckpt)
-    with pytest.raises(CheckpointError, match=rf"^ckpt_path={ckpt}: .*LambdaLR.*start a fresh run") as error:
+    with pytest.raises(CheckpointError, match=rf"^ckpt_path={ckpt}: .*SequentialLR.*start a fresh run") as error:
         train(make_cfg("scheduler=warmup_cosine", f"ckpt_path={ckpt}"))
     assert "\n" not in str(error.value) and not (ckpt.parent.parent / "metrics.json").exists()
 

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 # the settings whose change between an interrupted run and its resume changes the experiment
 RUN_SETTINGS = ("data", "augment", "model", "optimizer", "scheduler", "imbalance", "distill", "trainer", "seed")
-WARMUP_COSINE = "fer_lightning.schedulers.warmup_cosine"
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -150,13 +149,16 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[Path | None, dic
 
 def _check_resume(checkpoint: Path, saved: dict[str, Any], model: FERClassifier, datamodule: FERDataModule,
                   config: dict[str, Any]) -> None:
-    """Warn where the run's settings changed; refuse weights that do not fit this network, or an old scheduler state."""
+    """Warn where the run's settings changed; refuse weights that do not fit this network, or a scheduler state
+    that this run's scheduler cannot load (e.g. written by an earlier version of its code)."""
     log.info("resuming from %s", checkpoint)
-    scheduler = (config.get("scheduler") or {}).get("_target_")
-    if scheduler == WARMUP_COSINE and any("lr_lambdas" in state for state in saved.get("lr_schedulers", [])):
-        raise CheckpointError(f"ckpt_path={checkpoint}: its scheduler state is the former hand-written warmup_cosine's "
-                              "(a LambdaLR), which warmup_cosine (now torch's SequentialLR) cannot restore; start a "
-                              "fresh run without ckpt_path, or one with another scheduler=")
+    if model.scheduler_factory is not None and saved.get("lr_schedulers"):
+        probe = model.scheduler_factory(torch.optim.SGD([torch.zeros(1)], lr=1.0), max_epochs=1, steps_per_epoch=1)
+        expected = set(probe["scheduler"].state_dict())
+        if any(set(state) != expected for state in saved["lr_schedulers"]):
+            raise CheckpointError(f"ckpt_path={checkpoint}: its LR-scheduler state does not fit this run's "
+                                  f"{type(probe['scheduler']).__name__} (written by other scheduler code); start a "
+                                  "fresh run without ckpt_path, or one with another scheduler=")
     then, now = OmegaConf.create(saved["fer_lightning"]["config"]), OmegaConf.create(config)
     for settings in (then, now):  # training longer than first planned is a legitimate resume
         settings.trainer.pop("max_epochs", None)
