@@ -1,4 +1,5 @@
-"""Where the released model lives: `ckpt_path=pretrained` names fer_lightning/weights/fer_cnn.pt, its card beside it.
+"""Where the released model lives (`ckpt_path=pretrained` names fer_lightning/weights/fer_cnn.pt, its card beside it),
+and how a checkpoint file is told from any other file.
 
 No torch import: the inference entry points resolve `pretrained` before loading anything, and both the
 checkpoint reader and the release tool depend on this module (not on each other).
@@ -27,6 +28,13 @@ def resolve(path: str | Path) -> Path:
         raise FileNotFoundError(f"ckpt_path=pretrained: the released model {RELEASED_PATH} is missing from this "
                                 "installation; reinstall fer_lightning or pass ckpt_path=<your .ckpt>")
     return RELEASED_PATH
+
+
+def is_torch_save(path: Path) -> bool:
+    """Whether the file begins as torch.save writes (its zip archive, or a legacy pickle): a photo or a text file
+    given as a checkpoint is named as such before torch loads."""
+    with path.open("rb") as handle:
+        return handle.read(4).startswith((b"PK\x03\x04", b"\x80"))
 
 
 def released_card() -> dict[str, Any]:

@@ -8,9 +8,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.config import parse_overrides, resume_run_dir
+from fer_lightning.pretrained import is_torch_save
 from fer_lightning.runrecord import RECORD_NAME, completed_record, read_record
 
-TORCH_SAVE_HEADS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a legacy pickle
 RUN_CONTROL = ("ckpt_path", "force", "hydra.run.dir")
 
 
@@ -44,8 +44,7 @@ def _unwritable(folder: Path, key: str, value: object = None) -> str | None:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return path.suffix == ".ckpt" and handle.read(4).startswith(TORCH_SAVE_HEADS)
+    return path.suffix == ".ckpt" and is_torch_save(path)
 
 
 def _resume_problem(cfg: DictConfig, target: Path) -> str | None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.data.splits import CLASS_NAMES
-from fer_lightning.pretrained import resolve
+from fer_lightning.pretrained import is_torch_save, resolve
 from fer_lightning.tta import TEN_CROP_FRACTION, average_logits, check_views
 
 NETWORKS_MODULE = "fer_lightning.models"
@@ -37,9 +37,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(str(error)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or a legacy pickle
+    if not is_torch_save(path):
         raise CheckpointError(f"{path}: not a fer_lightning checkpoint (not a torch.save file); expected a .ckpt "
                               "written by fer_lightning.train, or ckpt_path=pretrained")
     try:
