@@ -20,11 +20,15 @@ install: $(STAMP) ## create .venv and install the package with its dev tools
 demo: $(STAMP) ## train the report's CNN on synthetic faces for a few epochs (~2 min on 2 CPU cores)
 	$(PY) -m fer_lightning.train experiment=demo
 
+# one pytest-xdist worker per core, a test file per worker at a time (its fixtures built once): on 2 cores the
+# suite took 321 s against 491 s in one process (docs/performance.md)
+PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
+
 test: $(STAMP) ## run the whole test suite, what CI runs (synthetic fixtures, tiny shapes, fast_dev_run)
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST) --durations=15
 
 test-fast: $(STAMP) ## the edit loop: every test but the end-to-end subprocess ones (marked slow)
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lowest-deps: ## install every direct dependency at its lower bound (uv, build/venv-lowest) and run the fast tests; part of CI
 	bash .ci/lowest_deps.sh

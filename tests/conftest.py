@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,8 @@ TINY_DATA = ["data.synthetic.n_train=96", "data.synthetic.n_val=48", "data.synth
 
 @pytest.fixture(autouse=True)
 def _few_threads() -> None:
-    torch.set_num_threads(2)
+    """Two threads; one per worker when pytest-xdist runs the suite in several processes (make test: one per core)."""
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
