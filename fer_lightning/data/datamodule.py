@@ -69,7 +69,8 @@ class FERDataModule(LightningDataModule):
                              for name, split in self.load_splits().items()}
             for name in self.required_splits:
                 if not self.has_split(name):
-                    raise DataFormatError(f"data: split {name!r} has no images; this run needs {self.required_splits}")
+                    needed = " and ".join(self.required_splits)
+                    raise DataFormatError(f"data: split {name!r} has no images; this run needs {needed}")
             counts = torch.bincount(self.datasets["train"].labels, minlength=NUM_CLASSES).tolist()
             missing = [name for name, n in zip(CLASS_NAMES, counts, strict=True) if n == 0]
             if self.imbalance != "none" and missing:
