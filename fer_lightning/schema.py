@@ -208,7 +208,7 @@ AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3))
 DATA = {"path": Text(), "synthetic": {"n_train": COUNT, "n_val": COUNT, "n_test": COUNT, "seed": SEED},
         "cache_dir": Text(), "val_fraction": OPEN_UNIT, "split_seed": SEED, "batch_size": Int(1),
         "eval_batch_size": Int(1), "device_resident": OneOf((True, False, "auto")), "augment": None,
-        "imbalance": None, "imbalance_power": None, "pin_memory": boolean, "required_splits": None}
+        "imbalance": None, "imbalance_power": None, "required_splits": None}
 TRAINER = Open({"accelerator": OneOf(ACCELERATORS), "devices": _devices,
                 "precision": OneOf(PRECISIONS, aliases=PRECISION_ALIASES), "min_epochs": Int(0, optional=True),
                 "max_epochs": Int(1), "check_val_every_n_epoch": Int(1, optional=True), "log_every_n_steps": Int(1),

@@ -158,3 +158,29 @@ def test_constructor_arguments_are_checked_once_here(make_cfg: Callable[..., Dic
                                                       message: str) -> None:
     found = schema.problem(make_cfg(*overrides), "train")
     assert found is not None and found.startswith(message), found
+
+
+def test_each_schema_table_lists_exactly_what_its_class_takes() -> None:
+    """A key the schema accepts but the class does not take passes the check and then fails in the constructor;
+    one the class takes but the schema lacks is refused although it works. Both directions are checked here."""
+    import dataclasses
+    import inspect
+
+    from fer_lightning.data.augment import AugmentProfile
+    from fer_lightning.data.datamodule import FERDataModule
+    from fer_lightning.distill import Distillation
+    from fer_lightning.models import FERCNN, ResNet18Classifier
+    from fer_lightning.module import FERClassifier
+
+    def arguments(owner: type) -> set[str]:
+        if dataclasses.is_dataclass(owner):
+            return {field.name for field in dataclasses.fields(owner)}
+        return set(inspect.signature(owner).parameters)
+
+    tables = [(schema.MODEL, FERClassifier, {"distillation"}),  # built by train(), not a config key
+              (schema.DATA, FERDataModule, set()), (schema.AUGMENT, AugmentProfile, set()),
+              (schema.DISTILL, Distillation, set()),
+              (schema.NET.tables["fer_lightning.models.FERCNN"], FERCNN, set()),
+              (schema.NET.tables["fer_lightning.models.ResNet18Classifier"], ResNet18Classifier, set())]
+    for table, owner, not_config in tables:
+        assert set(table) == arguments(owner) - not_config, owner.__name__
