@@ -18,7 +18,8 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_lightning import rundir, schema
-from fer_lightning.config import CONFIG_DIR, parse_overrides
+from fer_lightning.config import CONFIG_DIR
+from fer_lightning.schema import parse_overrides
 
 
 def _group_options(group: str) -> list[str] | None:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
-from hydra.errors import OverrideParseException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,17 +14,6 @@ from fer_lightning.schema import ConfigError, check
 # else the checkout's conf/ (source tree, editable install)
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 CONFIG_DIR = str(_PACKAGED if (_PACKAGED / "train.yaml").is_file() else _PACKAGED.parent.parent / "conf")
-
-
-def parse_overrides(lines: Iterable[str]) -> list[Override]:
-    """Hydra's own parse of `key=value` lines; ValueError naming the line, with Hydra's first line, for a bad one."""
-    parser, parsed = OverridesParser.create(), []
-    for line in map(str, lines):
-        try:
-            parsed += parser.parse_overrides([line])
-        except OverrideParseException as error:
-            raise ValueError(f"{line}: {str(error).strip().splitlines()[0]}") from None
-    return parsed
 
 
 def fast_precision() -> str:

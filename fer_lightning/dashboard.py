@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.schema import parse_overrides
+
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
 
@@ -26,8 +28,6 @@ MAX_NAME = 200  # a directory name is at most 255 bytes; longer names keep their
 def swept_keys(sweep_config: DictConfig) -> set[str]:
     """The keys a sweep varies, as Hydra's basic sweeper and Optuna's read them: `hydra.sweeper.params` (an
     experiment's sweep, an Optuna search space), then the command line, where `key=value` fixes a key again."""
-    from fer_lightning.config import parse_overrides  # not at the top: config registers this module's resolvers
-
     params = OmegaConf.select(sweep_config, "hydra.sweeper.params") or {}
     lines = [f"{key}={value}" for key, value in params.items()]
     lines += list(OmegaConf.select(sweep_config, "hydra.overrides.task") or [])
@@ -39,8 +39,6 @@ def shown_overrides(task_overrides: Iterable[str], swept: set[str] | None,
                     exclude_keys: Collection[str] = ()) -> tuple[list[Override], bool]:
     """The overrides of the swept keys (all keys when unknown), less Hydra's, the excluded keys and path values (they
     would nest directories); and whether a swept key was left out (then the name may not tell two jobs apart)."""
-    from fer_lightning.config import parse_overrides
-
     shown, dropped = [], False
     for override in parse_overrides(task_overrides):
         key = override.key_or_group

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning.config import parse_overrides, resume_run_dir
+from fer_lightning.config import resume_run_dir
 from fer_lightning.pretrained import is_torch_save
 from fer_lightning.runrecord import RECORD_NAME, completed_record, read_record
+from fer_lightning.schema import parse_overrides
 
 RUN_CONTROL = ("ckpt_path", "force", "hydra.run.dir")
 

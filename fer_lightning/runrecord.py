@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fer_lightning.atomicio import atomic_write_text
+from fer_lightning.schema import parse_overrides
 
 RECORD_NAME = "metrics.json"
 
@@ -179,8 +180,6 @@ def override_settings(overrides: Iterable[str]) -> dict[str, str]:
     """`['optimizer=sgd', '+trainer.limit_train_batches=2', '~x']` -> {'optimizer': 'sgd',
     'trainer.limit_train_batches': '2', 'x': '(deleted)'}, Hydra's own keys left out. Values are written as the
     config prints them (`lr=1e-3` -> '0.001'), so an override and a config value compare equal."""
-    from fer_lightning.config import parse_overrides  # here: writing a record must not import Hydra
-
     return {o.key_or_group: "(deleted)" if o.is_delete() else str(o.value()) for o in parse_overrides(overrides)
             if not o.is_hydra_override()}
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 TTA_VIEWS = ("identity", "hflip", "ten_crop")
 NUM_CLASSES = 7
@@ -30,6 +33,21 @@ _RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
 
 class ConfigError(ValueError):
     """An impossible or inconsistent configuration; the message names the key and what is allowed."""
+
+
+def parse_overrides(lines: Iterable[str]) -> list[Override]:
+    """Hydra's own parse of `key=value` lines; ValueError naming the line, with Hydra's first line, for a bad one.
+    Hydra is imported here, not above: inference reads this module's rules without loading Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser, parsed = OverridesParser.create(), []
+    for line in map(str, lines):
+        try:
+            parsed += parser.parse_overrides([line])
+        except OverrideParseException as error:
+            raise ValueError(f"{line}: {str(error).strip().splitlines()[0]}") from None
+    return parsed
 
 
 class Number(NamedTuple):

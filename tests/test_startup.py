@@ -96,3 +96,33 @@ def test_the_data_package_loads_its_datamodule_on_first_use() -> None:
     assert hydra.utils.get_class("fer_lightning.data.FERDataModule") is FERDataModule
     with pytest.raises(AttributeError, match="no_such_name"):
         fer_lightning.data.no_such_name  # noqa: B018 - the lookup itself is the test
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Each module of fer_lightning -> the package's modules it imports, deferred (in a function) ones included."""
+    import ast
+
+    root = REPO_ROOT / "fer_lightning"
+    names = {".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in root.rglob("*.py")}
+    graph = {}
+    for name, path in names.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+        # a module's own package is imported first anyway; only edges to other modules count
+        graph[name] = {m for m in found & names.keys() if m != name and not name.startswith(f"{m}.")}
+    return graph
+
+
+def test_no_import_circle() -> None:
+    """A circle hides itself behind an import moved into a function; the graph here counts those too."""
+    from graphlib import CycleError, TopologicalSorter
+
+    try:
+        TopologicalSorter(_package_imports()).prepare()
+    except CycleError as error:
+        pytest.fail(f"import circle: {' -> '.join(error.args[1])}")
