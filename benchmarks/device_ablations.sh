@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# Issue #13's seeded ablations (and cnn_best's seed spread) on the lent GPU, in at most two device calls: the
-# CPU here needs ~20 min per pair of cnn_fast jobs (AVX512-BF16) or ~70 min (AVX2 only), a GPU seconds per job.
+# The seeded ablations (and cnn_best's seed spread) on a CUDA machine that receives only the repository, in two
+# parts: the CPU needs ~20 min per pair of cnn_fast jobs (AVX512-BF16) or ~70 min (AVX2 only), a GPU seconds per job.
 #
-# Prepare here once (both go to outputs/carry/, which git ignores; never commit them):
+# Prepare once on the machine with the data (both go to outputs/carry/, which git ignores; never commit them):
 #   make device-prep DATA=/path/to/fer2013.csv.gz     # FER-2013 as LZMA uint8 arrays (56 MB) + 4 wheels
-# Then, with the device tool (one call per part; carry the folder; each call returns runs-<part>.tar.gz):
-#   run(command="bash benchmarks/device_ablations.sh a", carry=["outputs/carry"], timeout_s=540)
-#   run(command="bash benchmarks/device_ablations.sh b", carry=["outputs/carry"], timeout_s=540)
-# and here: tar -xzf <files_at>/runs-a.tar.gz -C outputs/ (and tensorboard-a.tar.gz); python -m fer_lightning.report
+# Then on the CUDA machine, with outputs/carry/ copied beside the repository and OUT set to an empty folder:
+#   bash benchmarks/device_ablations.sh a      (then b; each writes runs-<part>.tar.gz into OUT)
+# and back here: tar -xzf runs-a.tar.gz -C outputs/ (and tensorboard-a.tar.gz); python -m fer_lightning.report
 #   outputs/multiruns/device/<sweep> --baseline ... --time-to 0.60,0.65 (one sweep's jobs compare among
 #   themselves: GPU bf16 numerics differ from the CPU runs in docs/results.md, so never pair across the two).
 #
-# Parts (jobs in order of what the issue needs most; every sweep is cut at DEADLINE_S seconds after the start, one
-# that would start in its last 30 s is skipped, so the tarballs are written inside the call's timeout_s; a rerun
-# of the same part in a still-warm machine skips the finished jobs, skip_completed=true):
+# Parts (jobs in order of importance; every sweep is cut at DEADLINE_S seconds after the start, one
+# that would start in its last 30 s is skipped, so the tarballs are written before DEADLINE_S + ~60 s; a rerun
+# of the same part on the same machine skips the finished jobs, skip_completed=true):
 #   a: optimizer x seeds 1-5 (15 jobs); imbalance none/sampler/weighted_loss x seeds 1-5 at power 0.5 (15) and
 #      sampler/weighted_loss at power 1 (10)
 #   b: cnn_fast seed 1 alone (the GPU time-to-accuracy), scheduler x seeds 1-3 (21), cnn_best seeds 1-2
@@ -24,7 +23,7 @@ part=${1:?usage: device_ablations.sh a|b|smoke}
 case $part in a|b|smoke) ;; *) echo "device_ablations.sh: unknown part '$part'; expected a, b or smoke" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 CARRY=${CARRY:-outputs/carry}
-OUT=${OUT:?OUT (the device tool sets it) is where the results tarball goes}
+OUT=${OUT:?OUT is the folder the results tarball goes to}
 DEADLINE_S=${DEADLINE_S:-480}
 N_JOBS=${N_JOBS:-6}
 PYTHON=${PYTHON:-python3}

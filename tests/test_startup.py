@@ -1,4 +1,4 @@
-"""Fast start (issue #15): the command-line entry points answer `--help` and a bad override without importing
+"""Fast start: the command-line entry points answer `--help` and a bad override without importing
 torch, and `fer_lightning.inference` imports no Lightning, Hydra or matplotlib.
 
 Checked by the modules a fresh interpreter ends up with, never by timing, so the tests hold on a busy machine.
