@@ -1,11 +1,10 @@
 """Predict emotions of the faces in an image, a folder or a video with a trained checkpoint (usage: USAGE below).
-
-This entry point imports only Hydra, so `--help`, a rejected override and a missing input answer before torch loads;
-the job runs in `fer_lightning.jobs.predict`.
-"""
+Imports only Hydra, so `--help`, a rejected override and a missing input answer before torch loads (the job:
+`jobs.predict`)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -27,11 +26,8 @@ _FLAGS_WITH_VALUE = frozenset({"--cfg", "-c", "--package", "-p", "--config-path"
 
 def options_help() -> str:
     """predict's own options: conf/predict.yaml up to its hydra block, with the comments that describe each key."""
-    lines = (Path(CONFIG_DIR) / "predict.yaml").read_text().split("\nhydra:", 1)[0].splitlines()
-    start = lines.index("defaults:") + 1
-    while lines[start].startswith("  "):  # the defaults list
-        start += 1
-    options = "\n".join(lines[start:]).strip()
+    text = (Path(CONFIG_DIR) / "predict.yaml").read_text().split("\nhydra:", 1)[0].partition("\ndefaults:\n")[2]
+    options = re.sub(r"^(  .*\n)+", "", text).strip()  # without the defaults list
     return f"{USAGE}\n{options}\n\nHydra's own flags (--cfg job, -m, ...): --hydra-help\n"
 
 

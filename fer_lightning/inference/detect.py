@@ -5,7 +5,7 @@ ship none, hence the `<5` pin), MTCNN's networks in this package (weights/mtcnn.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -43,9 +43,6 @@ class Box:
         side = max(1, round(max(self.w, self.h) * (1.0 + 2.0 * margin)))
         cx, cy = self.x + self.w / 2.0, self.y + self.h / 2.0
         return Box(round(cx - side / 2.0), round(cy - side / 2.0), side, side)
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _check(key: str, value: object, expected: str, ok: bool) -> None:
@@ -94,14 +91,11 @@ class HaarFaceDetector:
                isinstance(min_neighbors, int) and not isinstance(min_neighbors, bool) and min_neighbors >= 0)
         _check("haar.min_size", min_size, "a positive number of pixels", _is_number(min_size) and min_size > 0)
         _check_max_side("haar.max_side", max_side)
-        path = Path(cascade)
-        if not path.is_file():
-            path = Path(cv2.data.haarcascades) / cascade
-        classifier = cv2.CascadeClassifier(str(path))
-        if not path.is_file() or classifier.empty():
+        path = Path(cascade) if Path(cascade).is_file() else Path(cv2.data.haarcascades) / cascade
+        self.classifier = cv2.CascadeClassifier(str(path))
+        if not path.is_file() or self.classifier.empty():
             raise FileNotFoundError(f"Haar cascade {cascade!r} not found (looked in {cv2.data.haarcascades}); "
                                     "install opencv-python-headless>=4.8,<5 (OpenCV 5 wheels ship no cascades)")
-        self.classifier = classifier
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, int(min_size)
         self.max_side = max_side
         self.hint = _size_hint("haar.min_size", self.min_size, max_side, window=24)  # the cascade's window
@@ -180,11 +174,10 @@ class MTCNNFaceDetector:
         scores: list[float] = []
         for (corners, found_scores), back in zip(self.mtcnn.detect_batch(copies), backs, strict=True):
             for (x0, y0, x1, y1), p in zip(corners, found_scores, strict=True):
-                if p < self.min_confidence:
-                    continue
-                cx, cy = back @ np.array([(x0 + x1) / 2, (y0 + y1) / 2, 1.0])
-                boxes.append((cx - (x1 - x0) / 2, cy - (y1 - y0) / 2, x1 - x0, y1 - y0))
-                scores.append(float(p))
+                if p >= self.min_confidence:
+                    cx, cy = back @ np.array([(x0 + x1) / 2, (y0 + y1) / 2, 1.0])
+                    boxes.append((cx - (x1 - x0) / 2, cy - (y1 - y0) / 2, x1 - x0, y1 - y0))
+                    scores.append(float(p))
         if len(self.angles) > 1 and boxes:  # one face seen at two angles: keep its best-scoring box
             import torch
 

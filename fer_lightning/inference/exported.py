@@ -57,8 +57,7 @@ def preprocess(faces: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
         resized = [cv2.resize(face, (size, size), interpolation=RESIZE[pre["interpolation"]]) for face in x]
         x = np.clip(np.array(resized, np.float32).reshape(-1, size, size), 0, 1)
     x = np.repeat(x.reshape(len(x), 1, size, size), pre["channels"], axis=1)
-    mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
+    mean, std = (np.asarray(pre[key], np.float32).reshape(1, -1, 1, 1) for key in ("mean", "std"))
     return (x - mean) / std
 
 

@@ -4,7 +4,7 @@ it (inference cannot drift from what evaluation measured) -> class probabilities
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,6 @@ CHANNEL_ORDERS = ("bgr", "rgb")
 PRECISIONS = ("fp32", "bf16")
 
 
-def checked_device(device: str | torch.device) -> torch.device:
-    """`device` as a torch.device this machine has, else a one-line ValueError."""
-    try:
-        return torch.empty(0, device=device).device
-    except (RuntimeError, TypeError, AssertionError):  # not a device name, no such backend or device here
-        raise ValueError(f"device={device}: torch finds no such device on this machine (expected cpu, cuda, "
-                         "cuda:<index> or another torch device type); use device=cpu") from None
-
-
 @dataclass(frozen=True)
 class FaceResult:
     """One detected face: its box in the input image and its class probabilities."""
@@ -51,7 +42,7 @@ class FaceResult:
         return self.probabilities[self.label]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"box": self.box.as_dict(), "label": self.label, "score": self.score,
+        return {"box": asdict(self.box), "label": self.label, "score": self.score,
                 "probabilities": dict(self.probabilities)}
 
 
@@ -86,7 +77,11 @@ class Predictor:
                 raise ValueError(f"{key}={value!r}: {problem}")
         if tta is not None:
             network.set_tta(tta)
-        self.device = checked_device(device)
+        try:
+            self.device = torch.empty(0, device=device).device
+        except (RuntimeError, TypeError, AssertionError):  # not a device name, no such backend or device here
+            raise ValueError(f"device={device}: torch finds no such device on this machine (expected cpu, cuda, "
+                             "cuda:<index> or another torch device type); use device=cpu") from None
         self.network = network.to(self.device).eval()
         self.precision, self.batch_size = precision, batch_size
         self.profile, self.augment = profile, BatchAugment(profile)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -159,22 +160,19 @@ def write_timeline(frames: Sequence[tuple[int, float, list[TrackedFace]]], class
             for frame, time, faces in frames for tracked in faces]
     with atomic_open(csv_path, "w") as handle:
         csv.writer(handle, lineterminator="\n").writerows([["time_s", "frame", "track", "label", *class_names], *rows])
-    tracks: dict[int, list[tuple[float, FaceResult]]] = {}
-    for _, time, faces in frames:
-        for tracked in faces:
-            tracks.setdefault(tracked.track, []).append((time, tracked.face))
-    if not tracks:
+    counts = Counter(tracked.track for _, _, faces in frames for tracked in faces)
+    if not counts:
         return
     from matplotlib.figure import Figure  # without pyplot: no global backend state
 
-    shown = sorted(sorted(tracks, key=lambda t: -len(tracks[t]))[:8])
+    shown = sorted(track for track, _ in counts.most_common(8))
     figure = Figure(figsize=(9, 1.0 + 1.8 * len(shown)), layout="constrained")
     axes = figure.subplots(len(shown), 1, sharex=True, squeeze=False)[:, 0]
     for ax, track in zip(axes, shown, strict=True):
-        times = [t for t, _ in tracks[track]]
+        seen = [(time, t.face) for _, time, faces in frames for t in faces if t.track == track]
         for name in class_names:
             b, g, r = colors.get(name, (0, 0, 0))
-            ax.plot(times, [face.probabilities[name] for _, face in tracks[track]], label=name,
+            ax.plot([time for time, _ in seen], [face.probabilities[name] for _, face in seen], label=name,
                     color=(r / 255, g / 255, b / 255), linewidth=1.2)
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"track {track}")

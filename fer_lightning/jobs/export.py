@@ -115,9 +115,8 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, output: str | Path, fold_
                       check: bool = True) -> dict[str, Any]:
     """`output` and `<output>.json` (returned), written and verified beside `output`, moved into place when done;
     the arguments are checked by the CLI's rules (the schema), which the command line ran before Hydra started."""
-    values = {"ckpt_path": None if ckpt_path is None else str(ckpt_path), "format": fmt, "fold_tta": fold_tta,
-              "opset": opset, "verify": check}
-    schema.check(OmegaConf.create(values), "export")
+    schema.check(OmegaConf.create({"ckpt_path": None if ckpt_path is None else str(ckpt_path), "format": fmt,
+                                   "fold_tta": fold_tta, "opset": opset, "verify": check}), "export")
     loaded = load_classifier(ckpt_path)
     output = Path(output)
     if output.is_dir():

@@ -31,8 +31,6 @@ from fer_lightning.schema import check
 
 log = logging.getLogger(__name__)
 
-LOG_NAME = "predict.log"
-LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 # threads=null: the idle cores, at most this many (20 photos on 2 busy cores: 25-75 s with 1 thread, 104-209 s with 2)
 MAX_DEFAULT_THREADS = 4
 RUN_KEYS = ("annotate", "bars", "video_stride", "progress", "max_frames", "detect_every", "smooth")  # PredictionRun's
@@ -82,8 +80,7 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
                                               device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision,
                                               tta=cfg.get("tta"))
-        run = PredictionRun(predictor, output_dir, **{key: cfg.get(key) for key in RUN_KEYS})
-        items = run.run(source)
+        items = PredictionRun(predictor, output_dir, **{key: cfg.get(key) for key in RUN_KEYS}).run(source)
         summary = summarize(items)
         if summary["items"] == 0:
             raise ValueError(f"input={source}: no image or video found there (nothing was written)")
@@ -98,11 +95,10 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
                 "wall_time_s": round(time.perf_counter() - started, 3),
                 "versions": environment_info()["versions"]}
         csv_path, json_path = write_tables(items, output_dir, predictor.class_names, meta)
-        log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable",
-                 summary)
+        log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable", summary)
         log.info("tables: %s, %s; annotated: %s", csv_path, json_path, output_dir / "annotated")
-        handler = logging.FileHandler(output_dir / LOG_NAME, encoding="utf-8")  # appended: this run's records
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler = logging.FileHandler(output_dir / "predict.log", encoding="utf-8")  # appended: this run's records
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
         records.setTarget(handler)
         records.flush()
         handler.close()
