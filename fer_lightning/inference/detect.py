@@ -72,8 +72,7 @@ class WholeImageDetector:
     margin = 0.0  # the image is the crop
 
     def detect(self, gray: np.ndarray) -> list[Box]:
-        height, width = gray.shape[:2]
-        return [Box(0, 0, width, height)]
+        return [Box(0, 0, gray.shape[1], gray.shape[0])]
 
 
 class HaarFaceDetector:

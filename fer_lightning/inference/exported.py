@@ -5,6 +5,7 @@ this package would (numpy, OpenCV and onnxruntime or torch): export verification
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,8 +80,6 @@ class ExportedModel:
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             self._input = self._session.get_inputs()[0].name
         elif self.format == "torchscript":
-            import warnings
-
             import torch
 
             with warnings.catch_warnings():

@@ -34,8 +34,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """8-bit pixels: 16-bit ones (a file's, a PIL image's, an array's) are scaled by 255/65535 as the FER-2013
-    readers do, never clipped at 255."""
+    """8-bit pixels: 16-bit ones (a file's, a PIL image's, an array's) scaled by 255/65535 as the FER-2013 readers."""
     if image.dtype == np.uint8:
         return image
     if image.dtype == np.uint16 or (image.dtype.kind in "iu" and image.size and 255 < image.max() <= 65535):
@@ -54,10 +53,8 @@ def to_gray(image: Any, channel_order: str = "bgr") -> np.ndarray:
         gray = image.mode in ("L", "I") or image.mode.startswith("I;16")
         image, channel_order = np.asarray(image if gray else image.convert("RGB")), "rgb"
     image = to_uint8(np.asarray(image))
-    if image.ndim == 2:
-        return image
-    if image.ndim == 3 and image.shape[2] == 1:
-        return image[:, :, 0]
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return image.reshape(image.shape[:2])
     if image.ndim == 3 and image.shape[2] in (3, 4):
         rgb_first = channel_order.lower() == "rgb"
         code = {(3, False): cv2.COLOR_BGR2GRAY, (4, False): cv2.COLOR_BGRA2GRAY,

@@ -23,16 +23,14 @@ def _load_kernel() -> None:
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Indices of the boxes (x0, y0, x1, y1) kept by greedy IoU suppression, best score first
-    (= torchvision.ops.nms)."""
+    """Indices of the boxes (x0, y0, x1, y1) kept by greedy IoU suppression, best first (= torchvision.ops.nms)."""
     _load_kernel()
     return torch.ops.torchvision.nms(boxes, scores, iou_threshold)
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou_threshold: float
                 ) -> torch.Tensor:
-    """NMS within each group only (= torchvision.ops.batched_nms): each group is shifted apart so that no two
-    groups' boxes overlap."""
+    """NMS within each group only (= torchvision.ops.batched_nms): the groups are shifted apart, never overlapping."""
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     shift = groups.to(boxes) * (boxes.max() + 1)

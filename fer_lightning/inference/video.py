@@ -87,8 +87,7 @@ class FrameClassifier:
     def __call__(self, frame: np.ndarray) -> list[TrackedFace]:
         gray = to_gray(frame)
         if self.calls % self.detect_every == 0:
-            detection = self.calls // self.detect_every
-            self.current = self.tracker.assign(self.predictor.detector.detect(gray), detection)
+            self.current = self.tracker.assign(self.predictor.detector.detect(gray), self.calls // self.detect_every)
         self.calls += 1
         if not self.current:
             return []
@@ -176,8 +175,7 @@ def write_timeline(frames: Sequence[tuple[int, float, list[TrackedFace]]], class
                     color=(r / 255, g / 255, b / 255), linewidth=1.2)
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"track {track}")
-    axes[0].legend(ncol=len(class_names), loc="lower left", bbox_to_anchor=(0, 1.02), fontsize="small",
-                   frameon=False)
+    axes[0].legend(ncol=len(class_names), loc="lower left", bbox_to_anchor=(0, 1.02), fontsize="small", frameon=False)
     axes[-1].set_xlabel("time (s)")
     with atomic_open(png_path) as handle:
         figure.savefig(handle, format="png", dpi=90)
