@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
+import torch
+
+from fer_lightning.inference.nms import nms
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,6 @@ class HaarFaceDetector:
 
     def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
                  min_neighbors: int = 5, min_size: int = 32, max_side: int | None = None) -> None:
-        import cv2
-
         _check("haar.scale_factor", scale_factor, "a number > 1", _is_number(scale_factor) and scale_factor > 1)
         _check("haar.min_neighbors", min_neighbors, "an integer >= 0",
                isinstance(min_neighbors, int) and not isinstance(min_neighbors, bool) and min_neighbors >= 0)
@@ -108,8 +110,6 @@ class HaarFaceDetector:
 
 def _resized(gray: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
     """A copy downscaled to `max_side` (longer side) and the factor, or the image itself and 1.0."""
-    import cv2
-
     if not max_side or max(gray.shape[:2]) <= max_side:
         return gray, 1.0
     scale = max_side / max(gray.shape[:2])
@@ -148,7 +148,7 @@ class MTCNNFaceDetector:
     def __init__(self, min_face_size: int = 40, thresholds: tuple[float, float, float] = (0.3, 0.4, 0.4),
                  min_confidence: float = 0.9, angles: Sequence[float] = (-12.0, 12.0), max_side: int | None = None,
                  mirror: bool = True, device: str = "cpu") -> None:
-        from fer_lightning.inference.mtcnn import MTCNN
+        from fer_lightning.inference.mtcnn import MTCNN  # here: detector=haar never loads it
 
         _check("mtcnn.angles", angles, "a non-empty list of degrees in [-90, 90]",
                isinstance(angles, Sequence) and bool(angles) and all(_is_number(a) and -90 <= a <= 90 for a in angles))
@@ -178,10 +178,6 @@ class MTCNNFaceDetector:
                     boxes.append((cx - (x1 - x0) / 2, cy - (y1 - y0) / 2, x1 - x0, y1 - y0))
                     scores.append(float(p))
         if len(self.angles) > 1 and boxes:  # one face seen at two angles: keep its best-scoring box
-            import torch
-
-            from fer_lightning.inference.nms import nms
-
             corners = torch.tensor([(x, y, x + w, y + h) for x, y, w, h in boxes], dtype=torch.float32)
             boxes = [boxes[i] for i in nms(corners, torch.tensor(scores), 0.3).tolist()]
         return _boxes_in_image(boxes, scale, gray.shape)
@@ -190,8 +186,6 @@ class MTCNNFaceDetector:
     def _turned(gray: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
         """`gray` turned by `angle` degrees about its centre (edges replicated) and the 2x3 map back to the frame's
         pixels: a turned copy makes a tilted head upright; boxes are mapped back by their centres."""
-        import cv2
-
         if not angle:
             return gray, np.eye(2, 3)
         h, w = gray.shape[:2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -221,8 +221,7 @@ def annotate(image: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, 
     factor = 1 if keep_size else math.ceil(MIN_DRAW_SIDE / max(1, min(canvas.shape[:2])))
     if factor > 1:
         canvas = cv2.resize(canvas, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-        faces = [replace(f, box=Box(f.box.x * factor, f.box.y * factor, f.box.w * factor, f.box.h * factor))
-                 for f in faces]
+        faces = [replace(f, box=Box(*(v * factor for v in astuple(f.box)))) for f in faces]
     height, width = canvas.shape[:2]
     scale = text_scale(width, height)
     if not faces:

@@ -8,15 +8,14 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
+from fer_lightning.data.augment import AugmentProfile
 from fer_lightning.data.splits import IMAGE_SIZE
-
-if TYPE_CHECKING:
-    from fer_lightning.data.augment import AugmentProfile
 
 # OpenCV's resize equals torch.nn.functional.interpolate(align_corners=False) in these modes (to 4e-6 for 48 -> 224)
 RESIZE = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
@@ -80,8 +79,6 @@ class ExportedModel:
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             self._input = self._session.get_inputs()[0].name
         elif self.format == "torchscript":
-            import torch
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream, still works
                 self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
@@ -92,8 +89,6 @@ class ExportedModel:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.format == "onnx":
             return self._session.run(None, {self._input: x})[0]
-        import torch
-
         with torch.inference_mode():
             return self._module(torch.from_numpy(x)).float().numpy()
 

@@ -10,7 +10,7 @@ import math
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -295,9 +295,8 @@ def write_tables(items: list[Item], output_dir: str | Path, class_names: tuple[s
             rows.append([item.source, frame, time, *[""] * 2, item.status, *[""] * (6 + len(class_names)),
                          item.error or ""])
         for i, face in enumerate(item.faces):
-            b = face.box
             track = item.tracks[i] if item.tracks else ""
-            rows.append([item.source, frame, time, i, track, item.status, b.x, b.y, b.w, b.h, face.label,
+            rows.append([item.source, frame, time, i, track, item.status, *astuple(face.box), face.label,
                          f"{face.score:.6f}", *(f"{face.probabilities[n]:.6f}" for n in class_names), ""])
     with atomic_open(output_dir / TABLE_CSV, "w") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)

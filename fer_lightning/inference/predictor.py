@@ -66,7 +66,7 @@ class Predictor:
 
     def __init__(self, network: EvalNetwork, profile: AugmentProfile, detector: FaceDetector | None = None,
                  margin: float | None = None, device: str | torch.device = "cpu", batch_size: int = 64,
-                 precision: str = "fp32", tta: Sequence[str] | None = None) -> None:
+                 precision: str = "fp32", tta: Sequence[str] | None = None, checkpoint: Path | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
         for key, value in (("batch_size", batch_size), ("margin", margin)):
@@ -84,15 +84,13 @@ class Predictor:
         self.profile, self.augment = profile, BatchAugment(profile)
         self._detector, self._margin = detector, margin
         self.class_names: tuple[str, ...] = network.class_names
-        self.checkpoint: Path | None = None
+        self.checkpoint = checkpoint  # the file the network came from, if any
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, detector: FaceDetector | None = None, **kwargs: Any) -> Predictor:
         """A predictor for a .ckpt written by fer_lightning.train (network, weights and profile)."""
         loaded = load_network(path)
-        predictor = cls(loaded.network, loaded.profile, detector, **kwargs)
-        predictor.checkpoint = loaded.path
-        return predictor
+        return cls(loaded.network, loaded.profile, detector, checkpoint=loaded.path, **kwargs)
 
     @classmethod
     def from_pretrained(cls, detector: FaceDetector | None = None, **kwargs: Any) -> Predictor:

@@ -66,14 +66,13 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, contract: dict[str, A
     """torch.export-based exporter (onnxscript), dynamic batch; the contract goes into metadata_props."""
     import onnx
 
-    batch = torch.export.Dim("batch", min=1, max=65536)
     for name in ("onnxscript", "onnx_ir", "torch.onnx"):  # their INFO lines (and handled tracebacks) flood the log
         logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT_NAME],
-                                    output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), opset_version=opset,
-                                    external_data=False, verbose=False)
+                                    output_names=[OUTPUT_NAME], opset_version=opset, external_data=False, verbose=False,
+                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},))
     proto = program.model_proto
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if written != opset:  # the exporter may write another opset than asked for: record what the file holds

@@ -70,16 +70,15 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         raise ValueError(f"input={source}: no image or video found there (nothing was written)")
     output_dir = Path(cfg.output_dir)  # read once: its default holds ${now:...}
     threads = set_threads(cfg.get("threads"))
-    ckpt_path = cfg.get("ckpt_path") or PRETRAINED
     records = MemoryHandler(capacity=2**31, flushLevel=logging.CRITICAL + 1)  # for predict.log, once it is written
     for logger in (logging.getLogger(), results_log):
         logger.addHandler(records)
     try:
         if not cfg.get("ckpt_path"):
             log.info("no ckpt_path given: using the released model (%s)", RELEASED_PATH.name)
-        predictor = Predictor.from_checkpoint(ckpt_path, detector or build_detector(cfg), margin=cfg.margin,
-                                              device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision,
-                                              tta=cfg.get("tta"))
+        predictor = Predictor.from_checkpoint(cfg.get("ckpt_path") or PRETRAINED, detector or build_detector(cfg),
+                                              margin=cfg.margin, device=cfg.device, batch_size=cfg.batch_size,
+                                              precision=cfg.precision, tta=cfg.get("tta"))
         items = PredictionRun(predictor, output_dir, **{key: cfg.get(key) for key in RUN_KEYS}).run(source)
         summary = summarize(items)
         if summary["items"] == 0:
