@@ -103,11 +103,10 @@ def describe(faces: list[FaceResult], top: int = 3, hint: str | None = None) -> 
     return "\n".join(lines)
 
 
-def say(lines: list[str]) -> None:
+def say(text: str) -> None:
     """Results go to stdout above any progress bar (they are the output, not log records), and to the log."""
-    for line in lines:
-        tqdm.write(line, file=sys.stdout)
-    results_log.info("%s", "\n".join(lines))
+    tqdm.write(text, file=sys.stdout)
+    results_log.info("%s", text)
 
 
 def video_line(frames: int, fps: float, summary: dict[str, Any]) -> str:
@@ -153,7 +152,7 @@ class PredictionRun:
             image = read_image(path)
             item.faces = self.predictor.predict(image)
             hint = None if item.faces else getattr(self.predictor.detector, "hint", None)  # e.g. the smallest face size
-            say([f"{path}: {line}" for line in describe(item.faces, hint=hint).splitlines()])
+            say("\n".join(f"{path}: {line}" for line in describe(item.faces, hint=hint).splitlines()))
             if self.annotate:
                 suffix = path.suffix.lower() if path.suffix.lower() in WRITABLE_SUFFIXES else ".png"
                 out = self.output_dir / ANNOTATED_DIR / relative.with_suffix(suffix)
@@ -237,7 +236,7 @@ class PredictionRun:
             write_timeline(timed, self.predictor.class_names, timeline, timeline.with_suffix(".png"), draw.PALETTE)
             for item in items:
                 item.timeline = str(timeline)
-        say([video_line(frames, fps, input_summary(source, items))])
+        say(video_line(frames, fps, input_summary(source, items)))
         return items
 
     def run(self, input_path: str | Path) -> list[Item]:
