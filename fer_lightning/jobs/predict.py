@@ -90,8 +90,7 @@ def predict(cfg: DictConfig, detector: FaceDetector | None = None) -> dict[str, 
         meta = {"checkpoint": str(predictor.checkpoint), "input": source, "detector": cfg.detector,
                 "margin": predictor.margin, "precision": cfg.precision, "threads": threads,
                 **{key: cfg.get(key) for key in ("video_stride", "detect_every", "smooth", "max_frames")},
-                "preprocessing": predictor.contract(),
-                "wall_time_s": round(time.perf_counter() - started, 3),
+                "preprocessing": predictor.contract(), "wall_time_s": round(time.perf_counter() - started, 3),
                 "versions": environment_info()["versions"]}
         csv_path, json_path = write_tables(items, output_dir, predictor.class_names, meta)
         log.info("%(items)d images/frames: %(faces)d faces, %(no_face)d without a face, %(error)d unreadable", summary)
