@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -63,7 +63,6 @@ def _check_max_side(key: str, value: object) -> None:
     _check(key, value, "a positive number of pixels or null", value is None or (_is_number(value) and value > 0))
 
 
-@runtime_checkable
 class FaceDetector(Protocol):
     """Finds faces in a grayscale uint8 image [H, W]; returns boxes in that image's pixel coordinates."""
 
