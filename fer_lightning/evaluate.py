@@ -1,6 +1,5 @@
-"""Evaluate a trained checkpoint on val or test: `python -m fer_lightning.evaluate ckpt_path=X.ckpt [split=test]
-[tta=[identity,hflip]] [bootstrap=1000] [compare_ckpt_path=Y.ckpt] ...` (conf/evaluate.yaml). Imports only Hydra, so
-`--help` and a rejected override answer before torch loads (the job: `jobs.evaluate`)."""
+"""Evaluate a checkpoint: `python -m fer_lightning.evaluate ckpt_path=X.ckpt [split=test] ...` (conf/evaluate.yaml).
+Imports only Hydra, so `--help` and a rejected override answer before torch loads (the job: `jobs.evaluate`)."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ def main(cfg: DictConfig) -> None:
     from fer_lightning.jobs import evaluate as evaluation
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    status = evaluation.run(cfg, HydraConfig.get().runtime.output_dir)
-    if status:
+    if status := evaluation.run(cfg, HydraConfig.get().runtime.output_dir):
         sys.exit(status)
 
 

@@ -1,7 +1,5 @@
-"""The messages Lightning prints on every run that say nothing about this run: silenced at one place, each with why.
-
-Fixed at the cause where the cause is ours; filtered where it is the library's and harmless here.
-"""
+"""The messages Lightning prints on every run that say nothing about this run, silenced at one place, each with why
+(fixed at the cause where the cause is ours, filtered where it is the library's and harmless here)."""
 
 from __future__ import annotations
 
@@ -20,9 +18,7 @@ def silence_known_noise() -> None:
     # (and files) every record: each Lightning line appeared twice. Keep the records, drop the second printer.
     lightning_logger = logging.getLogger("lightning")
     if logging.getLogger().hasHandlers():
-        for handler in list(lightning_logger.handlers):
-            if type(handler) is logging.StreamHandler:
-                lightning_logger.removeHandler(handler)
+        lightning_logger.handlers = [h for h in lightning_logger.handlers if type(h) is not logging.StreamHandler]
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)  # added once, like a set
     # Lightning 2.6's _pytree calls torch's deprecated LeafSpec; nothing this package can change (torch 2.14).
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")

@@ -126,8 +126,7 @@ class RunRecord:
             return False
         trace = "".join(traceback.format_exception(error))
         (self.run_dir / (f"failure_rank{self.rank}.txt" if self.rank else "failure.txt")).write_text(trace)
-        if self.rank == 0:
-            self._write("failed", error=failure_reason(error), **environment_info())
+        self._write("failed", error=failure_reason(error), **environment_info())
         return True
 
     def interrupted(self) -> None:
@@ -177,9 +176,8 @@ class Job:
 
 
 def override_settings(overrides: Iterable[str]) -> dict[str, str]:
-    """`['optimizer=sgd', '+trainer.limit_train_batches=2', '~x']` -> {'optimizer': 'sgd',
-    'trainer.limit_train_batches': '2', 'x': '(deleted)'}, Hydra's own keys left out. Values are written as the
-    config prints them (`lr=1e-3` -> '0.001'), so an override and a config value compare equal."""
+    """`['optimizer=sgd', '+a.b=2', '~x']` -> {'optimizer': 'sgd', 'a.b': '2', 'x': '(deleted)'}, less Hydra's keys;
+    values as the config prints them (`lr=1e-3` -> '0.001'), so an override and a config value compare equal."""
     return {o.key_or_group: "(deleted)" if o.is_delete() else str(o.value()) for o in parse_overrides(overrides)
             if not o.is_hydra_override()}
 
