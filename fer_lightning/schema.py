@@ -25,9 +25,6 @@ PRECISION_ALIASES = ("16", "32", "64", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # torch.onnx.export(dynamo=True) writes opset 18 for anything lower; torch.onnx._constants.ONNX_MAX_OPSET is 23
 ONNX_OPSETS = (18, 23)
-DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
-                "layout (train/<class>/*.png and test/<class>/*.png, or its .tar), or an .npz of arrays "
-                "(python -m fer_lightning.data.pack)")
 _RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
 
 
@@ -272,7 +269,9 @@ def _train_combinations(cfg: DictConfig) -> str | None:
     path = data.get("path")
     if "synthetic" in data and data.get("synthetic") is None and (not path or not Path(str(path)).exists()):
         found = f"data.path={path}: no such file or folder; " if path else ""
-        return (f"{found}data.path is required with a real-data config (data=fer2013): give {DATA_LAYOUTS}, e.g. "
+        return (f"{found}data.path is required with a real-data config (data=fer2013): give the challenge CSV "
+                "(fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder layout (train/<class>/*.png"
+                " and test/<class>/*.png, or its .tar), or an .npz of arrays (python -m fer_lightning.data.pack), e.g. "
                 "data.path=/data/fer2013.csv.gz (or use data=synthetic)")
     min_epochs, max_epochs = trainer.get("min_epochs"), trainer.get("max_epochs")
     if isinstance(min_epochs, int) and isinstance(max_epochs, int) and min_epochs > max_epochs:

@@ -28,8 +28,7 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as error:
         training.record_failure(cfg, error)
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-            expected = expected_failure(error)
-            if expected is None:
+            if (expected := expected_failure(error)) is None:
                 raise
             fail("train", expected)
         logging.getLogger(__name__).error("job failed: %s: %s", type(error).__name__, error)
