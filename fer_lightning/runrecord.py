@@ -33,8 +33,7 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ValueError(f"{path}: cannot read {what} ({reason})") from None
+        raise ValueError(f"{path}: cannot read {what} ({getattr(error, 'strerror', None) or error})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected {what} (a JSON object), got a JSON {type(data).__name__}")
     return data
@@ -145,12 +144,10 @@ class Job:
     overrides: dict[str, str]
     record: dict[str, Any]
     choices: dict[str, Any]  # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode has a value
-    config: DictConfig | None
+    config: DictConfig  # empty without a readable .hydra/config.yaml
     error: str  # why it is not completed
 
     def _config_value(self, key: str) -> Any:
-        if self.config is None:
-            return None
         return OmegaConf.select(self.config, key, default=None, throw_on_resolution_failure=False)
 
     @property
@@ -222,7 +219,8 @@ def load_job(path: Path) -> Job:
         overrides = override_settings(listed if isinstance(listed, list | ListConfig) else [])
     except ValueError as reason:
         overrides, status, error = {}, "failed", f"{source} unreadable: {reason}"
-    return Job(path, status, overrides, record, choices, config if isinstance(config, DictConfig) else None, error)
+    config = config if isinstance(config, DictConfig) else OmegaConf.create()
+    return Job(path, status, overrides, record, choices, config, error)
 
 
 def _natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:
