@@ -4,7 +4,6 @@ Imports only Hydra, so `--help` and a rejected override answer before torch load
 from __future__ import annotations
 
 import logging
-import sys
 from functools import partial
 
 import hydra
@@ -22,7 +21,7 @@ def main(cfg: DictConfig) -> None:
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     if status := evaluation.run(cfg, HydraConfig.get().runtime.output_dir):
-        sys.exit(status)
+        raise SystemExit(status)
 
 
 cli = partial(run_checked, main, "evaluate")  # the command-line entry: a bad override is rejected before Hydra starts

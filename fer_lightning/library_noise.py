@@ -14,8 +14,7 @@ def _not_an_advert(record: logging.LogRecord) -> bool:
 
 def silence_known_noise() -> None:
     """Call before building a Trainer; idempotent."""
-    # `import lightning` adds its own console handler ("INFO: ...") although Hydra's root handler already prints
-    # (and files) every record: each Lightning line appeared twice. Keep the records, drop the second printer.
+    # `import lightning` adds a console handler beside Hydra's root one, so each line printed twice: drop the second
     lightning_logger = logging.getLogger("lightning")
     if logging.getLogger().hasHandlers():
         lightning_logger.handlers = [h for h in lightning_logger.handlers if type(h) is not logging.StreamHandler]
@@ -24,6 +23,5 @@ def silence_known_noise() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # Under bf16-mixed the parameters are fp32, so the summary's "using 32 bits instead" estimate is the true size.
     warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
-    # FERClassifier.configure_model only sets the memory format (and compiles): it creates no layers, so the EMA
-    # callback's warning about sharded layers does not apply.
+    # FERClassifier.configure_model creates no layers (memory format, compile): the EMA warning about sharding is moot
     warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback with a model that overrides")
