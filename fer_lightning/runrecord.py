@@ -1,6 +1,5 @@
-"""A run's machine-readable record (metrics.json): `RunRecord` writes it at every status, atomically, with the
-software versions and git commit that produced it; `find_runs` reads back what runs left on disk (each training job's
-record and .hydra/ folder as a `Job`, and `evaluate`'s <split>_evaluation.json records)."""
+"""A run's record (metrics.json): `RunRecord` writes it atomically at every status, with the versions and git commit
+that produced it; `find_runs` reads back what runs left on disk (training jobs as `Job`s, evaluate records)."""
 
 from __future__ import annotations
 
