@@ -1,10 +1,6 @@
-"""Keep freed memory inside the process (glibc), so CPU training steps stop page-faulting their activations back in.
-
-Each step frees and re-allocates the same activation buffers (10-20 MB each at batch 64, 48 px); glibc returns blocks
-above its mmap threshold to the kernel on free, so every step faults thousands of pages in again. Raising the
-threshold and never trimming the heap reuses them: at batch 64 on 2 CPU cores, +14 % training images/s in a plain
-loop (461 -> 525) and +2 % through Lightning (511 -> 520), docs/performance.md.
-"""
+"""Keep freed memory inside the process (glibc): each CPU training step re-allocates the same 10-20 MB activation
+buffers, which glibc returns to the kernel on free and the next step faults back in. At batch 64 on 2 CPU cores:
++14 % training images/s in a plain loop (461 -> 525), +2 % through Lightning (511 -> 520), docs/performance.md."""
 
 from __future__ import annotations
 
@@ -18,8 +14,7 @@ NEVER_TRIM = 2**31 - 1  # mallopt takes an int
 
 
 def keep_freed_memory() -> bool:
-    """Tell glibc's malloc to keep blocks up to 32 MB on the heap and not to trim it; False where the C library is
-    not glibc (musl, macOS, Windows) or refuses, which only costs speed."""
+    """Keep blocks up to 32 MB on glibc's heap, untrimmed; False where the C library is not glibc or refuses."""
     name = ctypes.util.find_library("c")
     if name is None:
         return False

@@ -1,9 +1,5 @@
-"""Atomic file writes: a temp file beside the target, renamed over it only once complete.
-
-Every file the package writes for others to read (records, tables, figures, caches, checkpoints, exported
-models, annotated images) goes through here, so a crash or SIGKILL never leaves a half-written file.
-No torch import: the data readers use it too.
-"""
+"""Atomic file writes: a temp file beside the target, renamed over it only once complete. Every file the package
+writes for others to read goes through here, so a crash or SIGKILL never leaves a half-written file (torch-free)."""
 
 from __future__ import annotations
 

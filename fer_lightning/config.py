@@ -1,4 +1,4 @@
-"""Config plumbing of the entry points: the config directory, resolvers, override parser, and check_config."""
+"""Config plumbing of the entry points: the config directory, the resolvers, and check_config."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from fer_lightning.dashboard import tensorboard_save_dir, tensorboard_version
 from fer_lightning.schema import ConfigError, check
 
-# The Hydra configs: fer_lightning/conf in an installed wheel (pyproject.toml packages the top-level conf/ there),
-# else the checkout's conf/ (source tree, editable install)
+# The Hydra configs: fer_lightning/conf in a wheel (pyproject.toml packages conf/ there), else the checkout's conf/
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 CONFIG_DIR = str(_PACKAGED if (_PACKAGED / "train.yaml").is_file() else _PACKAGED.parent.parent / "conf")
 

@@ -1,9 +1,6 @@
-"""What TensorBoard shows of a run: where its logs go, the name a sweep's job gets there, its HPARAMS settings.
-
-A single run logs to `<run dir>/tensorboard`; a sweep's job to `<sweep dir>/tensorboard/<name>`, named like Hydra's
-`override_dirname` by its overrides of the keys the sweep varies (`optimizer=sgd,seed=2`), which it reads from
-`<sweep dir>/multirun.yaml`. Torch-free: its resolvers are registered before Hydra composes the config.
-"""
+"""What TensorBoard shows of a run: its logs in `<run dir>/tensorboard`, or a sweep's job's in `<sweep dir>/tensorboard/
+<name>`, named by its overrides of the keys the sweep varies (`optimizer=sgd,seed=2`, read from multirun.yaml), and
+its HPARAMS settings. Torch-free: its resolvers are registered before Hydra composes the config."""
 
 from __future__ import annotations
 
@@ -52,7 +49,7 @@ def shown_overrides(task_overrides: Iterable[str], swept: set[str] | None,
     return shown, dropped
 
 
-def run_name(shown: list[Override], job_num: int | None = None, dropped: bool = False) -> str:
+def run_name(shown: list[Override], dropped: bool = False, job_num: int | None = None) -> str:
     """`optimizer=sgd,seed=2`: Hydra's override_dirname of the shown overrides, with `job=<n>` where that alone may
     not be unique (nothing shown, or a swept key left out); no path separators, at most MAX_NAME bytes."""
     name = ",".join(sorted(o.input_line or "" for o in shown))
@@ -75,8 +72,7 @@ def _hydra() -> tuple[DictConfig | None, bool]:
 
 
 def sweep_dir(hydra_cfg: DictConfig) -> Path:
-    """The sweep's directory, absolute: the job's output dir without its `hydra.sweep.subdir` (what Hydra made
-    it from, so a `${now:...}` in hydra.sweep.dir cannot resolve differently here)."""
+    """The sweep's directory: the job's output dir less `hydra.sweep.subdir` (a `${now:...}` there could re-resolve)."""
     output_dir = Path(hydra_cfg.runtime.output_dir).absolute()
     subdir = Path(str(hydra_cfg.sweep.subdir)).parts
     if subdir and output_dir.parts[-len(subdir):] == subdir:
@@ -101,20 +97,15 @@ def job_overrides() -> tuple[list[Override], bool]:
 
 
 def tensorboard_save_dir(output_dir: str) -> str:
-    """Resolver `fer.tensorboard_save_dir`: the run directory, or in a sweep the sweep's directory (so that
-    `<sweep dir>/tensorboard` holds every job's run, named by `tensorboard_version`)."""
+    """Resolver `fer.tensorboard_save_dir`: the run directory, or in a sweep the sweep's directory."""
     hydra_cfg, multirun = _hydra()
     return str(sweep_dir(hydra_cfg)) if multirun else output_dir
 
 
 def tensorboard_version() -> str:
-    """Resolver `fer.tensorboard_version`: "" for a single run (its logs in `<run dir>/tensorboard`), the job's
-    `run_name` in a sweep."""
+    """Resolver `fer.tensorboard_version`: "" for a single run, the job's `run_name` in a sweep."""
     hydra_cfg, multirun = _hydra()
-    if not multirun:
-        return ""
-    shown, dropped = job_overrides()
-    return run_name(shown, int(hydra_cfg.job.num), dropped)
+    return run_name(*job_overrides(), job_num=int(hydra_cfg.job.num)) if multirun else ""
 
 
 def override_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -134,8 +125,7 @@ def override_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 class SaveSweepConfig(Callback):
-    """Writes `<sweep dir>/multirun.yaml` (the launching config) as a sweep starts, as Hydra's basic sweeper does
-    and Optuna's does not: the jobs read the swept keys from it."""
+    """Writes `<sweep dir>/multirun.yaml` as a sweep starts (Optuna's sweeper does not): jobs read swept keys there."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         directory = Path(config.hydra.sweep.dir)

@@ -1,11 +1,9 @@
-"""Evaluate a trained checkpoint on val or test: `python -m fer_lightning.evaluate ckpt_path=X.ckpt [split=test]
-[tta=[identity,hflip]] [bootstrap=1000] [compare_ckpt_path=Y.ckpt] ...` (conf/evaluate.yaml). Imports only Hydra, so
-`--help` and a rejected override answer before torch loads (the job: `jobs.evaluate`)."""
+"""Evaluate a checkpoint: `python -m fer_lightning.evaluate ckpt_path=X.ckpt [split=test] ...` (conf/evaluate.yaml).
+Imports only Hydra, so `--help` and a rejected override answer before torch loads (the job: `jobs.evaluate`)."""
 
 from __future__ import annotations
 
 import logging
-import sys
 from functools import partial
 
 import hydra
@@ -22,9 +20,8 @@ def main(cfg: DictConfig) -> None:
     from fer_lightning.jobs import evaluate as evaluation
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    status = evaluation.run(cfg, HydraConfig.get().runtime.output_dir)
-    if status:
-        sys.exit(status)
+    if status := evaluation.run(cfg, HydraConfig.get().runtime.output_dir):
+        raise SystemExit(status)
 
 
 cli = partial(run_checked, main, "evaluate")  # the command-line entry: a bad override is rejected before Hydra starts

@@ -1,9 +1,6 @@
-"""Where the released model lives (`ckpt_path=pretrained` names fer_lightning/weights/fer_cnn.pt, its card beside it),
-and how a checkpoint file is told from any other file.
-
-No torch import: the inference entry points resolve `pretrained` before loading anything, and both the
-checkpoint reader and the release tool depend on this module (not on each other).
-"""
+"""Where the released model lives (`ckpt_path=pretrained`: fer_lightning/weights/fer_cnn.pt, its card beside it) and
+how a checkpoint file is told from any other file. Torch-free: the inference entry points resolve `pretrained` first,
+and both the checkpoint reader and the release tool use it (not each other)."""
 
 from __future__ import annotations
 
@@ -31,8 +28,7 @@ def resolve(path: str | Path) -> Path:
 
 
 def is_torch_save(path: Path) -> bool:
-    """Whether the file begins as torch.save writes (its zip archive, or a legacy pickle): a photo or a text file
-    given as a checkpoint is named as such before torch loads."""
+    """Whether the file begins as torch.save writes (zip or legacy pickle): a photo given as a checkpoint is named."""
     with path.open("rb") as handle:
         return handle.read(4).startswith((b"PK\x03\x04", b"\x80"))
 

@@ -12,8 +12,6 @@ from fer_lightning.pretrained import is_torch_save
 from fer_lightning.runrecord import RECORD_NAME, completed_record, read_record
 from fer_lightning.schema import parse_overrides
 
-RUN_CONTROL = ("ckpt_path", "force", "hydra.run.dir")
-
 
 def train_command(run_dir: Path, *settings: str) -> str:
     """The command that trains `run_dir`'s run (its .hydra/overrides.yaml) with `settings` instead of its own."""
@@ -21,17 +19,9 @@ def train_command(run_dir: Path, *settings: str) -> str:
         parsed = parse_overrides(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
     except Exception:
         parsed = []
-    replaced = {*RUN_CONTROL, *(s.split("=")[0] for s in settings)}
+    replaced = {"ckpt_path", "force", "hydra.run.dir", *(s.split("=")[0] for s in settings)}
     return " ".join(["python -m fer_lightning.train", *(o.input_line or "" for o in parsed
                                                           if o.key_or_group not in replaced), *settings])
-
-
-def continue_command(run_dir: Path) -> str:
-    """Train a completed run longer, into a new directory: its own overrides, from its last.ckpt."""
-    epochs = read_record(run_dir).get("epochs")
-    more = 2 * epochs if isinstance(epochs, int) and epochs > 0 else "<more epochs>"
-    return train_command(run_dir, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                         f"hydra.run.dir={run_dir}_continued", f"trainer.max_epochs={more}")
 
 
 def _unwritable(folder: Path, key: str, value: object = None) -> str | None:
@@ -44,15 +34,11 @@ def _unwritable(folder: Path, key: str, value: object = None) -> str | None:
     return None
 
 
-def _is_checkpoint(path: Path) -> bool:
-    return path.suffix == ".ckpt" and is_torch_save(path)
-
-
 def _resume_problem(cfg: DictConfig, target: Path) -> str | None:
     """A resume target: a run's checkpoint file or directory, of a run with this optimizer and scheduler."""
     if not target.exists():
         return f"ckpt_path={target}: no such checkpoint file or run directory (nothing was created)"
-    if target.is_file() and not _is_checkpoint(target):
+    if target.is_file() and not (target.suffix == ".ckpt" and is_torch_save(target)):
         return (f"ckpt_path={target}: not a checkpoint; expected a .ckpt file written by fer_lightning.train, or "
                 "its run directory")
     if target.is_dir() and not any((target / "checkpoints").glob("*.ckpt")):
@@ -75,13 +61,18 @@ def train_problem(cfg: DictConfig, run_dir: Path) -> str | None:
     """The resume target's problem, or what a run into `run_dir` would overwrite (the CLI's check and the job's)."""
     ckpt_path = cfg.get("ckpt_path")
     problem = _resume_problem(cfg, Path(str(ckpt_path))) if ckpt_path else None
-    status = read_record(run_dir).get("status")
+    record = read_record(run_dir)
+    status = record.get("status")
     if problem or status is None or cfg.get("force") is True or cfg.get("skip_completed") is True:
         return problem
     named = f"ckpt_path={ckpt_path}" if ckpt_path else f"hydra.run.dir={run_dir}"
-    if status == "completed":
+    if status == "completed":  # train it longer into a new directory: its own overrides, from its last.ckpt
+        epochs = record.get("epochs")
+        more = 2 * epochs if isinstance(epochs, int) and epochs > 0 else "<more epochs>"
+        longer = train_command(run_dir, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                               f"hydra.run.dir={run_dir}_continued", f"trainer.max_epochs={more}")
         return (f"{named}: {run_dir} is a completed run; running into it would overwrite its {RECORD_NAME} and "
-                f".hydra/. Train longer into a new directory: {continue_command(run_dir)}; or pass force=true")
+                f".hydra/. Train longer into a new directory: {longer}; or pass force=true")
     if not ckpt_path and any((run_dir / "checkpoints").glob("*.ckpt")):
         return (f"{named}: holds an unfinished run ({status}) with checkpoints that a new run would overwrite; "
                 f"resume it: {train_command(run_dir, f'ckpt_path={run_dir}')} (or pass force=true to start it over)")
@@ -110,8 +101,7 @@ def sweep_problem(cfg: DictConfig, task: str) -> str | None:
     found = _unwritable(sweep_dir, "hydra.sweep.dir")
     if found or task != "train" or cfg.get("skip_completed") is True or cfg.get("force") is True:
         return found
-    done = [path for path in sweep_dir.rglob(RECORD_NAME) if completed_record(path.parent)]
-    if done:
+    if done := [path for path in sweep_dir.rglob(RECORD_NAME) if completed_record(path.parent)]:
         return (f"hydra.sweep.dir={sweep_dir}: holds {len(done)} completed job(s) that this sweep would overwrite "
                 "(their .hydra/ and metrics.json); rerun it with skip_completed=true (finished jobs are skipped, "
                 "unfinished ones resumed), or choose another hydra.sweep.dir (or pass force=true)")

@@ -1,6 +1,5 @@
-"""A run's machine-readable record (metrics.json): `RunRecord` writes it at every status, atomically, with the
-software versions and git commit that produced it; `find_runs` reads back what runs left on disk (each training job's
-record and .hydra/ folder as a `Job`, and `evaluate`'s <split>_evaluation.json records)."""
+"""A run's record (metrics.json): `RunRecord` writes it atomically at every status, with the versions and git commit
+that produced it; `find_runs` reads back what runs left on disk (training jobs as `Job`s, evaluate records)."""
 
 from __future__ import annotations
 
@@ -33,8 +32,7 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ValueError(f"{path}: cannot read {what} ({reason})") from None
+        raise ValueError(f"{path}: cannot read {what} ({getattr(error, 'strerror', None) or error})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected {what} (a JSON object), got a JSON {type(data).__name__}")
     return data
@@ -126,8 +124,7 @@ class RunRecord:
             return False
         trace = "".join(traceback.format_exception(error))
         (self.run_dir / (f"failure_rank{self.rank}.txt" if self.rank else "failure.txt")).write_text(trace)
-        if self.rank == 0:
-            self._write("failed", error=failure_reason(error), **environment_info())
+        self._write("failed", error=failure_reason(error), **environment_info())
         return True
 
     def interrupted(self) -> None:
@@ -146,12 +143,10 @@ class Job:
     overrides: dict[str, str]
     record: dict[str, Any]
     choices: dict[str, Any]  # group -> option of this job (optimizer: sgd, ...), so a key nobody overrode has a value
-    config: DictConfig | None
+    config: DictConfig  # empty without a readable .hydra/config.yaml
     error: str  # why it is not completed
 
     def _config_value(self, key: str) -> Any:
-        if self.config is None:
-            return None
         return OmegaConf.select(self.config, key, default=None, throw_on_resolution_failure=False)
 
     @property
@@ -177,9 +172,8 @@ class Job:
 
 
 def override_settings(overrides: Iterable[str]) -> dict[str, str]:
-    """`['optimizer=sgd', '+trainer.limit_train_batches=2', '~x']` -> {'optimizer': 'sgd',
-    'trainer.limit_train_batches': '2', 'x': '(deleted)'}, Hydra's own keys left out. Values are written as the
-    config prints them (`lr=1e-3` -> '0.001'), so an override and a config value compare equal."""
+    """`['optimizer=sgd', '+a.b=2', '~x']` -> {'optimizer': 'sgd', 'a.b': '2', 'x': '(deleted)'}, less Hydra's keys;
+    values as the config prints them (`lr=1e-3` -> '0.001'), so an override and a config value compare equal."""
     return {o.key_or_group: "(deleted)" if o.is_delete() else str(o.value()) for o in parse_overrides(overrides)
             if not o.is_hydra_override()}
 
@@ -224,7 +218,8 @@ def load_job(path: Path) -> Job:
         overrides = override_settings(listed if isinstance(listed, list | ListConfig) else [])
     except ValueError as reason:
         overrides, status, error = {}, "failed", f"{source} unreadable: {reason}"
-    return Job(path, status, overrides, record, choices, config if isinstance(config, DictConfig) else None, error)
+    config = config if isinstance(config, DictConfig) else OmegaConf.create()
+    return Job(path, status, overrides, record, choices, config, error)
 
 
 def _natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:

@@ -25,9 +25,6 @@ PRECISION_ALIASES = ("16", "32", "64", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # torch.onnx.export(dynamo=True) writes opset 18 for anything lower; torch.onnx._constants.ONNX_MAX_OPSET is 23
 ONNX_OPSETS = (18, 23)
-DATA_LAYOUTS = ("the challenge CSV (fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder "
-                "layout (train/<class>/*.png and test/<class>/*.png, or its .tar), or an .npz of arrays "
-                "(python -m fer_lightning.data.pack)")
 _RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
 
 
@@ -143,12 +140,11 @@ class Items(NamedTuple):
         if (value is None and self.optional) or self.holds(value):
             return None
         if self.item is not None:
-            size, bounds = f"{self.length} " if self.length else "", self.item.bounds()
-            return f"expected a list of {size}numbers{' ' if bounds else ''}{bounds}" \
-                   f"{', low <= high' if self.increasing else ''}"
+            size = f"{self.length} " if self.length else ""
+            expected = " ".join(filter(None, [f"expected a list of {size}numbers", self.item.bounds()]))
+            return expected + (", low <= high" if self.increasing else "")
         if isinstance(value, str) and (value in self.choices or not self.choices):
-            kind = "views" if self.choices else "names"
-            return f"expected a list of {kind}, e.g. {{key}}=[{value}]"
+            return f"expected a list of {'views' if self.choices else 'names'}, e.g. {{key}}=[{value}]"
         if self.choices:
             return f"expected a non-empty list of {', '.join(self.choices)}"
         return "expected a list of names"
@@ -212,15 +208,13 @@ NET = ByTarget({
 MODEL = {"net": NET, "optimizer": None, "scheduler": None, "label_smoothing": BELOW_ONE,
          "class_weights": Items(item=Float(0), length=NUM_CLASSES, optional=True),
          "backbone_lr": Float(0, optional=True), "tta": Items(TTA_VIEWS), "tta_crop": OPEN_UNIT,
-         "mixup_alpha": Float(0), "cutmix_alpha": Float(0), "mix_prob": PROBABILITY,
-         "norm_bias_weight_decay": boolean, "channels_last": boolean,
-         "compile": boolean, "class_names": Items(length=NUM_CLASSES)}
+         "mixup_alpha": Float(0), "cutmix_alpha": Float(0), "mix_prob": PROBABILITY, "norm_bias_weight_decay": boolean,
+         "channels_last": boolean, "compile": boolean, "class_names": Items(length=NUM_CLASSES)}
 # AugmentProfile's fields
-AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3)),
-           "mean": Items(item=Float()), "std": Items(item=POSITIVE),
-           "interpolation": OneOf(("bilinear", "bicubic", "nearest")), "hflip": PROBABILITY,
-           "translate_px": Int(0), "rotation": Float(0, 180), "scale": FRACTION_PAIR, "ratio": RATIO_PAIR,
-           "brightness": PROBABILITY, "contrast": PROBABILITY, "erasing_p": PROBABILITY,
+AUGMENT = {"name": Text(), "image_size": Int(8, 1024), "channels": OneOf((1, 3)), "mean": Items(item=Float()),
+           "std": Items(item=POSITIVE), "interpolation": OneOf(("bilinear", "bicubic", "nearest")),
+           "hflip": PROBABILITY, "translate_px": Int(0), "rotation": Float(0, 180), "scale": FRACTION_PAIR,
+           "ratio": RATIO_PAIR, "brightness": PROBABILITY, "contrast": PROBABILITY, "erasing_p": PROBABILITY,
            "erasing_scale": FRACTION_PAIR, "erasing_ratio": RATIO_PAIR}
 # FERDataModule's arguments (augment and imbalance: interpolated from their groups)
 DATA = {"path": Text(), "synthetic": {"n_train": COUNT, "n_val": COUNT, "n_test": COUNT, "seed": SEED},
@@ -240,13 +234,12 @@ DISTILL = {"teachers": Text(optional=False, many=True, required="required: the t
 
 TRAIN = Open({
     "task_name": Text(optional=False), "tags": Items(), "seed": SEED, "test": boolean, "force": boolean,
-    "eval_weights": OneOf(("best", "last")), "final_tta": VIEWS, "ckpt_path": Text(),
-    "skip_completed": boolean, "deterministic": boolean, "threads_per_job": Int(1, optional=True),
+    "eval_weights": OneOf(("best", "last")), "final_tta": VIEWS, "ckpt_path": Text(), "skip_completed": boolean,
+    "deterministic": boolean, "threads_per_job": Int(1, optional=True),
     "optimized_metric": OneOf(("val/acc", "val/macro_f1")),
     "data": DATA, "augment": AUGMENT, "model": MODEL, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
     "imbalance": {"strategy": OneOf(("none", "sampler", "weighted_loss")), "power": Float(0)},
-    "trainer": TRAINER, "callbacks": Open({"finetune": Open({"unfreeze_at_epoch": Int(0)})}),
-    "distill": DISTILL,
+    "trainer": TRAINER, "callbacks": Open({"finetune": Open({"unfreeze_at_epoch": Int(0)})}), "distill": DISTILL,
 })
 EVALUATE = Open({
     "ckpt_path": Text(optional=False, many=True,
@@ -260,12 +253,12 @@ EVALUATE = Open({
 EXPORT = Open({
     "ckpt_path": Text(optional=False, required="required (python -m fer_lightning.export ckpt_path=X.ckpt, or "
                                                "ckpt_path=pretrained for the released model)"),
-    "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": boolean,
-    "opset": Int(*ONNX_OPSETS), "verify": boolean,
+    "format": OneOf(("onnx", "torchscript")), "output": Text(), "fold_tta": boolean, "opset": Int(*ONNX_OPSETS),
+    "verify": boolean,
 })
-PREDICT = Open({"tta": VIEWS, "batch_size": Int(1), "video_stride": Int(1),
-                "max_frames": Int(1, optional=True), "margin": Float(0, optional=True),
-                "threads": Int(1, optional=True), "detect_every": Int(1), "smooth": Float(0),
+PREDICT = Open({"tta": VIEWS, "batch_size": Int(1), "video_stride": Int(1), "max_frames": Int(1, optional=True),
+                "margin": Float(0, optional=True), "threads": Int(1, optional=True), "detect_every": Int(1),
+                "smooth": Float(0),
                 "input": Text(optional=False, required="required (python -m fer_lightning.predict "
                                                        "input=photo.jpg|folder|clip.mp4|camera:0, or --help)")})
 
@@ -276,7 +269,9 @@ def _train_combinations(cfg: DictConfig) -> str | None:
     path = data.get("path")
     if "synthetic" in data and data.get("synthetic") is None and (not path or not Path(str(path)).exists()):
         found = f"data.path={path}: no such file or folder; " if path else ""
-        return (f"{found}data.path is required with a real-data config (data=fer2013): give {DATA_LAYOUTS}, e.g. "
+        return (f"{found}data.path is required with a real-data config (data=fer2013): give the challenge CSV "
+                "(fer2013.csv or fer2013.csv.gz: emotion,pixels,Usage) or the Kaggle folder layout (train/<class>/*.png"
+                " and test/<class>/*.png, or its .tar), or an .npz of arrays (python -m fer_lightning.data.pack), e.g. "
                 "data.path=/data/fer2013.csv.gz (or use data=synthetic)")
     min_epochs, max_epochs = trainer.get("min_epochs"), trainer.get("max_epochs")
     if isinstance(min_epochs, int) and isinstance(max_epochs, int) and min_epochs > max_epochs:
@@ -313,10 +308,9 @@ def _walk(cfg: DictConfig, raw: Any, table: Mapping[str, Any] | ByTarget, path: 
         target = raw.get("_target_")
         owner = target if target in table.tables else owner
         table = table.tables.get(target, Open(table.common))
-    if not isinstance(table, Open):
-        unknown = [k for k in raw if k not in table and not (k.startswith("_") and k.endswith("_"))]
-        if unknown:
-            return f"{path}{unknown[0]}: {owner} has no key '{unknown[0]}'; expected one of {', '.join(sorted(table))}"
+    unknown = [k for k in raw if k not in table and not (k.startswith("_") and k.endswith("_"))]
+    if unknown and not isinstance(table, Open):
+        return f"{path}{unknown[0]}: {owner} has no key '{unknown[0]}'; expected one of {', '.join(sorted(table))}"
     for key, rule in table.items():
         if key not in raw or rule is None:
             continue

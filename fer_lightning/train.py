@@ -1,6 +1,5 @@
-"""Train a FER model: `python -m fer_lightning.train [group=option ...] [key=value ...]` (`-m`: a sweep, which a
-failing job does not stop). Imports only Hydra, so `--help` and a rejected override answer before torch loads; the
-job runs in `fer_lightning.jobs.train`."""
+"""Train a FER model: `python -m fer_lightning.train [group=option ...] [key=value ...]` (`-m`: a sweep). Imports only
+Hydra, so `--help` and a rejected override answer before torch loads; the job runs in `fer_lightning.jobs.train`."""
 
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from omegaconf import DictConfig
 
 from fer_lightning.cli import expected_failure, fail, run_checked
 from fer_lightning.config import CONFIG_DIR
-
-log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -31,11 +28,10 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as error:
         training.record_failure(cfg, error)
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-            expected = expected_failure(error)
-            if expected is None:
+            if (expected := expected_failure(error)) is None:
                 raise
             fail("train", expected)
-        log.error("job failed: %s: %s", type(error).__name__, error)
+        logging.getLogger(__name__).error("job failed: %s: %s", type(error).__name__, error)
         # Optuna aborts the study on None and leaves the trial RUNNING on NaN; -inf completes it as the worst value
         return float("-inf")
     return training.objective(record, cfg.optimized_metric)
