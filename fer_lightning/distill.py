@@ -53,7 +53,7 @@ class Distillation:
         except CheckpointError as error:
             message = str(error)
             raise CheckpointError(message if message.startswith(KEY) else f"{KEY}: {message}") from None
-        unmirrored = [m.tta for m in self.teacher.network.members if ("identity" in m.tta) != ("hflip" in m.tta)]
+        unmirrored = [m.tta for m in self.teacher.members if ("identity" in m.tta) != ("hflip" in m.tta)]
         if mode == "cached" and unmirrored:
             raise DistillationError(f"distill.tta={unmirrored[0]}: cached teacher targets need views a mirror maps "
                                     "onto themselves (identity with hflip, ten_crop); add the missing one")
@@ -65,14 +65,14 @@ class Distillation:
                       [class_names, teacher.class_names], KEY, error=DistillationError,
                       rules=("a teacher needs the student's classes in its order",
                              "a teacher needs the student's input profile (the same network family)"))
-        teacher.network.to(device)
+        teacher.to(device)
         if self.mode == "cached":
             datamodule.attach_train_targets(self.cached_log_probs(datamodule, device))
 
     @torch.no_grad()
     def online_log_probs(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's log-probabilities of a (normalised, augmented) batch."""
-        return self.teacher.network(images).float()
+        return self.teacher(images).float()
 
     def loss(self, student_logits: torch.Tensor, label_loss: torch.Tensor,
              teacher_log_probs: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,7 @@ class Distillation:
         digest = hashlib.blake2b(digest_size=12)
         for path in self.teacher.paths:
             digest.update(path.read_bytes())
-        for member in self.teacher.network.members:
+        for member in self.teacher.members:
             digest.update(repr((member.tta, member.tta_crop)).encode())
         digest.update(images.cpu().contiguous().numpy().tobytes())
         return Path(self.cache_dir) / f"teacher-{digest.hexdigest()}.pt"
@@ -101,7 +101,7 @@ class Distillation:
                 log.info("teacher probabilities of %d training images read from %s", len(images), cache)
                 return log_probs
         started = time.perf_counter()
-        log_probs = torch.cat([self.teacher.network(datamodule.augment.eval(batch.to(device))).float().cpu()
+        log_probs = torch.cat([self.teacher(datamodule.augment.eval(batch.to(device))).float().cpu()
                                for batch in images.split(self.batch_size)])
         log.info("teacher probabilities of %d training images (%d teacher checkpoint(s)) computed in %.0f s",
                  len(images), len(self.teacher.paths), time.perf_counter() - started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,22 +29,16 @@ def input_signature(profile: AugmentProfile) -> tuple[Any, ...]:
 
 
 class Ensemble(nn.Module):
-    """Members (networks returning logits, e.g. EvalNetwork) -> log of their mean probability, so a softmax of its
-    output gives the mean back and a cross-entropy on it is the ensemble's negative log-likelihood."""
+    """Checkpoints' networks (EvalNetwork: logits) -> log of their mean probability, so a softmax of its output gives
+    the mean back and a cross-entropy on it is the ensemble's negative log-likelihood; with their input and classes."""
 
-    def __init__(self, members: Sequence[nn.Module]) -> None:
+    def __init__(self, members: Sequence[EvalNetwork], profile: AugmentProfile, paths: Sequence[Path]) -> None:
         super().__init__()
-        self.members = nn.ModuleList(members)
+        self.members, self.profile, self.paths = nn.ModuleList(members), profile, list(paths)
+        self.class_names = members[0].class_names
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return mean_probabilities([member(x) for member in self.members]).clamp_min(1e-12).log()
-
-
-class LoadedEnsemble(NamedTuple):
-    network: Ensemble
-    profile: AugmentProfile
-    class_names: tuple[str, ...]
-    paths: list[Path]
 
 
 MEMBER_RULES = ("every member needs the same classes in the same order",
@@ -64,16 +58,14 @@ def check_members(paths: Sequence[Path | str], profiles: Sequence[AugmentProfile
 
 
 def load_ensemble(paths: Sequence[str | Path], tta: Sequence[str] | None = None, tta_crop: float | None = None,
-                  key: str = "ckpt_path") -> LoadedEnsemble:
+                  key: str = "ckpt_path") -> Ensemble:
     """The checkpoints as one Ensemble (eval mode, CPU); `tta`/`tta_crop` replace every member's own views."""
     loaded = [load_network(path) for path in paths]
-    networks: list[EvalNetwork] = [item.network for item in loaded]
     check_members([item.path for item in loaded], [item.profile for item in loaded],
-                  [net.class_names for net in networks], key)
-    for network in networks:
-        network.set_tta(tta, tta_crop)
-    return LoadedEnsemble(Ensemble(networks).eval(), loaded[0].profile, networks[0].class_names,
-                          [item.path for item in loaded])
+                  [item.network.class_names for item in loaded], key)
+    for item in loaded:
+        item.network.set_tta(tta, tta_crop)
+    return Ensemble([item.network for item in loaded], loaded[0].profile, [item.path for item in loaded]).eval()
 
 
 def run_checkpoint(run_dir: Path) -> Path | None:
@@ -90,8 +82,7 @@ def checkpoint_paths(spec: Any, key: str = "ckpt_path") -> list[str]:
     if not path.is_dir():
         return [str(spec)]
     runs = sorted({p.parent for p in path.rglob(RECORD_NAME)} | {p.parent.parent for p in path.rglob("last.ckpt")})
-    found = [checkpoint for checkpoint in map(run_checkpoint, runs) if checkpoint is not None]
-    if not found:
+    if not (found := [checkpoint for checkpoint in map(run_checkpoint, runs) if checkpoint is not None]):
         raise CheckpointError(f"{key}={spec}: a folder with no training run in it (no {RECORD_NAME} or "
                               "checkpoints/last.ckpt); give a .ckpt file, a list [a.ckpt,b.ckpt], or a sweep folder")
     return [str(checkpoint) for checkpoint in found]

@@ -8,15 +8,9 @@ from typing import Any
 
 import torch
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
+from torchmetrics import classification as tmc
 
-PER_CLASS = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": MulticlassF1Score}
+PER_CLASS = {"precision": tmc.MulticlassPrecision, "recall": tmc.MulticlassRecall, "f1": tmc.MulticlassF1Score}
 AVERAGES = ("macro", "weighted")
 
 
@@ -24,11 +18,11 @@ def evaluation_metrics(num_classes: int) -> MetricCollection:
     """Metrics accumulated over an evaluation epoch, all on one set of per-class counts; torchmetrics' averages
     (macro leaves out a class absent from both targets and predictions, weighted weights by support)."""
     return MetricCollection({
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "acc": tmc.MulticlassAccuracy(num_classes, average="micro"),
         **{name: metric(num_classes, average=None) for name, metric in PER_CLASS.items()},
         **{f"{kind}_{name}": metric(num_classes, average=kind) for kind in AVERAGES
            for name, metric in PER_CLASS.items()},
-        "confmat": MulticlassConfusionMatrix(num_classes),
+        "confmat": tmc.MulticlassConfusionMatrix(num_classes),
     })
 
 

@@ -62,8 +62,7 @@ class FERClassifier(LightningModule):
         """`imbalance=weighted_loss`: the loss weights come from the data module's training labels, and go into the
         hyper-parameters so checkpoints rebuild the same loss; a distillation teacher is checked against the data."""
         datamodule = self.trainer.datamodule if stage == "fit" else None
-        weights = getattr(datamodule, "class_weights", None)
-        if weights is not None:
+        if (weights := getattr(datamodule, "class_weights", None)) is not None:
             self.class_weights = weights
             self.hparams.class_weights = weights.tolist()
         if datamodule is not None and self.distillation is not None:

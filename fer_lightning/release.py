@@ -1,12 +1,7 @@
 """The released model: one trained checkpoint shipped inside the package, with its card.
 
-    python -m fer_lightning.release RUN_DIR [--ckpt checkpoints/last.ckpt] [--tta identity,hflip]
-        [--out fer_lightning/weights/fer_cnn.pt] [--note TEXT] [--result KEY=EVALUATION_JSON ...]
-
-writes a stripped copy of a run's own checkpoint (evaluated weights, run config, classes, TTA views; no optimizer
-state) and a JSON card beside it (recipe, command, commit, seed, training data, val numbers, sha256). The file is
-an ordinary checkpoint: `ckpt_path=pretrained` works wherever a checkpoint does.
-"""
+`python -m fer_lightning.release RUN_DIR` writes a stripped copy of a run's own checkpoint (no optimizer state) and a
+JSON card beside it (recipe, command, commit, seed, data, val numbers, sha256); `ckpt_path=pretrained` loads it."""
 
 from __future__ import annotations
 
@@ -22,8 +17,10 @@ from typing import Any
 import torch
 
 from fer_lightning.atomicio import atomic_open
+from fer_lightning.inference.loading import read_checkpoint
 from fer_lightning.pretrained import PRETRAINED, RELEASED_PATH, card_path, released_card
 from fer_lightning.runrecord import RECORD_NAME, atomic_write_json, read_json
+from fer_lightning.tta import check_views
 
 __all__ = ["PRETRAINED", "RELEASED_PATH", "card_path", "make_release", "released_card"]
 MAX_BYTES = 3 * 1024 * 1024
@@ -57,9 +54,6 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
                  extra_results: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the stripped checkpoint (what inference needs: the evaluated weights in fp32, hyper-parameters with the
     released views, config, epoch) and its card, both atomically; return the card."""
-    from fer_lightning.checkpoint import read_checkpoint  # here: `release.PRETRAINED` users must not load Lightning
-    from fer_lightning.tta import check_views
-
     check_views(tta, key="--tta")
     record, checkpoint = completed_record(run_dir), read_checkpoint(ckpt)
     config = checkpoint["fer_lightning"]["config"]
@@ -78,28 +72,25 @@ def make_release(run_dir: Path, ckpt: Path, out: Path, tta: Sequence[str],
     with atomic_open(out) as handle:
         handle.write(buffer.getvalue())
     val = record["val"]
-    card = {
-        "name": out.stem, "file": out.name, "sha256": sha256(out), "bytes": out.stat().st_size,
-        "network": config["model"]["net"]["_target_"].rsplit(".", 1)[-1], "parameters": record["model"]["parameters"],
-        "classes": list(hparams.get("class_names", [])),
-        "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")}, "tta": list(tta),
-        "recipe": recipe_name(record, config),
-        "command": "python -m fer_lightning.train " + " ".join(record.get("overrides") or []),
-        "seed": record.get("seed"), "git_commit": record.get("git_commit"),
-        "trained_on": data_description(config, record), "teacher": teacher_description(config),
-        "epoch": checkpoint.get("epoch"), "fit_time_s": record.get("fit_time_s"), "machine": record.get("machine"),
-        "val": {"split": "val", "images": val.get("support"), "tta": record.get("evaluated", {}).get("tta"),
-                "accuracy": val["accuracy"], "macro_f1": val["macro_f1"]},
-        **(extra_results or {}),
-    }
+    card = {"name": out.stem, "file": out.name, "sha256": sha256(out), "bytes": out.stat().st_size,
+            "network": config["model"]["net"]["_target_"].rsplit(".", 1)[-1],
+            "parameters": record["model"]["parameters"], "classes": list(hparams.get("class_names", [])),
+            "input": {k: config["augment"][k] for k in ("image_size", "channels", "mean", "std")}, "tta": list(tta),
+            "recipe": recipe_name(record, config),
+            "command": "python -m fer_lightning.train " + " ".join(record.get("overrides") or []),
+            "seed": record.get("seed"), "git_commit": record.get("git_commit"),
+            "trained_on": data_description(config, record), "teacher": teacher_description(config),
+            "epoch": checkpoint.get("epoch"), "fit_time_s": record.get("fit_time_s"), "machine": record.get("machine"),
+            "val": {"split": "val", "images": val.get("support"), "tta": record.get("evaluated", {}).get("tta"),
+                    "accuracy": val["accuracy"], "macro_f1": val["macro_f1"]},
+            **(extra_results or {})}
     atomic_write_json(card_path(out), card)
     return card
 
 
 def teacher_description(config: dict[str, Any]) -> dict[str, Any] | None:
     """A distilled model's teacher (checkpoints, mode, loss weight, temperature); None for labels alone."""
-    distill = config.get("distill")
-    if not distill:
+    if not (distill := config.get("distill")):
         return None
     teachers = distill["teachers"]
     return {"checkpoints": teachers if isinstance(teachers, list) else [teachers],
@@ -124,8 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         record = completed_record(args.run_dir)
-        ckpt = args.ckpt or (record.get("evaluated") or {}).get("ckpt_path")
-        if not ckpt:
+        if not (ckpt := args.ckpt or (record.get("evaluated") or {}).get("ckpt_path")):
             raise ValueError(f"{args.run_dir / RECORD_NAME}: names no evaluated checkpoint; pass --ckpt <its .ckpt>")
         extra = {}
         for item in args.result:

@@ -228,7 +228,7 @@ def test_an_ensemble_is_the_mean_of_its_members_softmax(trained: dict[str, Any],
     loaded = load_classifier(paths[0])
     datamodule = build_datamodule(loaded, data_settings(loaded.config.data, {}), "val")
     images, targets = datamodule.augment.eval(datamodule.datasets["val"].images), datamodule.datasets["val"].labels
-    ensemble = load_ensemble(paths, tta=["identity", "hflip"]).network
+    ensemble = load_ensemble(paths, tta=["identity", "hflip"])
     with torch.no_grad():
         probabilities = ensemble(images).softmax(dim=1)
         alone = [member(images).softmax(dim=1) for member in ensemble.members]

@@ -69,21 +69,15 @@ class EpochHistory(Callback):
         self._elapsed_before = float(state_dict.get("elapsed", 0.0))
 
 
-class ConfigInCheckpoint(Callback):
-    """The run's resolved config in every checkpoint: the network and the input profile travel with the weights."""
+class RunInCheckpoint(Callback):
+    """The run's resolved config in every checkpoint (the network and input profile travel with the weights), and the
+    Python, NumPy and torch RNG states, restored on resume: the same sampler order, augmentation and dropout."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint["fer_lightning"] = {"config": self.config, "torch": str(torch.__version__)}
-
-
-class RNGStateInCheckpoint(Callback):
-    """Saves the Python, NumPy and torch RNG states with every checkpoint and restores them on resume, so a run
-    resumed from epoch k draws the same sampler order, augmentation and dropout as the uninterrupted run."""
-
-    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
         numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                        "has_gauss": int(has_gauss), "gauss": float(gauss)}  # tensors and numbers: weights_only loads

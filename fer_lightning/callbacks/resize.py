@@ -32,12 +32,10 @@ class ProgressiveResize(Callback):
         return None
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        augment = getattr(trainer.datamodule, "augment", None)
-        if augment is None:
+        if (augment := getattr(trainer.datamodule, "augment", None)) is None:
             raise ValueError("callbacks.progressive_resize needs FERDataModule (batched augmentation)")
         augment.train_size = self.size_at(trainer.current_epoch, max(1, trainer.max_epochs or 1))
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        augment = getattr(trainer.datamodule, "augment", None)
-        if augment is not None:
+        if (augment := getattr(trainer.datamodule, "augment", None)) is not None:
             augment.train_size = None

@@ -72,8 +72,8 @@ def eval_precision(requested: str | None, run_precision: Any) -> str:
 
 
 def build_datamodule(loaded: LoadedCheckpoint, settings: Mapping[str, Any], split: str) -> FERDataModule:
-    """The checkpoint's input profile on the chosen source, so preprocessing is exactly the training one."""
-    # only the evaluated split matters (required_splits=()): checked below with a message saying what to do
+    """The checkpoint's input profile on the chosen source, so preprocessing is exactly the training one; only the
+    evaluated split must exist (required_splits=()), checked here with a message saying what to do."""
     datamodule = FERDataModule(**settings, augment=loaded.profile, imbalance="none",
                                batch_size=settings["eval_batch_size"], required_splits=())
     datamodule.setup("validate" if split == "val" else "test")
@@ -128,8 +128,7 @@ def report_table(report: Mapping[str, Any]) -> pd.DataFrame:
 
 def markdown_report(table: pd.DataFrame, members: Sequence[Evaluated]) -> str:
     """The table with 4 decimals (blank where the report has none), then an ensemble's members with their own."""
-    shown = table.astype({"support": int}).map(lambda v: f"{v:.4f}" if isinstance(v, float) and not math.isnan(v)
-                                               else v)
+    shown = table.astype({"support": int}).map(lambda v: f"{v:.4f}" if isinstance(v, float) else v, na_action="ignore")
     rows = [{"member": m.name, "epoch": "" if m.epoch is None else m.epoch, "accuracy": f"{m.report['accuracy']:.4f}",
              "macro-F1": f"{m.report['macro_f1']:.4f}"} for m in members]
     return markdown_table(shown) + ("\n## members\n\n" + markdown_table(pd.DataFrame(rows)) if rows else "")
@@ -147,7 +146,6 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     loaded, first = members[0], members[0].model.hparams
     for model in [m.model for m in members] + ([other.model] if other else []):  # null: the first checkpoint's views
         model.set_tta(cfg.get("tta") or first.tta, cfg.get("tta_crop") or first.tta_crop, key="tta")
-    views, crop = first.tta, first.tta_crop
     requested = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
     settings = data_settings(OmegaConf.to_container(loaded.config.get("data") or {}, resolve=True), requested)
     precision = eval_precision(cfg.get("precision"), OmegaConf.select(loaded.config, "trainer.precision"))
@@ -170,16 +168,16 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         ("json", "evaluation.json"), ("predictions", "predictions.csv"))}
     record = {"ckpt_path": [str(m.path) for m in members] if member_results else str(loaded.path),
               "checkpoint_epoch": [m.epoch for m in members] if member_results else loaded.epoch,
-              "raw_weights": raw_weights, "split": split, "tta": views, "tta_crop": crop,
+              "raw_weights": raw_weights, "split": split, "tta": first.tta, "tta_crop": first.tta_crop,
               "precision": precision, "data_path": settings["path"], "data": settings, "report": report,
               "files": {name: str(path) for name, path in paths.items()}}
-    source = settings["path"] if settings["path"] else f"synthetic {settings['synthetic']}"
     weights = ", raw (not averaged) weights" if raw_weights else ""
-    crop_note = f" (ten_crop side {crop:g})" if "ten_crop" in views else ""
     described = ", ".join(f"`{m.path}` (epoch {m.epoch}{weights})" for m in members)
     described = (f"ensemble of {len(members)} checkpoints (mean of their softmax probabilities): {described}"
                  if member_results else f"checkpoint {described}")
-    header = f"# {split} classification report\n\n{described}, data {source}, TTA {views}{crop_note}, " \
+    crop_note = f" (ten_crop side {first.tta_crop:g})" if "ten_crop" in first.tta else ""
+    source = settings["path"] or f"synthetic {settings['synthetic']}"
+    header = f"# {split} classification report\n\n{described}, data {source}, TTA {first.tta}{crop_note}, " \
              f"precision {precision}\n\n"
     if member_results:
         record["members"] = [{"ckpt_path": m.name, "accuracy": m.report["accuracy"], "macro_f1": m.report["macro_f1"]}
@@ -206,9 +204,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     fig = confusion_matrix_figure(report["confusion_matrix"], report["class_names"], title)
     save_figure(fig, paths["figure"])
     plt.close(fig)
-    per_image = pd.DataFrame({"index": range(len(targets)), "target": targets.numpy(),
-                              "prediction": predictions.numpy()})
-    atomic_write_text(paths["predictions"], per_image.to_csv(index=False))
+    per_image = pd.DataFrame({"target": targets.numpy(), "prediction": predictions.numpy()}).rename_axis("index")
+    atomic_write_text(paths["predictions"], per_image.to_csv())
     atomic_write_json(paths["json"], record)
     return {**record, "markdown": markdown}
 
@@ -218,8 +215,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> int:
     try:
         result = evaluate(cfg, out_dir)
     except Exception as error:
-        expected = expected_failure(error)
-        if expected is None:
+        if (expected := expected_failure(error)) is None:
             raise
         report_failure("evaluate", expected)
         return 2

@@ -24,7 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fer_lightning import rundir
 from fer_lightning.allocator import keep_freed_memory
-from fer_lightning.callbacks import ConfigInCheckpoint, EpochHistory, EvaluationResults, RNGStateInCheckpoint
+from fer_lightning.callbacks import EpochHistory, EvaluationResults, RunInCheckpoint
 from fer_lightning.checkpoint import AtomicCheckpointIO, CheckpointError, find_resume_checkpoint
 from fer_lightning.cli import log_to_files
 from fer_lightning.config import ConfigError, check_config
@@ -65,8 +65,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _check_resume(resume_from, saved, model, datamodule, config)
     record.running()
     history, results = EpochHistory(), EvaluationResults()
-    callbacks = [*_instantiate_all(cfg.get("callbacks")), history, results, ConfigInCheckpoint(config),
-                 RNGStateInCheckpoint()]
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), history, results, RunInCheckpoint(config)]
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     silence_known_noise()
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
@@ -159,19 +158,16 @@ def _check_resume(checkpoint: Path, saved: dict[str, Any], model: FERClassifier,
             raise CheckpointError(f"ckpt_path={checkpoint}: its LR-scheduler state does not fit this run's "
                                   f"{type(probe['scheduler']).__name__} (written by other scheduler code); start a "
                                   "fresh run without ckpt_path, or one with another scheduler=")
-    then, now = OmegaConf.create(saved["fer_lightning"]["config"]), OmegaConf.create(config)
-    for settings in (then, now):  # training longer than first planned is a legitimate resume
-        settings.trainer.pop("max_epochs", None)
-    differing = [key for key in RUN_SETTINGS if OmegaConf.select(then, key) != OmegaConf.select(now, key)]
-    if differing:
+    then, now = ({**run, "trainer": {**run["trainer"], "max_epochs": None}}  # training longer: a legitimate resume
+                 for run in (saved["fer_lightning"]["config"], config))
+    if differing := [key for key in RUN_SETTINGS if then.get(key) != now.get(key)]:
         log.warning("resuming %s with settings that differ from the checkpoint's run in: %s", checkpoint,
                     ", ".join(differing))
     current = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if datamodule.imbalance == "weighted_loss":  # FERClassifier.setup fills them from the data
         current.setdefault("class_weights", (len(model.class_names),))
     saved_shapes = {k: tuple(v.shape) for k, v in saved["state_dict"].items()}
-    wrong = sorted({key for key, _ in current.items() ^ saved_shapes.items()})  # missing, extra or reshaped
-    if wrong:
+    if wrong := sorted({key for key, _ in current.items() ^ saved_shapes.items()}):  # missing, extra or reshaped
         raise CheckpointError(f"ckpt_path={checkpoint}: its weights do not fit this run's network ({len(wrong)} "
                               f"tensors differ, e.g. {wrong[0]}); resume with the original run's overrides")
 
@@ -191,15 +187,15 @@ def _checkpoint(trainer: L.Trainer, monitored: bool) -> tuple[ModelCheckpoint | 
     """The monitored checkpoint callback (best model) or the unmonitored one (last.ckpt), and the file it saved."""
     callback = next((c for c in trainer.checkpoint_callbacks
                      if isinstance(c, ModelCheckpoint) and bool(c.monitor) == monitored), None)
-    return callback, (callback.best_model_path or None) if callback is not None else None
+    return callback, getattr(callback, "best_model_path", None) or None
 
 
 def _best_checkpoint(trainer: L.Trainer) -> dict[str, Any]:
     """The monitored checkpoint's monitor, file, score and epoch (the one saved in the file itself)."""
     callback, path = _checkpoint(trainer, monitored=True)
-    score = callback.best_model_score if callback is not None else None
-    epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"] if path else None
-    return {"monitor": callback.monitor if callback else None, "epoch": epoch,
+    score = getattr(callback, "best_model_score", None)
+    return {"monitor": getattr(callback, "monitor", None),
+            "epoch": torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"] if path else None,
             "score": None if score is None else float(score), "ckpt_path": path}
 
 
