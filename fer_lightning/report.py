@@ -1,11 +1,6 @@
 """Ablation tables from finished sweeps: one row per setting (mean ± std over seeds), failures listed, curves.
-
-    python -m fer_lightning.report DIR [DIR ...] [--group-by KEY ...] [--where KEY=VALUE ...] [--out DIR]
-        [--time-to 0.65,0.68] [--baseline optimizer=adamw]
-
 It reads only what runs leave on disk (fer_lightning.runrecord), so a table can be rebuilt at any time, from several
-sweeps or single runs together; failed or unfinished jobs are listed, not silently left out of a row's n.
-"""
+sweeps or single runs together; failed or unfinished jobs are listed, not silently left out of a row's n."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -131,10 +131,9 @@ def _gzip_intact(path: Path) -> bool:
 
 
 def read_csv(path: Path) -> dict[str, Split]:
-    """Read the ICML 2013 challenge CSV (``emotion,pixels,Usage``; plain or gzip, detected by magic bytes); errors
-    name 1-based file lines (header = line 1). Kept over pandas: on the real CSV's first parse this reader took 11.2 s,
-    `pandas.read_csv` + `np.fromstring` with the same checks and output 21.4 s (medians of 3 interleaved runs, busy
-    shared 2-core machine), and pandas would still need this reader to name a bad line."""
+    """Read the challenge CSV (``emotion,pixels,Usage``; plain or gzip); errors name 1-based file lines. Kept over
+    pandas: first parse of the real CSV 11.2 s here, 21.4 s with `pandas.read_csv` + `np.fromstring` and the same
+    checks (medians of 3, busy 2-core machine), and pandas would still need this reader to name a bad line."""
     labels, usages, images, texts, lines = [], [], [], [], []  # texts, lines: the rows of one chunk
     line = 0
     with _reading(path, "read CSV"), open(path, "rb") as raw:
@@ -290,10 +289,6 @@ def _list_directory(root: Path) -> list[_Entry]:
     return entries
 
 
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    return tar.extractfile(member).read()  # type: ignore[union-attr]  # only regular files are listed
-
-
 def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
     """Members in archive order (sequential reads stay fast for .tar.gz); one wrapper folder is allowed."""
     members = tar.getmembers()
@@ -312,7 +307,8 @@ def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
         where = f"{path}:{m.name}"
         if len(rel) != 3:
             raise DataFormatError(f"{where}: expected {rel[0]}/<class>/<image>")
-        entries[rel] = _entry(rel[0].lower(), rel[1], rel[2], where, partial(_read_member, tar, m))
+        read = tar.extractfile(m).read  # type: ignore[union-attr]  # only regular files are listed
+        entries[rel] = _entry(rel[0].lower(), rel[1], rel[2], where, read)
     return list(entries.values())
 
 
@@ -346,12 +342,8 @@ def read_folders(path: Path, val_fraction: float, seed: int) -> dict[str, Split]
     a folder or a tar. ``PublicTest_*`` go to val, ``PrivateTest_*`` to test; an empty val is a stratified seeded
     hold-out of train. Within a split images are ordered by (class, file name)."""
     path = Path(path)
-    with _reading(path, "read image folders"):
-        if path.is_file():
-            with tarfile.open(path, "r:*") as tar:
-                decoded = [(e, _decode(e)) for e in _list_tar(path, tar)]
-        else:
-            decoded = [(e, _decode(e)) for e in _list_directory(path)]
+    with _reading(path, "read image folders"), (tarfile.open(path, "r:*") if path.is_file() else nullcontext()) as tar:
+        decoded = [(e, _decode(e)) for e in (_list_tar(path, tar) if tar else _list_directory(path))]
     decoded.sort(key=lambda d: (d[0].label, d[0].name))
     images = np.stack([a for _, a in decoded]) if decoded else Split.empty().images
     labels, split_of = np.array([e.label for e, _ in decoded], np.int64), np.array([e.split for e, _ in decoded], "U5")
@@ -395,10 +387,9 @@ def _fingerprint(path: Path, *key: object) -> str:
 
 def load_splits(path: str | Path, cache_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
                 required: Sequence[str] = ("train", "val")) -> dict[str, Split]:
-    """Detect the format (`_detect`), parse once, cache; keys 'train','val','test' always present. `cache_dir`: None =
-    no cache, else one uncompressed .npz (loads in ~0.1 s) keyed by the content: a moved copy still hits, an edited
-    source never does. `val_fraction`, `seed`: the val hold-out of folders without val/ or PublicTest_ names.
-    `required`: the splits that must hold images (train and val to train; only the evaluated one to evaluate)."""
+    """Detect the format, parse once, cache as one uncompressed .npz in `cache_dir` (loads in ~0.1 s) keyed by the
+    content: a moved copy still hits, an edited source never does. `val_fraction`, `seed`: the hold-out of folders
+    without val/ or PublicTest_ names; `required`: the splits that must hold images."""
     file = None
     with _reading(path, "open data source"):
         source, fmt = _detect(Path(path).expanduser())
