@@ -87,9 +87,8 @@ class FERDataModule(LightningDataModule):
     @property
     def class_weights(self) -> torch.Tensor | None:
         """Loss weights under `weighted_loss` only, so sampler and weighted loss are never combined."""
-        if self.imbalance != "weighted_loss":
-            return None
-        return inverse_frequency_weights(self.datasets["train"].labels, self.imbalance_power)
+        weighted = self.imbalance == "weighted_loss"
+        return inverse_frequency_weights(self.datasets["train"].labels, self.imbalance_power) if weighted else None
 
     def attach_train_targets(self, targets: torch.Tensor) -> None:
         """Per-image tensors that travel with each training image as a third batch element (a distillation
