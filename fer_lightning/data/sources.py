@@ -145,8 +145,7 @@ def read_csv(path: Path) -> dict[str, Split]:
             if header is None:
                 raise DataFormatError(f"{path}: empty file; expected a CSV with header emotion,pixels,Usage")
             header = [h.strip() for h in header]
-            missing = [c for c in ("emotion", "pixels", "Usage") if c not in header]
-            if missing:
+            if missing := [c for c in ("emotion", "pixels", "Usage") if c not in header]:
                 raise DataFormatError(f"{path}: line 1: header {_show(','.join(header))} lacks column(s) "
                                       f"{','.join(missing)}; expected a header with emotion,pixels,Usage")
             i_emo, i_pix, i_use = (header.index(c) for c in ("emotion", "pixels", "Usage"))
