@@ -288,6 +288,11 @@ def _list_directory(root: Path) -> list[_Entry]:
     return entries
 
 
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """Opened only when read: a file object per member at listing time holds an 8.7 kB buffer (300 MB for 35,887)."""
+    return tar.extractfile(member).read()  # type: ignore[union-attr]  # only regular files are listed
+
+
 def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
     """Members in archive order (sequential reads stay fast for .tar.gz); one wrapper folder is allowed."""
     members = tar.getmembers()
@@ -306,8 +311,7 @@ def _list_tar(path: Path, tar: tarfile.TarFile) -> list[_Entry]:
         where = f"{path}:{m.name}"
         if len(rel) != 3:
             raise DataFormatError(f"{where}: expected {rel[0]}/<class>/<image>")
-        read = tar.extractfile(m).read  # type: ignore[union-attr]  # only regular files are listed
-        entries[rel] = _entry(rel[0].lower(), rel[1], rel[2], where, read)
+        entries[rel] = _entry(rel[0].lower(), rel[1], rel[2], where, partial(_read_member, tar, m))
     return list(entries.values())
 
 
