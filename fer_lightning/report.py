@@ -1,11 +1,6 @@
 """Ablation tables from finished sweeps: one row per setting (mean ± std over seeds), failures listed, curves.
-
-    python -m fer_lightning.report DIR [DIR ...] [--group-by KEY ...] [--where KEY=VALUE ...] [--out DIR]
-        [--time-to 0.65,0.68] [--baseline optimizer=adamw]
-
 It reads only what runs leave on disk (fer_lightning.runrecord), so a table can be rebuilt at any time, from several
-sweeps or single runs together; failed or unfinished jobs are listed, not silently left out of a row's n.
-"""
+sweeps or single runs together; failed or unfinished jobs are listed, not silently left out of a row's n."""
 
 from __future__ import annotations
 
@@ -56,21 +51,17 @@ def setting_label(keys: Sequence[str], values: Sequence[Any]) -> str:
 def jobs_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
     """One row per completed job: its settings (without keys: `setting`, all jobs), seed, summary metrics, time to
     each threshold, per-class F1, epochs and fit time; metrics as numbers (NaN where the record has none)."""
-    done = [job for job in jobs if job.status == "completed"]
-    # the classes as the records name them, in their order (the records, not this package, are the truth)
-    classes = list(dict.fromkeys(n for job in done for split in ("val", "test")
-                                 for n in (job.record.get(split) or {}).get("per_class", {})))
     rows = []
-    for job in done:
+    for job in [job for job in jobs if job.status == "completed"]:
         row: dict[str, Any] = {**({k: job.setting(k) for k in keys} or {"setting": "all jobs"}), "seed": job.seed}
         for threshold in thresholds:
             reached = time_to(job.record.get("history") or [], threshold)
             row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
         for column, (split, key, _) in SUMMARY_METRICS.items():
             row[column] = (job.record.get(split) or {}).get(key)
-        for split in ("val", "test"):
+        for split in ("val", "test"):  # the classes as the records name them (the records are the truth)
             per_class = (job.record.get(split) or {}).get("per_class", {})
-            row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
+            row.update({f"{split}_f1_{name}": scores.get("f1") for name, scores in per_class.items()})
         rows.append({**row, "epochs": job.record.get("epochs"), "fit_time_s": job.record.get("fit_time_s")})
     frame = pd.DataFrame(rows)
     metric_columns = [c for c in frame.columns if c not in (*keys, "setting", "seed")]

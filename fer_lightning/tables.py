@@ -23,7 +23,7 @@ def markdown_table(frame: pd.DataFrame, label_columns: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> None:
+def save_figure(fig: Figure, path: str | Path) -> None:
     """PNG written atomically: no half-written image is ever visible."""
     with atomic_open(path) as handle:
-        fig.savefig(handle, format="png", dpi=dpi)
+        fig.savefig(handle, format="png", dpi=120)

@@ -36,11 +36,9 @@ def inverse_frequency_weights(labels: torch.Tensor, power: float = 1.0) -> torch
 
 
 class FERDataModule(LightningDataModule):
-    """Splits train = Training, val = PublicTest, test = PrivateTest from FER-2013 on disk (`path`, `cache_dir`,
-    `val_fraction`, `split_seed`: `sources.load_splits`) or synthetic faces (path None; `synthetic`: `make_splits`).
-    `imbalance`: "none", "sampler" (WeightedRandomSampler, one epoch = len(train)) or "weighted_loss" (`class_weights`,
-    which FERClassifier takes in its `setup`). `device_resident`: the uint8 dataset on the training device (True),
-    never (False) or on CUDA only ("auto"). `required_splits`: the splits that must hold images."""
+    """Train = Training, val = PublicTest, test = PrivateTest from `sources.load_splits(path)` or synthetic faces (path
+    None). `imbalance`: "none", "sampler" (one epoch = len(train)) or "weighted_loss" (`class_weights`, which
+    FERClassifier takes in its `setup`). `device_resident`: the uint8 data on the device: True, False, "auto" (CUDA)."""
 
     def __init__(self, path: str | Path | None = None, synthetic: Mapping[str, int] | None = None,
                  cache_dir: str | Path | None = None, val_fraction: float = 0.1, split_seed: int = 0,
@@ -89,9 +87,8 @@ class FERDataModule(LightningDataModule):
     @property
     def class_weights(self) -> torch.Tensor | None:
         """Loss weights under `weighted_loss` only, so sampler and weighted loss are never combined."""
-        if self.imbalance != "weighted_loss":
-            return None
-        return inverse_frequency_weights(self.datasets["train"].labels, self.imbalance_power)
+        weighted = self.imbalance == "weighted_loss"
+        return inverse_frequency_weights(self.datasets["train"].labels, self.imbalance_power) if weighted else None
 
     def attach_train_targets(self, targets: torch.Tensor) -> None:
         """Per-image tensors that travel with each training image as a third batch element (a distillation

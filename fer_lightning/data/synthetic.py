@@ -110,8 +110,7 @@ def _render(p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
     # Brows: a curve over |u| from the inner to the outer end; inner/outer offsets and an upward arch.
     x_in, x_out = 0.1 + q["brow_gap"], 0.5
     t = (au - x_in) / (x_out - x_in)
-    brow_y = q["eye_y"] + q["brow_y"] + q["brow_in"] * (1 - t) + q["brow_out"] * t
-    brow_y = brow_y - 4 * q["brow_arch"] * t * (1 - t)
+    brow_y = q["eye_y"] + q["brow_y"] + q["brow_in"] * (1 - t) + q["brow_out"] * t - 4 * q["brow_arch"] * t * (1 - t)
     brow = _soft(q["brow_th"] - np.abs(v - brow_y)) * _soft(np.minimum(t, 1 - t) * (x_out - x_in))
     brow_col = skin * q["brow_dark"]
     img = _lerp(img, brow_col, brow)
