@@ -51,17 +51,21 @@ def setting_label(keys: Sequence[str], values: Sequence[Any]) -> str:
 def jobs_frame(jobs: Sequence[Job], keys: Sequence[str], thresholds: Sequence[float] = ()) -> pd.DataFrame:
     """One row per completed job: its settings (without keys: `setting`, all jobs), seed, summary metrics, time to
     each threshold, per-class F1, epochs and fit time; metrics as numbers (NaN where the record has none)."""
+    done = [job for job in jobs if job.status == "completed"]
+    # the classes as the records name them, in their order (the records, not this package, are the truth)
+    classes = list(dict.fromkeys(n for job in done for split in ("val", "test")
+                                 for n in (job.record.get(split) or {}).get("per_class", {})))
     rows = []
-    for job in [job for job in jobs if job.status == "completed"]:
+    for job in done:
         row: dict[str, Any] = {**({k: job.setting(k) for k in keys} or {"setting": "all jobs"}), "seed": job.seed}
         for threshold in thresholds:
             reached = time_to(job.record.get("history") or [], threshold)
             row.update(zip(time_to_columns(threshold), reached or (None, None), strict=True))
         for column, (split, key, _) in SUMMARY_METRICS.items():
             row[column] = (job.record.get(split) or {}).get(key)
-        for split in ("val", "test"):  # the classes as the records name them (the records are the truth)
+        for split in ("val", "test"):
             per_class = (job.record.get(split) or {}).get("per_class", {})
-            row.update({f"{split}_f1_{name}": scores.get("f1") for name, scores in per_class.items()})
+            row.update({f"{split}_f1_{name}": per_class.get(name, {}).get("f1") for name in classes})
         rows.append({**row, "epochs": job.record.get("epochs"), "fit_time_s": job.record.get("fit_time_s")})
     frame = pd.DataFrame(rows)
     metric_columns = [c for c in frame.columns if c not in (*keys, "setting", "seed")]
