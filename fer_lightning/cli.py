@@ -40,6 +40,17 @@ def _choices(override: Override) -> list[str]:
     return list(override.sweep_string_iterator()) if override.is_discrete_sweep() else []
 
 
+def _unknown_option(overrides: list[Override]) -> str | None:
+    for override in overrides:
+        options = None if override.is_hydra_override() else _group_options(override.key_or_group)
+        for choice in _choices(override) if options is not None else []:
+            if choice not in options and choice != "null":
+                close = " or ".join(closest(choice, options))
+                hint = f" (did you mean {close}?)" if close else ""
+                return f"{override.key_or_group}={choice}: unknown option{hint}; expected one of {', '.join(options)}"
+    return None
+
+
 def _jobs(overrides: list[Override]) -> list[list[str]]:
     """Every sweep at its first value, then each further value of one sweep at a time (not a sampled range)."""
     kept = [(o, _choices(o)) for o in overrides if _choices(o) or not o.is_sweep_override()]
@@ -57,40 +68,16 @@ def compose_task(config_name: str, overrides: list[str]) -> DictConfig:
         return compose(config_name, overrides=overrides, return_hydra_config=True)
 
 
-def _compose_problem(config_name: str, overrides: list[Override]) -> str | None:
-    """Why composing failed, naming the override: an unknown group option, or a key the chosen groups lack."""
+def _missing_key_problem(config_name: str, overrides: list[Override]) -> str | None:
+    """The `key=value` naming a key that the config composed from the group choices lacks, with the closest key."""
     groups = [o for o in overrides if not o.is_hydra_override() and _group_options(o.key_or_group) is not None]
-    for override in groups:
-        options = _group_options(override.key_or_group) or []
-        for choice in _choices(override):
-            if choice not in options and choice != "null":
-                close = " or ".join(closest(choice, options))
-                hint = f" (did you mean {close}?)" if close else ""
-                return f"{override.key_or_group}={choice}: unknown option{hint}; expected one of {', '.join(options)}"
     try:
         cfg = compose_task(config_name, _jobs(groups)[0])
     except Exception as error:
         return f"{' '.join(o.input_line or '' for o in groups)}: {str(error).strip().splitlines()[0]}"
-    for override in overrides:
-        if override.is_add() or override.is_force_add() or override.is_hydra_override() or override in groups:
-            continue
-        key, node = override.key_or_group, cfg
-        parts = key.split(".")
-        for depth, part in enumerate(parts):
-            parent = ".".join(parts[:depth]) or "the config"
-            if node is None:  # data=fer2013 data.synthetic.n_train=300: a key of another option of the group
-                return f"{key}: {parent} is null in this config, so it has no key '{part}'"
-            if not isinstance(node, DictConfig):
-                break  # a list index or a value: let Hydra judge
-            if part not in node.keys():  # noqa: SIM118 - keys(), not `in`: a mandatory `???` value is still a key
-                names = [str(k) for k in node]
-                if close := closest(part, names):  # a typo: point at the key that exists, not at adding a new one
-                    fixed = ".".join([*parts[:depth], close[0], *parts[depth + 1:]])
-                    return f"{key}: no key '{part}' in {parent}; did you mean {fixed}? (keys there: {', '.join(names)})"
-                return (f"{key}: no key '{part}' in {parent}; expected one of {', '.join(names)} "
-                        f"(use +{key}=... to add a new key)")
-            node = OmegaConf.select(node, part, throw_on_missing=False, throw_on_resolution_failure=False)
-    return None
+    keys = [o.key_or_group for o in overrides
+            if not (o.is_add() or o.is_force_add() or o.is_hydra_override() or o in groups)]
+    return next(filter(None, (_missing_key(cfg, key) for key in keys)), None)
 
 
 def check_overrides(args: list[str], config_name: str = "train") -> str | None:
@@ -111,7 +98,8 @@ def _checked(args: list[str], config_name: str) -> tuple[str | None, DictConfig 
         try:
             cfg = compose_task(config_name, job)
         except Exception as error:
-            return _compose_problem(config_name, overrides) or str(error).strip().splitlines()[0], None
+            return (_unknown_option(overrides) or _missing_key_problem(config_name, overrides)
+                    or str(error).strip().splitlines()[0]), None
         if not printing and (problem := schema.problem(cfg, config_name)):
             return problem, None
         first = first or cfg
@@ -120,6 +108,27 @@ def _checked(args: list[str], config_name: str) -> tuple[str | None, DictConfig 
     if {"-m", "--multirun"} & set(args) or str(first.hydra.mode) == "RunMode.MULTIRUN":
         return rundir.sweep_problem(first, config_name), None
     return rundir.problem(first, config_name), first if len(jobs) == 1 else None
+
+
+def _missing_key(cfg: DictConfig, key: str) -> str | None:
+    node: object = cfg
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        parent = ".".join(parts[:depth]) or "the config"
+        if node is None:  # data=fer2013 data.synthetic.n_train=300: a key of another option of the group
+            return f"{key}: {parent} is null in this config, so it has no key '{part}'"
+        if not isinstance(node, DictConfig):
+            return None  # a list index or a value: let Hydra judge
+        if part not in node.keys():  # noqa: SIM118 - keys(), not `in`: a mandatory `???` value is still a key
+            names = [str(k) for k in node]
+            close = closest(part, names)
+            if close:  # a typo: point at the key that exists, not at adding a new one
+                fixed = ".".join([*parts[:depth], close[0], *parts[depth + 1:]])
+                return f"{key}: no key '{part}' in {parent}; did you mean {fixed}? (keys there: {', '.join(names)})"
+            return (f"{key}: no key '{part}' in {parent}; expected one of {', '.join(names)} "
+                    f"(use +{key}=... to add a new key)")
+        node = OmegaConf.select(node, part, throw_on_missing=False, throw_on_resolution_failure=False)
+    return None
 
 
 def expected_failure(error: BaseException | None) -> BaseException | None:
